@@ -1,0 +1,173 @@
+//! Chunk codecs: stored and zstd, and the frame they produce. The
+//! language-model codec lives in [`crate::lm`]; the choice between codecs is
+//! made in [`crate::create`].
+
+use crate::error::CorruptKind;
+use crate::format::{CodecId, FrameHeader, ModelHash};
+
+/// A language-model text coder as the archive layer sees it (implemented by
+/// [`crate::lm`]): codes many chunks side by side, deterministically.
+pub trait TextCoder: Send + Sync {
+    /// The hash of the model, written into the archive header.
+    fn model_hash(&self) -> ModelHash;
+    /// How many chunks it codes side by side (the batch size).
+    fn batch(&self) -> usize;
+    /// Code each chunk; one payload per chunk, in order.
+    fn encode_chunks(&self, chunks: &[&[u8]]) -> Vec<Vec<u8>>;
+    /// Decode `(payload, raw_len)` pairs; a bad payload fails only itself.
+    fn decode_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, String>>;
+}
+
+/// A coded chunk: its frame header and payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The frame header.
+    pub header: FrameHeader,
+    /// The payload (`header.stored_len` bytes).
+    pub payload: Vec<u8>,
+}
+
+impl Frame {
+    /// Build a frame for `raw` coded as `payload` with `codec`.
+    pub fn new(codec: CodecId, raw: &[u8], payload: Vec<u8>) -> Frame {
+        Frame {
+            header: FrameHeader {
+                codec,
+                raw_len: raw.len() as u32,
+                stored_len: payload.len() as u32,
+                raw_xxh3: xxhash_rust::xxh3::xxh3_64(raw),
+            },
+            payload,
+        }
+    }
+
+    /// A stored frame.
+    pub fn stored(raw: &[u8]) -> Frame {
+        Frame::new(CodecId::Stored, raw, raw.to_vec())
+    }
+
+    /// Bytes this frame takes in the archive.
+    pub fn encoded_len(&self) -> usize {
+        crate::format::FRAME_HEADER_LEN + self.payload.len()
+    }
+
+    /// Append the frame's bytes to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.header.to_bytes());
+        out.extend_from_slice(&self.payload);
+    }
+}
+
+/// zstd-compress `raw`; a stored frame if zstd does not make it smaller.
+pub fn encode_zstd(raw: &[u8], level: i32) -> Frame {
+    match zstd_compress(raw, level) {
+        Some(c) if c.len() < raw.len() => Frame::new(CodecId::Zstd, raw, c),
+        _ => Frame::stored(raw),
+    }
+}
+
+fn zstd_compress(raw: &[u8], level: i32) -> Option<Vec<u8>> {
+    let mut c = zstd::bulk::Compressor::new(level).ok()?;
+    // The frame's checksum would duplicate raw_xxh3.
+    c.include_checksum(false).ok()?;
+    c.compress(raw).ok()
+}
+
+/// Decode a stored or zstd payload to exactly `header.raw_len` bytes.
+/// Language-model payloads are decoded by [`crate::lm`], not here.
+pub fn decode_simple(header: &FrameHeader, payload: &[u8]) -> Result<Vec<u8>, CorruptKind> {
+    let raw_len = header.raw_len as usize;
+    let data = match header.codec {
+        CodecId::Stored => payload.to_vec(),
+        CodecId::Zstd => {
+            let mut out = Vec::with_capacity(raw_len);
+            let mut d = zstd::bulk::Decompressor::new()
+                .map_err(|e| CorruptKind::Decode(format!("zstd: {e}")))?;
+            // Capacity is the bound: zstd refuses to write past it.
+            d.decompress_to_buffer(payload, &mut out)
+                .map_err(|e| CorruptKind::Decode(format!("zstd: {e}")))?;
+            out
+        }
+        CodecId::LanguageModel => {
+            return Err(CorruptKind::Decode(
+                "language-model chunk given to the zstd decoder".into(),
+            ));
+        }
+    };
+    check_decoded(header, data)
+}
+
+/// Check decoded bytes against the frame's length and checksum.
+pub fn check_decoded(header: &FrameHeader, data: Vec<u8>) -> Result<Vec<u8>, CorruptKind> {
+    if data.len() != header.raw_len as usize {
+        return Err(CorruptKind::Decode(format!(
+            "decoded {} bytes, frame declares {}",
+            data.len(),
+            header.raw_len
+        )));
+    }
+    if xxhash_rust::xxh3::xxh3_64(&data) != header.raw_xxh3 {
+        return Err(CorruptKind::ChecksumMismatch("chunk data"));
+    }
+    Ok(data)
+}
+
+/// Whether a chunk looks like text worth giving to the language model:
+/// valid UTF-8 (a sequence cut at the chunk's end is allowed) with few
+/// control bytes other than tab, newline, carriage return and form feed.
+pub fn looks_like_text(data: &[u8]) -> bool {
+    if data.is_empty() {
+        return false;
+    }
+    let valid = match std::str::from_utf8(data) {
+        Ok(_) => true,
+        // error_len() == None: the data ends inside a multi-byte sequence.
+        Err(e) => e.error_len().is_none() && data.len() - e.valid_up_to() < 4,
+    };
+    if !valid {
+        return false;
+    }
+    let controls = data
+        .iter()
+        .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0C)) || b == 0x7F)
+        .count();
+    controls * 100 <= data.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zstd_round_trip_and_stored_fallback() {
+        let text = b"hello hello hello hello hello hello hello hello".repeat(20);
+        let f = encode_zstd(&text, 3);
+        assert_eq!(f.header.codec, CodecId::Zstd);
+        assert_eq!(decode_simple(&f.header, &f.payload).unwrap(), text);
+
+        let noise: Vec<u8> = (0..1000u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        let f = encode_zstd(&noise, 3);
+        assert_eq!(f.header.codec, CodecId::Stored);
+        assert_eq!(decode_simple(&f.header, &f.payload).unwrap(), noise);
+    }
+
+    #[test]
+    fn zstd_output_is_bounded_by_raw_len() {
+        let text = vec![b'a'; 10_000];
+        let mut f = encode_zstd(&text, 3);
+        f.header.raw_len = 100;
+        assert!(decode_simple(&f.header, &f.payload).is_err());
+    }
+
+    #[test]
+    fn text_detection() {
+        assert!(looks_like_text("plain text\nwith ünïcode\r\n".as_bytes()));
+        assert!(!looks_like_text(&[0, 1, 2, 3, 200, 201]));
+        assert!(!looks_like_text(b""));
+        // A multi-byte character cut at the end is still text.
+        let s = "aaaa é".as_bytes();
+        assert!(looks_like_text(&s[..s.len() - 1]));
+    }
+}

@@ -1,0 +1,480 @@
+//! Creating archives: walk the inputs, cut files into chunks, code the chunks
+//! in parallel and write records in input order.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::codec::{self, Frame, TextCoder};
+use crate::error::{Error, Result};
+use crate::format::{
+    EndRecord, Entry, EntryKind, HEADER_LEN, Header, ModelHash, check_archive_path,
+};
+use crate::pipeline::{self, Job, Pipeline};
+
+/// Default segment size for the zstd path: files are read and coded in
+/// pieces of this many bytes (the header's `max_chunk`).
+pub const DEFAULT_CHUNK_SIZE: u32 = 4 << 20;
+
+/// Default length of a language-model chunk (format-spec 7.6).
+pub const LM_CHUNK_SIZE: usize = 16 << 10;
+
+/// How to create an archive.
+#[derive(Clone)]
+pub struct CreateOptions {
+    /// Worker threads.
+    pub threads: usize,
+    /// Compression level 1..=9 (selects the zstd level).
+    pub level: u32,
+    /// Segment size, the archive's `max_chunk`.
+    pub chunk_size: u32,
+    /// The language-model codec for text, if any.
+    pub lm: Option<Arc<dyn TextCoder>>,
+}
+
+impl Default for CreateOptions {
+    fn default() -> Self {
+        CreateOptions {
+            threads: 1,
+            level: 6,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            lm: None,
+        }
+    }
+}
+
+impl CreateOptions {
+    /// The zstd level used for `level`.
+    pub fn zstd_level(&self) -> i32 {
+        const MAP: [i32; 9] = [1, 3, 5, 7, 9, 12, 15, 17, 19];
+        MAP[(self.level.clamp(1, 9) - 1) as usize]
+    }
+}
+
+/// A file-system object to archive: where it is and the entry it becomes.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Where to read it.
+    pub fs_path: PathBuf,
+    /// The entry record it becomes.
+    pub entry: Entry,
+}
+
+/// Build a matcher for `--exclude` patterns. A pattern matches an archive
+/// path, or any single component of it (as tar's `--exclude=*.o` does).
+pub fn exclude_set(patterns: &[String]) -> Result<GlobSet> {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        let glob = Glob::new(p).map_err(|e| Error::BadInput {
+            path: p.into(),
+            reason: format!("bad --exclude pattern: {e}"),
+        })?;
+        b.add(glob);
+    }
+    b.build().map_err(|e| Error::BadInput {
+        path: PathBuf::new(),
+        reason: format!("bad --exclude patterns: {e}"),
+    })
+}
+
+fn excluded(set: &GlobSet, archive_path: &str) -> bool {
+    !set.is_empty()
+        && (set.is_match(archive_path)
+            || archive_path
+                .rsplit('/')
+                .next()
+                .is_some_and(|name| set.is_match(name)))
+}
+
+/// Turn an input path as given on the command line into its archive form:
+/// `/`-separated, relative, without `.` components. A leading `/` is dropped
+/// (as tar does); `..` is refused.
+pub fn archive_path_of(input: &Path) -> Result<String> {
+    let mut parts = Vec::new();
+    for c in input.components() {
+        match c {
+            Component::Prefix(_) | Component::RootDir | Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(Error::BadInput {
+                    path: input.into(),
+                    reason: "paths with '..' cannot be archived".into(),
+                });
+            }
+            Component::Normal(s) => parts.push(s.to_str().ok_or_else(|| Error::BadInput {
+                path: input.into(),
+                reason: "file name is not UTF-8".into(),
+            })?),
+        }
+    }
+    Ok(parts.join("/"))
+}
+
+fn mtime_ns(md: &std::fs::Metadata) -> i64 {
+    md.mtime()
+        .saturating_mul(1_000_000_000)
+        .saturating_add(md.mtime_nsec())
+}
+
+/// Walk `inputs` (relative to `base`) and list what to archive, in a stable
+/// order. Objects that cannot be archived (sockets, devices, FIFOs) are
+/// skipped with a warning pushed to `warnings`.
+pub fn collect_sources(
+    base: &Path,
+    inputs: &[PathBuf],
+    excludes: &GlobSet,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Source>> {
+    let mut out = Vec::new();
+    let mut seen_inodes: HashMap<(u64, u64), String> = HashMap::new();
+    let mut seen_paths = std::collections::HashSet::new();
+    for input in inputs {
+        if input.has_root() {
+            warnings.push(format!(
+                "removing leading '/' from member names in {}",
+                input.display()
+            ));
+        }
+        let root_archive_path = archive_path_of(input)?;
+        let root_fs = base.join(input);
+        let walker = walkdir::WalkDir::new(&root_fs)
+            .follow_links(false)
+            .sort_by_file_name();
+        let mut it = walker.into_iter();
+        while let Some(item) = it.next() {
+            let item = item.map_err(|e| {
+                let path = e
+                    .path()
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| root_fs.clone());
+                Error::io(
+                    path,
+                    e.into_io_error()
+                        .unwrap_or_else(|| io::Error::other("file system loop")),
+                )
+            })?;
+            let rel = item
+                .path()
+                .strip_prefix(&root_fs)
+                .expect("walkdir yields paths under its root");
+            let rel = archive_path_of(rel)?;
+            let archive_path = match (root_archive_path.is_empty(), rel.is_empty()) {
+                (true, true) => continue, // the input "." itself
+                (true, false) => rel,
+                (false, true) => root_archive_path.clone(),
+                (false, false) => format!("{root_archive_path}/{rel}"),
+            };
+            if excluded(excludes, &archive_path) {
+                if item.file_type().is_dir() {
+                    it.skip_current_dir();
+                }
+                continue;
+            }
+            check_archive_path(&archive_path).map_err(|reason| Error::BadInput {
+                path: item.path().into(),
+                reason: reason.into(),
+            })?;
+            if !seen_paths.insert(archive_path.clone()) {
+                warnings.push(format!("{archive_path}: given twice, archived once"));
+                if item.file_type().is_dir() {
+                    it.skip_current_dir();
+                }
+                continue;
+            }
+            let md = item.metadata().map_err(|e| {
+                Error::io(
+                    item.path(),
+                    e.into_io_error()
+                        .unwrap_or_else(|| io::Error::other("metadata")),
+                )
+            })?;
+            let ft = md.file_type();
+            let mut entry = Entry {
+                path: archive_path,
+                kind: EntryKind::File,
+                mode: md.permissions().mode() & 0o7777,
+                mtime_ns: mtime_ns(&md),
+                size: 0,
+                link: String::new(),
+            };
+            if ft.is_dir() {
+                entry.kind = EntryKind::Directory;
+            } else if ft.is_symlink() {
+                let target =
+                    std::fs::read_link(item.path()).map_err(|e| Error::io(item.path(), e))?;
+                entry.kind = EntryKind::Symlink;
+                entry.link = target
+                    .to_str()
+                    .ok_or_else(|| Error::BadInput {
+                        path: item.path().into(),
+                        reason: "symlink target is not UTF-8".into(),
+                    })?
+                    .to_owned();
+                if entry.link.is_empty() || entry.link.len() > crate::format::MAX_PATH_LEN {
+                    return Err(Error::BadInput {
+                        path: item.path().into(),
+                        reason: "symlink target length out of range".into(),
+                    });
+                }
+            } else if ft.is_file() {
+                let key = (md.dev(), md.ino());
+                if md.nlink() > 1 {
+                    if let Some(first) = seen_inodes.get(&key) {
+                        entry.kind = EntryKind::Hardlink;
+                        entry.link = first.clone();
+                        out.push(Source {
+                            fs_path: item.path().into(),
+                            entry,
+                        });
+                        continue;
+                    }
+                    seen_inodes.insert(key, entry.path.clone());
+                }
+                entry.size = md.len();
+            } else {
+                warnings.push(format!(
+                    "{}: special file not archived",
+                    item.path().display()
+                ));
+                continue;
+            }
+            out.push(Source {
+                fs_path: item.path().into(),
+                entry,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the archive's bytes, keeping the totals and the stream checksum
+/// that the end record needs.
+struct ArchiveWriter<W: Write> {
+    inner: W,
+    hasher: Xxh3,
+    end: EndRecord,
+}
+
+impl<W: Write> ArchiveWriter<W> {
+    fn new(inner: W, header: &Header) -> Result<Self> {
+        let mut w = ArchiveWriter {
+            inner,
+            hasher: Xxh3::new(),
+            end: EndRecord {
+                entries: 0,
+                chunks: 0,
+                raw_bytes: 0,
+                stream_len: 0,
+                stream_xxh3: 0,
+            },
+        };
+        w.write(&header.to_bytes())?;
+        debug_assert_eq!(w.end.stream_len, HEADER_LEN as u64);
+        Ok(w)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<()> {
+        self.inner
+            .write_all(bytes)
+            .map_err(|source| Error::ArchiveIo {
+                action: "write",
+                offset: self.end.stream_len,
+                source,
+            })?;
+        self.hasher.update(bytes);
+        self.end.stream_len += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn emit(&mut self, e: &Emit) -> Result<()> {
+        self.write(&e.bytes)?;
+        self.end.entries += e.entries;
+        self.end.chunks += e.chunks;
+        self.end.raw_bytes += e.raw;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<W> {
+        self.end.stream_xxh3 = self.hasher.digest();
+        let bytes = self.end.to_bytes();
+        let offset = self.end.stream_len;
+        self.inner
+            .write_all(&bytes)
+            .and_then(|_| self.inner.flush())
+            .map_err(|source| Error::ArchiveIo {
+                action: "write",
+                offset,
+                source,
+            })?;
+        Ok(self.inner)
+    }
+}
+
+/// Bytes ready to be written, with what they count for in the end record.
+struct Emit {
+    bytes: Vec<u8>,
+    entries: u64,
+    chunks: u64,
+    raw: u64,
+}
+
+/// A piece of a file to code.
+struct Segment {
+    data: Vec<u8>,
+}
+
+/// Code one segment into frames: language-model chunks where the model wins
+/// (and only if it beats zstd on the whole segment), zstd otherwise.
+fn code_segments(segments: Vec<Segment>, zstd_level: i32, lm: Option<&dyn TextCoder>) -> Vec<Emit> {
+    // Language-model candidates: every text segment's sub-chunks, coded in
+    // one batched call so that they share model steps.
+    let text: Vec<bool> = segments
+        .iter()
+        .map(|s| lm.is_some() && codec::looks_like_text(&s.data))
+        .collect();
+    let mut lm_chunks: Vec<&[u8]> = Vec::new();
+    for (s, &t) in segments.iter().zip(&text) {
+        if t {
+            lm_chunks.extend(s.data.chunks(LM_CHUNK_SIZE));
+        }
+    }
+    let mut lm_coded = match (lm, lm_chunks.is_empty()) {
+        (Some(lm), false) => lm.encode_chunks(&lm_chunks).into_iter(),
+        _ => Vec::new().into_iter(),
+    };
+    segments
+        .iter()
+        .zip(&text)
+        .map(|(s, &t)| {
+            let whole = codec::encode_zstd(&s.data, zstd_level);
+            let mut frames = vec![whole];
+            if t {
+                let mut lm_frames = Vec::new();
+                for piece in s.data.chunks(LM_CHUNK_SIZE) {
+                    let coded = lm_coded.next().expect("one result per chunk");
+                    let zstd_piece = codec::encode_zstd(piece, zstd_level);
+                    let lm_frame = Frame::new(crate::format::CodecId::LanguageModel, piece, coded);
+                    lm_frames.push(if lm_frame.payload.len() < zstd_piece.payload.len() {
+                        lm_frame
+                    } else {
+                        zstd_piece
+                    });
+                }
+                let lm_total: usize = lm_frames.iter().map(Frame::encoded_len).sum();
+                if lm_total < frames[0].encoded_len() {
+                    frames = lm_frames;
+                }
+            }
+            let mut bytes = Vec::with_capacity(frames.iter().map(Frame::encoded_len).sum());
+            for f in &frames {
+                f.write_to(&mut bytes);
+            }
+            Emit {
+                bytes,
+                entries: 0,
+                chunks: frames.len() as u64,
+                raw: s.data.len() as u64,
+            }
+        })
+        .collect()
+}
+
+/// Write an archive of `sources` to `out`. `on_progress` is called with the
+/// number of input bytes done each time a chunk is written; `on_entry` with
+/// each entry as it is written.
+pub fn write_archive<W: Write>(
+    out: W,
+    sources: &[Source],
+    opts: &CreateOptions,
+    on_entry: &mut dyn FnMut(&Entry),
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<W> {
+    let model_hash = opts
+        .lm
+        .as_ref()
+        .map(|lm| lm.model_hash())
+        .unwrap_or(ModelHash::NONE);
+    let header = Header {
+        max_chunk: opts.chunk_size,
+        model_hash,
+    };
+    let mut w = ArchiveWriter::new(out, &header)?;
+    let zstd_level = opts.zstd_level();
+    let lm = opts.lm.clone();
+    let job: Arc<Job<Segment, Emit>> =
+        Arc::new(move |segs| code_segments(segs, zstd_level, lm.as_deref()));
+    let threads = opts.threads.max(1);
+    // Bound: at most 2 segments per thread plus 2 in flight (each at most
+    // chunk_size bytes), plus one language-model group.
+    let max_bytes = (2 * threads + 2) * opts.chunk_size as usize;
+    let mut pipe = Pipeline::new(pipeline::thread_pool(threads), job, max_bytes, 4096);
+    // Text segments are grouped so that one job gives the model about
+    // `batch` chunks to code side by side.
+    let group_limit = opts.lm.as_ref().map(|lm| {
+        (lm.batch() * LM_CHUNK_SIZE)
+            .div_ceil(opts.chunk_size as usize)
+            .max(1)
+    });
+
+    let drain = |pipe: &mut Pipeline<Segment, Emit>,
+                 w: &mut ArchiveWriter<W>,
+                 progress: &mut dyn FnMut(u64),
+                 all: bool|
+     -> Result<()> {
+        while all && !pipe.is_empty() || pipe.is_full() {
+            let e = pipe.pop().expect("not empty");
+            w.emit(&e)?;
+            if e.raw > 0 {
+                progress(e.raw);
+            }
+        }
+        Ok(())
+    };
+
+    for src in sources {
+        on_entry(&src.entry);
+        pipe.push_ready(Emit {
+            bytes: src.entry.to_bytes(),
+            entries: 1,
+            chunks: 0,
+            raw: 0,
+        });
+        if src.entry.kind == EntryKind::File && src.entry.size > 0 {
+            let mut f = File::open(&src.fs_path).map_err(|e| Error::io(&src.fs_path, e))?;
+            let mut left = src.entry.size;
+            while left > 0 {
+                let n = left.min(opts.chunk_size as u64) as usize;
+                let mut data = vec![0u8; n];
+                read_full(&mut f, &mut data).map_err(|e| Error::io(&src.fs_path, e))?;
+                left -= n as u64;
+                let weight = data.len();
+                match group_limit {
+                    Some(limit) => pipe.push_grouped(Segment { data }, weight, limit),
+                    None => pipe.push_single(Segment { data }, weight),
+                }
+                drain(&mut pipe, &mut w, on_progress, false)?;
+            }
+        }
+        drain(&mut pipe, &mut w, on_progress, false)?;
+    }
+    drain(&mut pipe, &mut w, on_progress, true)?;
+    w.finish()
+}
+
+fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<()> {
+    f.read_exact(buf).map_err(|e| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "file shrank while it was being archived",
+            )
+        } else {
+            e
+        }
+    })
+}

@@ -1,0 +1,600 @@
+//! Reading archives: parallel chunk decoding in input order, and the safe
+//! writer that puts entries under a destination directory.
+//!
+//! # Security
+//!
+//! What [`DestWriter`] guarantees for any archive, however hostile (the
+//! format layer has already rejected absolute paths, `..`, empty or `.`
+//! components, NUL, backslashes, drive prefixes, duplicate and conflicting
+//! paths, and hard links to anything but earlier files):
+//!
+//! - Every path is opened component by component relative to the
+//!   destination's directory handle with `O_NOFOLLOW`: a symbolic link in any
+//!   component (one from the archive, or one already in the destination)
+//!   stops extraction instead of being followed (tar-rs RUSTSEC-2018-0002,
+//!   GNU tar CVE-2025-45582).
+//! - Symbolic links are created after every other entry, and only when their
+//!   target, resolved from the link's directory through the archive's own
+//!   links, stays inside the destination (zip2 CVE-2025-29787). Links that
+//!   already existed in the destination are not followed by this check.
+//! - Hard links are made only to files this archive already wrote
+//!   (libarchive CVE-2021-31566).
+//! - No device nodes, FIFOs or sockets can be expressed in the format.
+//! - Modes are masked with 0o755: no setuid, setgid or sticky bit.
+//! - File data goes to a temporary file in the target directory (created
+//!   with `O_EXCL`), which gets its final name only after every chunk's
+//!   checksum passed; on any error it is removed. An existing file is
+//!   replaced only with `overwrite`, and a directory never.
+//!
+//! Not guarded: a concurrent process changing the destination while lza
+//! runs can still make a component a symlink between checks of *different*
+//! entries, but never redirect an open handle.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RenameFlags, Timestamps};
+use rustix::io::Errno;
+
+use crate::codec::{self, TextCoder};
+use crate::error::{Error, Result};
+use crate::format::{CodecId, Entry, EntryKind};
+use crate::pipeline::{self, Job, Pipeline};
+use crate::reader::{ArchiveReader, ChunkEvent, Event, Limits};
+
+/// What receives the entries and data of an archive, in order.
+pub trait Sink {
+    /// A new entry begins. A file's data follows in [`Sink::data`] calls.
+    fn entry(&mut self, entry: &Entry) -> Result<()>;
+    /// The next verified piece of the current file's data.
+    fn data(&mut self, bytes: &[u8]) -> Result<()>;
+    /// The archive ended and checked out.
+    fn finish(&mut self) -> Result<()>;
+}
+
+/// A sink that keeps nothing (for `verify`).
+pub struct Discard;
+
+impl Sink for Discard {
+    fn entry(&mut self, _: &Entry) -> Result<()> {
+        Ok(())
+    }
+    fn data(&mut self, _: &[u8]) -> Result<()> {
+        Ok(())
+    }
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// How to read an archive.
+#[derive(Clone)]
+pub struct ReadOptions {
+    /// Decoder threads.
+    pub threads: usize,
+    /// Limits beyond the format's.
+    pub limits: Limits,
+    /// The model the archive's header names, if it names one.
+    pub lm: Option<Arc<dyn TextCoder>>,
+}
+
+impl Default for ReadOptions {
+    fn default() -> Self {
+        ReadOptions {
+            threads: 1,
+            limits: Limits::default(),
+            lm: None,
+        }
+    }
+}
+
+enum Out {
+    Entry(Entry),
+    Data(Result<Vec<u8>>),
+}
+
+fn decode_chunks(chunks: Vec<ChunkEvent>, lm: Option<&dyn TextCoder>) -> Vec<Out> {
+    let lm_inputs: Vec<(&[u8], usize)> = chunks
+        .iter()
+        .filter(|c| c.header.codec == CodecId::LanguageModel)
+        .map(|c| (c.payload.as_slice(), c.header.raw_len as usize))
+        .collect();
+    let mut lm_out = match lm {
+        Some(lm) if !lm_inputs.is_empty() => lm.decode_chunks(&lm_inputs).into_iter(),
+        _ => Vec::new().into_iter(),
+    };
+    chunks
+        .iter()
+        .map(|c| {
+            let decoded = if c.header.codec == CodecId::LanguageModel {
+                match lm_out.next() {
+                    Some(Ok(data)) => codec::check_decoded(&c.header, data),
+                    Some(Err(msg)) => Err(crate::error::CorruptKind::Decode(msg)),
+                    None => Err(crate::error::CorruptKind::NoModel),
+                }
+            } else {
+                codec::decode_simple(&c.header, &c.payload)
+            };
+            Out::Data(decoded.map_err(|kind| c.corrupt(kind)))
+        })
+        .collect()
+}
+
+/// Read a whole archive from `input`, decode and check every chunk (in
+/// parallel) and feed the results to `sink` in order. `on_entry` sees each
+/// entry; `on_progress` the archive offset reached.
+pub fn read_archive<R: Read>(
+    input: R,
+    opts: &ReadOptions,
+    sink: &mut dyn Sink,
+    on_entry: &mut dyn FnMut(&Entry),
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<()> {
+    let mut reader = ArchiveReader::new(input, opts.limits)?;
+    let hash = reader.header().model_hash;
+    if !hash.is_none() && opts.lm.as_ref().map(|lm| lm.model_hash()) != Some(hash) {
+        return Err(Error::UnknownModel { hash });
+    }
+    let threads = opts.threads.max(1);
+    let lm = opts.lm.clone();
+    let job: Arc<Job<ChunkEvent, Out>> = Arc::new(move |c| decode_chunks(c, lm.as_deref()));
+    let max_chunk = reader.header().max_chunk as usize;
+    let mut pipe = Pipeline::new(
+        pipeline::thread_pool(threads),
+        job,
+        (2 * threads + 2) * max_chunk,
+        4096,
+    );
+    let batch = opts.lm.as_ref().map_or(1, |lm| lm.batch());
+
+    let drain =
+        |pipe: &mut Pipeline<ChunkEvent, Out>, sink: &mut dyn Sink, all: bool| -> Result<()> {
+            while all && !pipe.is_empty() || pipe.is_full() {
+                match pipe.pop().expect("not empty") {
+                    Out::Entry(e) => sink.entry(&e)?,
+                    Out::Data(d) => sink.data(&d?)?,
+                }
+            }
+            Ok(())
+        };
+    loop {
+        match reader.next_event()? {
+            Some(Event::Entry { entry, .. }) => {
+                on_entry(&entry);
+                pipe.push_ready(Out::Entry(entry));
+            }
+            Some(Event::Chunk(c)) => {
+                let weight = c.header.raw_len as usize;
+                if c.header.codec == CodecId::LanguageModel {
+                    pipe.push_grouped(c, weight, batch);
+                } else {
+                    pipe.push_single(c, weight);
+                }
+            }
+            Some(Event::End(_)) | None => break,
+        }
+        on_progress(reader.offset());
+        drain(&mut pipe, sink, false)?;
+    }
+    drain(&mut pipe, sink, true)?;
+    sink.finish()
+}
+
+/// List the entries of an archive without decoding data (the stream and
+/// record checksums are still checked).
+pub fn list_archive<R: Read>(
+    input: R,
+    limits: Limits,
+    on_entry: &mut dyn FnMut(&Entry),
+) -> Result<()> {
+    let mut reader = ArchiveReader::new(input, limits)?;
+    while let Some(ev) = reader.next_event()? {
+        if let Event::Entry { entry, .. } = ev {
+            on_entry(&entry);
+        }
+    }
+    Ok(())
+}
+
+/// Mode bits extraction may set.
+pub const MODE_MASK: u32 = 0o755;
+
+fn errno_io(e: Errno) -> std::io::Error {
+    std::io::Error::from(e)
+}
+
+/// A file being written under a temporary name.
+struct PendingFile {
+    dir: OwnedFd,
+    tmp_name: String,
+    leaf: String,
+    file: File,
+    entry: Entry,
+    left: u64,
+    done: bool,
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = rustix::fs::unlinkat(&self.dir, self.tmp_name.as_str(), AtFlags::empty());
+        }
+    }
+}
+
+/// Writes entries under a destination directory, safely; see the module docs.
+pub struct DestWriter {
+    root: OwnedFd,
+    root_path: PathBuf,
+    overwrite: bool,
+    current: Option<PendingFile>,
+    dirs: Vec<(String, u32, i64)>,
+    symlinks: Vec<Entry>,
+    tmp_counter: u64,
+}
+
+fn ts(mtime_ns: i64) -> Timestamps {
+    let t = rustix::fs::Timespec {
+        tv_sec: mtime_ns.div_euclid(1_000_000_000),
+        tv_nsec: mtime_ns.rem_euclid(1_000_000_000) as _,
+    };
+    Timestamps {
+        last_access: t,
+        last_modification: t,
+    }
+}
+
+fn split_leaf(path: &str) -> (&str, &str) {
+    match path.rfind('/') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("", path),
+    }
+}
+
+impl DestWriter {
+    /// Extract under `dest`, creating it if missing.
+    pub fn new(dest: &Path, overwrite: bool) -> Result<DestWriter> {
+        std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+        let root = rustix::fs::openat(
+            CWD,
+            dest,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(dest, errno_io(e)))?;
+        Ok(DestWriter {
+            root,
+            root_path: dest.into(),
+            overwrite,
+            current: None,
+            dirs: Vec::new(),
+            symlinks: Vec::new(),
+            tmp_counter: 0,
+        })
+    }
+
+    fn disk_path(&self, path: &str) -> PathBuf {
+        self.root_path.join(path)
+    }
+
+    fn unsafe_entry(path: &str, reason: impl Into<String>) -> Error {
+        Error::UnsafeEntry {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Open the directory `dir` (archive-relative, "" for the root) without
+    /// following symlinks, creating missing components if `create`.
+    fn open_dir(&self, entry_path: &str, dir: &str, create: bool) -> Result<OwnedFd> {
+        let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let mut fd = rustix::fs::openat(&self.root, ".", flags, Mode::empty())
+            .map_err(|e| Error::io(&self.root_path, errno_io(e)))?;
+        if dir.is_empty() {
+            return Ok(fd);
+        }
+        for comp in dir.split('/') {
+            let next = match rustix::fs::openat(&fd, comp, flags, Mode::empty()) {
+                Ok(next) => next,
+                Err(Errno::NOENT) if create => {
+                    match rustix::fs::mkdirat(&fd, comp, Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(Error::io(self.disk_path(dir), errno_io(e))),
+                    }
+                    rustix::fs::openat(&fd, comp, flags, Mode::empty())
+                        .map_err(|e| self.component_error(entry_path, &fd, comp, e))?
+                }
+                Err(e) => return Err(self.component_error(entry_path, &fd, comp, e)),
+            };
+            fd = next;
+        }
+        Ok(fd)
+    }
+
+    fn component_error(&self, entry_path: &str, parent: &OwnedFd, comp: &str, e: Errno) -> Error {
+        let kind = rustix::fs::statat(parent, comp, AtFlags::SYMLINK_NOFOLLOW)
+            .map(|st| FileType::from_raw_mode(st.st_mode));
+        match (e, kind) {
+            (_, Ok(FileType::Symlink)) => Self::unsafe_entry(
+                entry_path,
+                format!("path component {comp:?} is a symbolic link; lza never writes through one"),
+            ),
+            (Errno::NOTDIR | Errno::LOOP, _) => Self::unsafe_entry(
+                entry_path,
+                format!("path component {comp:?} is not a directory"),
+            ),
+            _ => Error::io(self.disk_path(entry_path), errno_io(e)),
+        }
+    }
+
+    fn existing_kind(dir: &OwnedFd, leaf: &str) -> Option<FileType> {
+        rustix::fs::statat(dir, leaf, AtFlags::SYMLINK_NOFOLLOW)
+            .ok()
+            .map(|st| FileType::from_raw_mode(st.st_mode))
+    }
+
+    /// Refuse early if `leaf` exists and may not be replaced.
+    fn check_replaceable(&self, dir: &OwnedFd, leaf: &str, path: &str) -> Result<()> {
+        match Self::existing_kind(dir, leaf) {
+            None => Ok(()),
+            Some(FileType::Directory) => Err(Error::Exists {
+                path: self.disk_path(path),
+            }),
+            Some(_) if self.overwrite => Ok(()),
+            Some(_) => Err(Error::Exists {
+                path: self.disk_path(path),
+            }),
+        }
+    }
+
+    fn begin_file(&mut self, entry: &Entry) -> Result<()> {
+        let (dir, leaf) = split_leaf(&entry.path);
+        let dirfd = self.open_dir(&entry.path, dir, true)?;
+        self.check_replaceable(&dirfd, leaf, &entry.path)?;
+        let (file, tmp_name) = loop {
+            self.tmp_counter += 1;
+            let name = format!(".lza-tmp-{}-{}", std::process::id(), self.tmp_counter);
+            match rustix::fs::openat(
+                &dirfd,
+                name.as_str(),
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            ) {
+                Ok(fd) => break (File::from(fd), name),
+                Err(Errno::EXIST) => continue,
+                Err(e) => return Err(Error::io(self.disk_path(&entry.path), errno_io(e))),
+            }
+        };
+        self.current = Some(PendingFile {
+            dir: dirfd,
+            tmp_name,
+            leaf: leaf.into(),
+            file,
+            entry: entry.clone(),
+            left: entry.size,
+            done: false,
+        });
+        if entry.size == 0 {
+            self.finish_file()?;
+        }
+        Ok(())
+    }
+
+    fn finish_file(&mut self) -> Result<()> {
+        let mut p = self.current.take().expect("a file is open");
+        let path = self.disk_path(&p.entry.path);
+        p.file.flush().map_err(|e| Error::io(&path, e))?;
+        rustix::fs::fchmod(&p.file, Mode::from_raw_mode(p.entry.mode & MODE_MASK))
+            .map_err(|e| Error::io(&path, errno_io(e)))?;
+        rustix::fs::futimens(&p.file, &ts(p.entry.mtime_ns))
+            .map_err(|e| Error::io(&path, errno_io(e)))?;
+        let renamed = if self.overwrite {
+            self.check_replaceable(&p.dir, &p.leaf, &p.entry.path)?;
+            rustix::fs::renameat(&p.dir, p.tmp_name.as_str(), &p.dir, p.leaf.as_str())
+        } else {
+            rustix::fs::renameat_with(
+                &p.dir,
+                p.tmp_name.as_str(),
+                &p.dir,
+                p.leaf.as_str(),
+                RenameFlags::NOREPLACE,
+            )
+        };
+        match renamed {
+            Ok(()) => {
+                p.done = true;
+                Ok(())
+            }
+            Err(Errno::EXIST) => Err(Error::Exists { path }),
+            Err(e) => Err(Error::io(path, errno_io(e))),
+        }
+    }
+
+    fn make_dir(&mut self, entry: &Entry) -> Result<()> {
+        let (dir, leaf) = split_leaf(&entry.path);
+        let dirfd = self.open_dir(&entry.path, dir, true)?;
+        match rustix::fs::mkdirat(&dirfd, leaf, Mode::from_raw_mode(0o700)) {
+            Ok(()) => {}
+            Err(Errno::EXIST) if Self::existing_kind(&dirfd, leaf) == Some(FileType::Directory) => {
+            }
+            Err(Errno::EXIST) => {
+                return Err(Error::Exists {
+                    path: self.disk_path(&entry.path),
+                });
+            }
+            Err(e) => return Err(Error::io(self.disk_path(&entry.path), errno_io(e))),
+        }
+        self.dirs
+            .push((entry.path.clone(), entry.mode & MODE_MASK, entry.mtime_ns));
+        Ok(())
+    }
+
+    /// Remove a non-directory at `leaf` if overwriting; else refuse.
+    fn make_room(&self, dirfd: &OwnedFd, leaf: &str, path: &str) -> Result<()> {
+        self.check_replaceable(dirfd, leaf, path)?;
+        if Self::existing_kind(dirfd, leaf).is_some() {
+            rustix::fs::unlinkat(dirfd, leaf, AtFlags::empty())
+                .map_err(|e| Error::io(self.disk_path(path), errno_io(e)))?;
+        }
+        Ok(())
+    }
+
+    fn make_hardlink(&mut self, entry: &Entry) -> Result<()> {
+        let (dir, leaf) = split_leaf(&entry.path);
+        let dirfd = self.open_dir(&entry.path, dir, true)?;
+        let (src_dir, src_leaf) = split_leaf(&entry.link);
+        let src_fd = self.open_dir(&entry.path, src_dir, false)?;
+        self.make_room(&dirfd, leaf, &entry.path)?;
+        rustix::fs::linkat(&src_fd, src_leaf, &dirfd, leaf, AtFlags::empty())
+            .map_err(|e| Error::io(self.disk_path(&entry.path), errno_io(e)))
+    }
+
+    fn make_symlinks(&mut self) -> Result<()> {
+        let links: HashMap<&str, &str> = self
+            .symlinks
+            .iter()
+            .map(|e| (e.path.as_str(), e.link.as_str()))
+            .collect();
+        for entry in &self.symlinks {
+            if let Err(reason) = symlink_stays_inside(&links, &entry.path) {
+                return Err(Self::unsafe_entry(&entry.path, reason));
+            }
+        }
+        for entry in &self.symlinks {
+            let (dir, leaf) = split_leaf(&entry.path);
+            let dirfd = self.open_dir(&entry.path, dir, true)?;
+            self.make_room(&dirfd, leaf, &entry.path)?;
+            rustix::fs::symlinkat(entry.link.as_str(), &dirfd, leaf)
+                .map_err(|e| Error::io(self.disk_path(&entry.path), errno_io(e)))?;
+            rustix::fs::utimensat(&dirfd, leaf, &ts(entry.mtime_ns), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| Error::io(self.disk_path(&entry.path), errno_io(e)))?;
+        }
+        Ok(())
+    }
+
+    fn apply_dir_metadata(&mut self) -> Result<()> {
+        // Deepest first, so setting a parent's mtime is the last change to it.
+        self.dirs
+            .sort_by_key(|(p, _, _)| std::cmp::Reverse(p.matches('/').count()));
+        for (path, mode, mtime) in &self.dirs {
+            let fd = self.open_dir(path, path, false)?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(*mode))
+                .map_err(|e| Error::io(self.disk_path(path), errno_io(e)))?;
+            rustix::fs::futimens(&fd, &ts(*mtime))
+                .map_err(|e| Error::io(self.disk_path(path), errno_io(e)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Resolve symlink `path`'s target through the archive's symlinks (`links`)
+/// and check that it never leaves the destination.
+pub fn symlink_stays_inside(
+    links: &HashMap<&str, &str>,
+    path: &str,
+) -> std::result::Result<(), String> {
+    let (dir, _) = split_leaf(path);
+    let mut stack: Vec<String> = if dir.is_empty() {
+        Vec::new()
+    } else {
+        dir.split('/').map(String::from).collect()
+    };
+    let target = links[path];
+    if target.starts_with('/') {
+        return Err(format!("symlink target {target:?} is absolute"));
+    }
+    let mut todo: std::collections::VecDeque<String> =
+        target.split('/').map(String::from).collect();
+    let mut hops = 0;
+    while let Some(c) = todo.pop_front() {
+        match c.as_str() {
+            "" | "." => {}
+            ".." => {
+                if stack.pop().is_none() {
+                    return Err(format!(
+                        "symlink target {target:?} points outside the destination"
+                    ));
+                }
+            }
+            _ => {
+                stack.push(c);
+                let here = stack.join("/");
+                if let Some(next) = links.get(here.as_str()) {
+                    hops += 1;
+                    if hops > 40 || next.starts_with('/') {
+                        return Err(format!(
+                            "symlink target {target:?} loops or leaves the destination through {here:?}"
+                        ));
+                    }
+                    stack.pop();
+                    for (i, part) in next.split('/').enumerate() {
+                        todo.insert(i, part.to_owned());
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+impl Sink for DestWriter {
+    fn entry(&mut self, entry: &Entry) -> Result<()> {
+        debug_assert!(
+            self.current.is_none(),
+            "the reader checks that files are complete"
+        );
+        match entry.kind {
+            EntryKind::File => self.begin_file(entry),
+            EntryKind::Directory => self.make_dir(entry),
+            EntryKind::Hardlink => self.make_hardlink(entry),
+            EntryKind::Symlink => {
+                self.symlinks.push(entry.clone());
+                Ok(())
+            }
+        }
+    }
+
+    fn data(&mut self, bytes: &[u8]) -> Result<()> {
+        let p = self
+            .current
+            .as_mut()
+            .expect("the reader checks that chunks follow a file");
+        p.file
+            .write_all(bytes)
+            .map_err(|e| Error::io(self.root_path.join(&p.entry.path), e))?;
+        p.left -= bytes.len() as u64;
+        if p.left == 0 {
+            self.finish_file()?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        self.make_symlinks()?;
+        self.apply_dir_metadata()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlink_resolution() {
+        let check = |links: &[(&str, &str)], path: &str| {
+            let m: HashMap<&str, &str> = links.iter().copied().collect();
+            symlink_stays_inside(&m, path).is_ok()
+        };
+        assert!(check(&[("a/l", "../b")], "a/l"));
+        assert!(!check(&[("l", "../b")], "l"));
+        assert!(!check(&[("l", "/etc")], "l"));
+        // `s` points to the root, so "s/../x" escapes although it looks inside.
+        assert!(!check(&[("a/s", ".."), ("a/l", "s/../x")], "a/l"));
+        assert!(check(&[("a/s", "."), ("a/l", "s/x")], "a/l"));
+        assert!(!check(&[("x", "y"), ("y", "x")], "x"));
+    }
+}

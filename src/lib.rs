@@ -1,0 +1,18 @@
+//! lza: a streaming, tar-like archiver that codes text with a language model
+//! and a range coder, and everything else with zstd.
+//!
+//! Layers, bottom up: [`format`] (bytes on disk, no file-system policy),
+//! [`codec`] (chunk codecs), [`reader`] (strict sequential parsing),
+//! [`pipeline`] (ordered parallel coding), [`create`] and [`extract`]
+//! (archives from and to directories). The binary in `main.rs` is a thin CLI.
+#![deny(missing_docs)]
+
+pub mod codec;
+pub mod create;
+pub mod error;
+pub mod extract;
+pub mod format;
+pub mod pipeline;
+pub mod reader;
+
+pub use error::{CorruptKind, Error, Result};

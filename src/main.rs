@@ -1,0 +1,397 @@
+//! The `lza` command line: a thin layer over the library.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use lza::create::{self, CreateOptions};
+use lza::extract::{self, DestWriter, Discard, ReadOptions};
+use lza::format::{Entry, EntryKind};
+use lza::reader::Limits;
+
+#[derive(Parser)]
+#[command(
+    name = "lza",
+    version,
+    about = "A tar-like archiver that compresses text with a language model and everything else with zstd"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create an archive from files and directories.
+    #[command(visible_alias = "c")]
+    Create(CreateArgs),
+    /// Extract an archive.
+    #[command(visible_alias = "x")]
+    Extract(ExtractArgs),
+    /// List an archive's entries.
+    #[command(visible_alias = "t")]
+    List(ListArgs),
+    /// Check an archive completely (every checksum) without writing anything.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct ArchiveArg {
+    /// Archive file, or - for standard input/output.
+    #[arg(short = 'f', long = "file", default_value = "-")]
+    file: String,
+}
+
+#[derive(Args)]
+struct ThreadsArg {
+    /// Worker threads (default: all cores).
+    #[arg(short = 'T', long = "threads")]
+    threads: Option<usize>,
+}
+
+impl ThreadsArg {
+    fn get(&self) -> usize {
+        self.threads
+            .filter(|&n| n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+}
+
+#[derive(Args)]
+struct CreateArgs {
+    #[command(flatten)]
+    archive: ArchiveArg,
+    /// Change to DIR before reading the inputs.
+    #[arg(short = 'C', long = "directory", value_name = "DIR")]
+    directory: Option<PathBuf>,
+    /// Leave out paths matching GLOB (matched against the archive path and each name).
+    #[arg(long = "exclude", value_name = "GLOB")]
+    exclude: Vec<String>,
+    #[command(flatten)]
+    threads: ThreadsArg,
+    /// List entries as they are archived.
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+    /// Compression level, 1 (fast) to 9 (small).
+    #[arg(short = 'l', long = "level", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
+    level: u32,
+    /// Replace the archive file if it exists.
+    #[arg(long = "overwrite")]
+    overwrite: bool,
+    /// Segment size in bytes (the archive's largest chunk).
+    #[arg(long = "chunk-size", default_value_t = create::DEFAULT_CHUNK_SIZE, hide = true)]
+    chunk_size: u32,
+    /// Files and directories to archive.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+#[derive(Args)]
+struct ExtractArgs {
+    #[command(flatten)]
+    archive: ArchiveArg,
+    /// Extract into DIR (created if missing).
+    #[arg(
+        short = 'C',
+        long = "directory",
+        value_name = "DIR",
+        default_value = "."
+    )]
+    directory: PathBuf,
+    #[command(flatten)]
+    threads: ThreadsArg,
+    /// List entries as they are extracted.
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+    /// Replace existing files (never directories).
+    #[arg(long = "overwrite")]
+    overwrite: bool,
+    /// Refuse archives holding more than BYTES of data.
+    #[arg(long = "max-size", value_name = "BYTES")]
+    max_size: Option<u64>,
+}
+
+#[derive(Args)]
+struct ListArgs {
+    #[command(flatten)]
+    archive: ArchiveArg,
+    /// Show type, mode, size and time, as `ls -l` does.
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    archive: ArchiveArg,
+    #[command(flatten)]
+    threads: ThreadsArg,
+    /// List entries as they are checked.
+    #[arg(short = 'v', long = "verbose")]
+    verbose: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Create(a) => run_create(a),
+        Command::Extract(a) => run_extract(a),
+        Command::List(a) => run_list(a),
+        Command::Verify(a) => run_verify(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lza: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<lza::Error>()
+            .is_some_and(lza::Error::is_broken_pipe)
+            || c.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
+    if quiet || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    match total {
+        Some(t) => ProgressBar::new(t).with_style(
+            ProgressStyle::with_template(
+                "{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} ETA {eta}",
+            )
+            .expect("valid template"),
+        ),
+        None => ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec}")
+                .expect("valid template"),
+        ),
+    }
+}
+
+fn run_create(a: CreateArgs) -> anyhow::Result<()> {
+    let base = a.directory.clone().unwrap_or_else(|| PathBuf::from("."));
+    let excludes = create::exclude_set(&a.exclude)?;
+    let mut warnings = Vec::new();
+    let sources = create::collect_sources(&base, &a.paths, &excludes, &mut warnings)?;
+    for w in &warnings {
+        eprintln!("lza: {w}");
+    }
+    if a.chunk_size == 0 || a.chunk_size > lza::format::MAX_CHUNK_LIMIT {
+        bail!(
+            "--chunk-size must be between 1 and {}",
+            lza::format::MAX_CHUNK_LIMIT
+        );
+    }
+    let opts = CreateOptions {
+        threads: a.threads.get(),
+        level: a.level,
+        chunk_size: a.chunk_size,
+        lm: None,
+    };
+    let total: u64 = sources.iter().map(|s| s.entry.size).sum();
+    let to_stdout = a.archive.file == "-";
+    let pb = progress_bar(Some(total), a.verbose);
+    // Verbose names go to stdout unless the archive does (as GNU tar does).
+    let mut names: Box<dyn Write> = if to_stdout {
+        Box::new(io::stderr())
+    } else {
+        Box::new(io::stdout())
+    };
+    let mut on_entry = |e: &Entry| {
+        if a.verbose {
+            let _ = writeln!(names, "{}", e.path);
+        }
+    };
+    let mut on_progress = |n: u64| pb.inc(n);
+    if to_stdout {
+        let stdout = io::stdout();
+        if stdout.is_terminal() {
+            bail!("refusing to write an archive to a terminal (use -f FILE or redirect)");
+        }
+        let out = BufWriter::with_capacity(1 << 20, stdout.lock());
+        create::write_archive(out, &sources, &opts, &mut on_entry, &mut on_progress)?;
+    } else {
+        let path = Path::new(&a.archive.file);
+        if !a.overwrite && path.symlink_metadata().is_ok() {
+            bail!(
+                "{}: already exists (use --overwrite to replace it)",
+                path.display()
+            );
+        }
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        // Written under a temporary name, renamed when complete.
+        let tmp = tempfile::Builder::new()
+            .prefix(".lza-")
+            .tempfile_in(dir)
+            .with_context(|| format!("{}: cannot create", dir.display()))?;
+        let out = BufWriter::with_capacity(1 << 20, tmp);
+        let out = create::write_archive(out, &sources, &opts, &mut on_entry, &mut on_progress)?;
+        let tmp = out.into_inner().map_err(|e| e.into_error())?;
+        tmp.as_file()
+            .sync_all()
+            .with_context(|| format!("{}: sync", path.display()))?;
+        if a.overwrite {
+            tmp.persist(path)
+                .map_err(|e| e.error)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        } else {
+            tmp.persist_noclobber(path)
+                .map_err(|e| e.error)
+                .with_context(|| format!("{}: cannot write", path.display()))?;
+        }
+    }
+    pb.finish_and_clear();
+    Ok(())
+}
+
+/// The archive input and its size when known.
+fn open_input(file: &str) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
+    if file == "-" {
+        let stdin = io::stdin();
+        if stdin.is_terminal() {
+            bail!("refusing to read an archive from a terminal (use -f FILE or redirect)");
+        }
+        Ok((
+            Box::new(BufReader::with_capacity(1 << 20, stdin.lock())),
+            None,
+        ))
+    } else {
+        let f = File::open(file).with_context(|| format!("{file}: cannot open"))?;
+        let len = f.metadata().ok().map(|m| m.len());
+        Ok((Box::new(BufReader::with_capacity(1 << 20, f)), len))
+    }
+}
+
+fn run_extract(a: ExtractArgs) -> anyhow::Result<()> {
+    let (input, len) = open_input(&a.archive.file)?;
+    let mut limits = Limits::default();
+    if let Some(m) = a.max_size {
+        limits.max_size = m;
+    }
+    let opts = ReadOptions {
+        threads: a.threads.get(),
+        limits,
+        lm: None,
+    };
+    let mut dest = DestWriter::new(&a.directory, a.overwrite)?;
+    let pb = progress_bar(len, a.verbose);
+    let mut out = io::stdout().lock();
+    extract::read_archive(
+        input,
+        &opts,
+        &mut dest,
+        &mut |e| {
+            if a.verbose {
+                let _ = writeln!(out, "{}", e.path);
+            }
+        },
+        &mut |off| pb.set_position(off),
+    )?;
+    pb.finish_and_clear();
+    Ok(())
+}
+
+fn run_verify(a: VerifyArgs) -> anyhow::Result<()> {
+    let (input, len) = open_input(&a.archive.file)?;
+    let opts = ReadOptions {
+        threads: a.threads.get(),
+        limits: Limits::default(),
+        lm: None,
+    };
+    let pb = progress_bar(len, a.verbose);
+    let mut out = io::stdout().lock();
+    extract::read_archive(
+        input,
+        &opts,
+        &mut Discard,
+        &mut |e| {
+            if a.verbose {
+                let _ = writeln!(out, "{}", e.path);
+            }
+        },
+        &mut |off| pb.set_position(off),
+    )?;
+    pb.finish_and_clear();
+    Ok(())
+}
+
+fn run_list(a: ListArgs) -> anyhow::Result<()> {
+    let (input, _) = open_input(&a.archive.file)?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    let mut result = Ok(());
+    extract::list_archive(input, Limits::default(), &mut |e| {
+        if result.is_ok() {
+            result = writeln!(
+                out,
+                "{}",
+                if a.verbose {
+                    long_line(e)
+                } else {
+                    e.path.clone()
+                }
+            );
+        }
+    })?;
+    result.and_then(|_| out.flush())?;
+    Ok(())
+}
+
+/// One `tar -tv` style line.
+fn long_line(e: &Entry) -> String {
+    let mut mode = String::with_capacity(10);
+    mode.push(e.kind.type_char());
+    for shift in [6, 3, 0] {
+        let bits = (e.mode >> shift) & 7;
+        mode.push(if bits & 4 != 0 { 'r' } else { '-' });
+        mode.push(if bits & 2 != 0 { 'w' } else { '-' });
+        mode.push(if bits & 1 != 0 { 'x' } else { '-' });
+    }
+    let link = match e.kind {
+        EntryKind::Symlink => format!(" -> {}", e.link),
+        EntryKind::Hardlink => format!(" link to {}", e.link),
+        _ => String::new(),
+    };
+    format!(
+        "{mode} {:>12} {} {}{link}",
+        e.size,
+        utc_time(e.mtime_ns),
+        e.path
+    )
+}
+
+/// `YYYY-MM-DD HH:MM` in UTC (civil-from-days, H. Hinnant's algorithm).
+fn utc_time(ns: i64) -> String {
+    let secs = ns.div_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
+        sod / 3600,
+        sod % 3600 / 60
+    )
+}

@@ -1,0 +1,397 @@
+//! Sequential, strict archive reader.
+//!
+//! Reads an archive front to back from any [`Read`] (a pipe included), checks
+//! every rule of `format-spec.md` that spans records (chunks belong to files
+//! and add up to their sizes, paths are unique and never below a file or
+//! link, hard links name earlier files, the end record matches) and yields
+//! [`Event`]s. It allocates nothing larger than the header's `max_chunk`
+//! bound. Chunk payloads are returned still coded: decoding is the caller's,
+//! so that it can run in parallel.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+
+use xxhash_rust::xxh3::Xxh3;
+
+use crate::error::{CorruptKind, Error, Result};
+use crate::format::{
+    CodecId, END_LEN, ENTRY_FIXED_LEN, EndRecord, Entry, EntryFixed, EntryKind, FRAME_HEADER_LEN,
+    FrameHeader, HEADER_LEN, Header, TAG_CHUNK, TAG_END, TAG_ENTRY,
+};
+
+/// Limits a reader enforces beyond the format's own.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Most entries accepted.
+    pub max_entries: u64,
+    /// Most uncompressed bytes accepted in total.
+    pub max_size: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_entries: 1 << 24,
+            max_size: u64::MAX,
+        }
+    }
+}
+
+/// One thing read from the archive.
+#[derive(Debug)]
+pub enum Event {
+    /// An entry record.
+    Entry {
+        /// The entry.
+        entry: Entry,
+        /// Offset of its record.
+        offset: u64,
+    },
+    /// A chunk frame of the current file.
+    Chunk(ChunkEvent),
+    /// The end record, checked; nothing follows.
+    End(EndRecord),
+}
+
+/// A chunk frame with its still-coded payload and where it was found.
+#[derive(Debug)]
+pub struct ChunkEvent {
+    /// The frame header.
+    pub header: FrameHeader,
+    /// The coded payload.
+    pub payload: Vec<u8>,
+    /// Offset of the frame in the archive.
+    pub offset: u64,
+    /// Path of the file it belongs to.
+    pub entry: String,
+    /// Index of the chunk within its file.
+    pub index: u64,
+}
+
+impl ChunkEvent {
+    /// A corruption error located at this chunk.
+    pub fn corrupt(&self, kind: CorruptKind) -> Error {
+        Error::Corrupt {
+            offset: self.offset,
+            entry: Some(self.entry.clone()),
+            chunk: Some(self.index),
+            kind,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    ImplicitDir,
+    Dir,
+    File,
+    Other,
+}
+
+struct OpenFile {
+    path: String,
+    size: u64,
+    got: u64,
+    chunks: u64,
+}
+
+/// The streaming reader; see the module docs.
+pub struct ArchiveReader<R: Read> {
+    inner: R,
+    header: Header,
+    offset: u64,
+    hasher: Xxh3,
+    limits: Limits,
+    file: Option<OpenFile>,
+    tree: HashMap<String, Node>,
+    entries: u64,
+    chunks: u64,
+    raw_bytes: u64,
+    done: bool,
+}
+
+impl<R: Read> ArchiveReader<R> {
+    /// Read and check the header.
+    pub fn new(inner: R, limits: Limits) -> Result<Self> {
+        let mut r = ArchiveReader {
+            inner,
+            header: Header {
+                max_chunk: 1,
+                model_hash: Default::default(),
+            },
+            offset: 0,
+            hasher: Xxh3::new(),
+            limits,
+            file: None,
+            tree: HashMap::new(),
+            entries: 0,
+            chunks: 0,
+            raw_bytes: 0,
+            done: false,
+        };
+        let mut b = [0u8; HEADER_LEN];
+        r.read_hashed(&mut b, "the header")?;
+        r.header = Header::parse(&b).map_err(|kind| Error::Corrupt {
+            offset: 0,
+            entry: None,
+            chunk: None,
+            kind,
+        })?;
+        Ok(r)
+    }
+
+    /// The archive's header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Bytes consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    fn read_raw(&mut self, buf: &mut [u8], what: &'static str) -> Result<()> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            match self.inner.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    return Err(Error::Corrupt {
+                        offset: self.offset + filled as u64,
+                        entry: self.file.as_ref().map(|f| f.path.clone()),
+                        chunk: None,
+                        kind: CorruptKind::Truncated(what),
+                    });
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(Error::ArchiveIo {
+                        action: "read",
+                        offset: self.offset + filled as u64,
+                        source,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn read_hashed(&mut self, buf: &mut [u8], what: &'static str) -> Result<()> {
+        self.read_raw(buf, what)?;
+        self.hasher.update(buf);
+        self.offset += buf.len() as u64;
+        Ok(())
+    }
+
+    fn corrupt(&self, offset: u64, kind: CorruptKind) -> Error {
+        Error::Corrupt {
+            offset,
+            entry: self.file.as_ref().map(|f| f.path.clone()),
+            chunk: None,
+            kind,
+        }
+    }
+
+    /// The next event, or `None` after the end record.
+    pub fn next_event(&mut self) -> Result<Option<Event>> {
+        if self.done {
+            return Ok(None);
+        }
+        let record_offset = self.offset;
+        let mut tag = [0u8; 1];
+        self.read_raw(&mut tag, "a record tag (end record missing)")?;
+        if let Some(f) = &self.file {
+            if tag[0] != TAG_CHUNK && f.got < f.size {
+                return Err(self.corrupt(
+                    record_offset,
+                    CorruptKind::FileTooShort {
+                        declared: f.size,
+                        got: f.got,
+                    },
+                ));
+            }
+        }
+        match tag[0] {
+            TAG_ENTRY => {
+                self.hasher.update(&tag);
+                self.offset += 1;
+                self.file = None;
+                self.read_entry(record_offset).map(Some)
+            }
+            TAG_CHUNK => {
+                self.hasher.update(&tag);
+                self.offset += 1;
+                self.read_chunk(record_offset).map(Some)
+            }
+            TAG_END => {
+                self.file = None;
+                self.read_end(record_offset).map(Some)
+            }
+            t => Err(self.corrupt(record_offset, CorruptKind::UnknownTag(t))),
+        }
+    }
+
+    fn read_entry(&mut self, offset: u64) -> Result<Event> {
+        let mut fixed = [0u8; ENTRY_FIXED_LEN];
+        fixed[0] = TAG_ENTRY;
+        self.read_hashed(&mut fixed[1..], "an entry record")?;
+        let at = |kind| Error::Corrupt {
+            offset,
+            entry: None,
+            chunk: None,
+            kind,
+        };
+        let parsed = EntryFixed::parse(&fixed).map_err(at)?;
+        let mut rest = vec![0u8; parsed.rest_len()];
+        self.read_hashed(&mut rest, "an entry record")?;
+        let entry = parsed.finish(&fixed, &rest).map_err(at)?;
+        self.entries += 1;
+        if self.entries > self.limits.max_entries {
+            return Err(at(CorruptKind::TooManyEntries(self.limits.max_entries)));
+        }
+        self.add_to_tree(&entry).map_err(|kind| Error::Corrupt {
+            offset,
+            entry: Some(entry.path.clone()),
+            chunk: None,
+            kind,
+        })?;
+        if entry.kind == EntryKind::File {
+            self.file = Some(OpenFile {
+                path: entry.path.clone(),
+                size: entry.size,
+                got: 0,
+                chunks: 0,
+            });
+        }
+        Ok(Event::Entry { entry, offset })
+    }
+
+    fn add_to_tree(&mut self, entry: &Entry) -> Result<(), CorruptKind> {
+        for (i, _) in entry.path.match_indices('/') {
+            let ancestor = &entry.path[..i];
+            match self.tree.get(ancestor) {
+                Some(Node::Dir | Node::ImplicitDir) => {}
+                Some(_) => {
+                    return Err(CorruptKind::PathConflict {
+                        path: entry.path.clone(),
+                        reason: "an ancestor is a file or link entry",
+                    });
+                }
+                None => {
+                    self.tree.insert(ancestor.to_owned(), Node::ImplicitDir);
+                }
+            }
+        }
+        let node = match entry.kind {
+            EntryKind::Directory => Node::Dir,
+            EntryKind::File => Node::File,
+            EntryKind::Symlink | EntryKind::Hardlink => Node::Other,
+        };
+        if entry.kind == EntryKind::Hardlink && self.tree.get(&entry.link) != Some(&Node::File) {
+            return Err(CorruptKind::HardlinkTarget(entry.link.clone()));
+        }
+        match self.tree.get(&entry.path) {
+            None => {
+                self.tree.insert(entry.path.clone(), node);
+                Ok(())
+            }
+            Some(Node::ImplicitDir) if node == Node::Dir => {
+                self.tree.insert(entry.path.clone(), node);
+                Ok(())
+            }
+            Some(Node::ImplicitDir) => Err(CorruptKind::PathConflict {
+                path: entry.path.clone(),
+                reason: "earlier entries lie below it",
+            }),
+            Some(_) => Err(CorruptKind::DuplicatePath(entry.path.clone())),
+        }
+    }
+
+    fn read_chunk(&mut self, offset: u64) -> Result<Event> {
+        let mut b = [0u8; FRAME_HEADER_LEN];
+        b[0] = TAG_CHUNK;
+        self.read_hashed(&mut b[1..], "a chunk frame header")?;
+        let header = FrameHeader::parse(&b, self.header.max_chunk)
+            .map_err(|kind| self.corrupt(offset, kind))?;
+        let Some(file) = &self.file else {
+            return Err(self.corrupt(offset, CorruptKind::ChunkOutsideFile));
+        };
+        if file.got + header.raw_len as u64 > file.size {
+            return Err(self.corrupt(
+                offset,
+                CorruptKind::FileTooLong {
+                    declared: file.size,
+                },
+            ));
+        }
+        if header.codec == CodecId::LanguageModel && self.header.model_hash.is_none() {
+            return Err(self.corrupt(offset, CorruptKind::NoModel));
+        }
+        self.raw_bytes += header.raw_len as u64;
+        if self.raw_bytes > self.limits.max_size {
+            return Err(Error::Limit(format!(
+                "archive holds more than {} bytes of data (see --max-size)",
+                self.limits.max_size
+            )));
+        }
+        let mut payload = vec![0u8; header.stored_len as usize];
+        self.read_hashed(&mut payload, "a chunk payload")?;
+        self.chunks += 1;
+        let file = self.file.as_mut().expect("checked above");
+        file.got += header.raw_len as u64;
+        let index = file.chunks;
+        file.chunks += 1;
+        Ok(Event::Chunk(ChunkEvent {
+            header,
+            payload,
+            offset,
+            entry: file.path.clone(),
+            index,
+        }))
+    }
+
+    fn read_end(&mut self, offset: u64) -> Result<Event> {
+        let mut b = [0u8; END_LEN];
+        b[0] = TAG_END;
+        // The stream checksum covers everything before the end record.
+        let stream_xxh3 = self.hasher.digest();
+        self.read_raw(&mut b[1..], "the end record")?;
+        self.offset += END_LEN as u64;
+        let at = |kind| Error::Corrupt {
+            offset,
+            entry: None,
+            chunk: None,
+            kind,
+        };
+        let end = EndRecord::parse(&b).map_err(at)?;
+        let checks = [
+            (end.entries == self.entries, "entry count"),
+            (end.chunks == self.chunks, "chunk count"),
+            (end.raw_bytes == self.raw_bytes, "total data size"),
+            (end.stream_len == offset, "stream length"),
+            (end.stream_xxh3 == stream_xxh3, "stream checksum"),
+        ];
+        for (ok, what) in checks {
+            if !ok {
+                return Err(at(CorruptKind::EndMismatch(what)));
+            }
+        }
+        let mut extra = [0u8; 1];
+        loop {
+            match self.inner.read(&mut extra) {
+                Ok(0) => break,
+                Ok(_) => return Err(at(CorruptKind::TrailingData)),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return Err(Error::ArchiveIo {
+                        action: "read",
+                        offset: self.offset,
+                        source,
+                    });
+                }
+            }
+        }
+        self.done = true;
+        Ok(Event::End(end))
+    }
+}
