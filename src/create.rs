@@ -415,11 +415,7 @@ pub fn write_archive<W: Write>(
     let mut pipe = Pipeline::new(pipeline::thread_pool(threads), job, max_bytes, 4096);
     // Text segments are grouped so that one job gives the model about
     // `batch` chunks to code side by side.
-    let group_limit = opts.lm.as_ref().map(|lm| {
-        (lm.batch() * LM_CHUNK_SIZE)
-            .div_ceil(opts.chunk_size as usize)
-            .max(1)
-    });
+    let group_limit = opts.lm.as_ref().map(|lm| lm.batch() * LM_CHUNK_SIZE);
 
     let drain = |pipe: &mut Pipeline<Segment, Emit>,
                  w: &mut ArchiveWriter<W>,

@@ -149,7 +149,7 @@ pub fn read_archive<R: Read>(
         (2 * threads + 2) * max_chunk,
         4096,
     );
-    let batch = opts.lm.as_ref().map_or(1, |lm| lm.batch());
+    let group_weight = opts.lm.as_ref().map_or(1, |lm| lm.batch() * crate::create::LM_CHUNK_SIZE);
 
     let drain =
         |pipe: &mut Pipeline<ChunkEvent, Out>, sink: &mut dyn Sink, all: bool| -> Result<()> {
@@ -170,7 +170,7 @@ pub fn read_archive<R: Read>(
             Some(Event::Chunk(c)) => {
                 let weight = c.header.raw_len as usize;
                 if c.header.codec == CodecId::LanguageModel {
-                    pipe.push_grouped(c, weight, batch);
+                    pipe.push_grouped(c, weight, group_weight);
                 } else {
                     pipe.push_single(c, weight);
                 }

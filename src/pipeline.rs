@@ -95,8 +95,9 @@ impl<I: Send + 'static, T: Send + 'static> Pipeline<I, T> {
     }
 
     /// Queue an input into the group being collected; the group is submitted
-    /// once it holds `group_limit` inputs, or when a result of it is needed.
-    pub fn push_grouped(&mut self, input: I, weight: usize, group_limit: usize) {
+    /// once its inputs weigh `group_weight` or more, or when a result of it
+    /// is needed.
+    pub fn push_grouped(&mut self, input: I, weight: usize, group_weight: usize) {
         if self.open.is_none() {
             self.next_group_id += 1;
             self.open = Some(OpenGroup {
@@ -109,10 +110,10 @@ impl<I: Send + 'static, T: Send + 'static> Pipeline<I, T> {
         let index = open.inputs.len();
         open.inputs.push(input);
         open.weight += weight;
-        let id = open.id;
+        let (id, group_full) = (open.id, open.weight >= group_weight);
         self.weight_in_flight += weight;
         self.queue.push_back((id, Slot::Open(index), weight));
-        if index + 1 >= group_limit {
+        if group_full {
             self.flush();
         }
     }
@@ -196,7 +197,7 @@ mod tests {
         for i in 0..200u32 {
             match i % 5 {
                 0 => p.push_ready(1_000_000 + i),
-                1 | 2 => p.push_grouped(i, 1, 4),
+                1 | 2 => p.push_grouped(i, 1, 3),
                 _ => p.push_single(i, 1),
             }
             expect.push(if i % 5 == 0 { 1_000_000 + i } else { i * 2 });
