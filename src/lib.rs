@@ -7,11 +7,13 @@
 //! (archives from and to directories). The binary in `main.rs` is a thin CLI.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod codec;
 pub mod create;
 pub mod error;
 pub mod extract;
 pub mod format;
+pub mod models;
 pub mod pipeline;
 pub mod reader;
 

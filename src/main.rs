@@ -38,6 +38,33 @@ enum Command {
     List(ListArgs),
     /// Check an archive completely (every checksum) without writing anything.
     Verify(VerifyArgs),
+    /// Compare lza with xz, zstd and bzip2 on files (writes bench.md and bench.svg).
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Write bench.md and bench.svg into DIR.
+    #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = ".")]
+    out_dir: PathBuf,
+    #[command(flatten)]
+    threads: ThreadsArg,
+    /// Also benchmark all PATHs together as one archive.
+    #[arg(long = "whole-tree")]
+    whole_tree: bool,
+    /// Tools to compare: lza, xz, zstd, bzip2, gzip.
+    #[arg(
+        long = "tools",
+        value_delimiter = ',',
+        default_value = "lza,xz,zstd,bzip2"
+    )]
+    tools: Vec<String>,
+    /// Files and directories to benchmark.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Extra arguments for `lza c`, after `--` (e.g. `-- -l 9`).
+    #[arg(last = true, allow_hyphen_values = true)]
+    lza_args: Vec<String>,
 }
 
 #[derive(Args)]
@@ -143,6 +170,15 @@ fn main() -> ExitCode {
         Command::Extract(a) => run_extract(a),
         Command::List(a) => run_list(a),
         Command::Verify(a) => run_verify(a),
+        Command::Bench(a) => lza::bench::run(&lza::bench::BenchOptions {
+            paths: a.paths,
+            lza_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("lza")),
+            lza_args: a.lza_args,
+            threads: a.threads.get(),
+            out_dir: a.out_dir,
+            whole_tree: a.whole_tree,
+            tools: a.tools,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
