@@ -80,6 +80,15 @@ pub fn decode_simple(header: &FrameHeader, payload: &[u8]) -> Result<Vec<u8>, Co
     let data = match header.codec {
         CodecId::Stored => payload.to_vec(),
         CodecId::Zstd => {
+            // Exactly one zstd frame and nothing after it (format-spec 5).
+            match zstd::zstd_safe::find_frame_compressed_size(payload) {
+                Ok(n) if n == payload.len() => {}
+                _ => {
+                    return Err(CorruptKind::Decode(
+                        "zstd payload is not exactly one zstd frame".into(),
+                    ));
+                }
+            }
             let mut out = Vec::with_capacity(raw_len);
             let mut d = zstd::bulk::Decompressor::new()
                 .map_err(|e| CorruptKind::Decode(format!("zstd: {e}")))?;
@@ -145,8 +154,14 @@ mod tests {
         assert_eq!(f.header.codec, CodecId::Zstd);
         assert_eq!(decode_simple(&f.header, &f.payload).unwrap(), text);
 
-        let noise: Vec<u8> = (0..1000u32)
-            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: Vec<u8> = (0..1000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
             .collect();
         let f = encode_zstd(&noise, 3);
         assert_eq!(f.header.codec, CodecId::Stored);

@@ -48,6 +48,11 @@ use crate::reader::{ArchiveReader, ChunkEvent, Event, Limits};
 
 /// What receives the entries and data of an archive, in order.
 pub trait Sink {
+    /// The archive's header checked out (and its model was found); called
+    /// before anything else, so a refused archive leaves no trace.
+    fn start(&mut self) -> Result<()> {
+        Ok(())
+    }
     /// A new entry begins. A file's data follows in [`Sink::data`] calls.
     fn entry(&mut self, entry: &Entry) -> Result<()>;
     /// The next verified piece of the current file's data.
@@ -139,6 +144,7 @@ pub fn read_archive<R: Read>(
     if !hash.is_none() && opts.lm.as_ref().map(|lm| lm.model_hash()) != Some(hash) {
         return Err(Error::UnknownModel { hash });
     }
+    sink.start()?;
     let threads = opts.threads.max(1);
     let lm = opts.lm.clone();
     let job: Arc<Job<ChunkEvent, Out>> = Arc::new(move |c| decode_chunks(c, lm.as_deref()));
@@ -149,7 +155,10 @@ pub fn read_archive<R: Read>(
         (2 * threads + 2) * max_chunk,
         4096,
     );
-    let group_weight = opts.lm.as_ref().map_or(1, |lm| lm.batch() * crate::create::LM_CHUNK_SIZE);
+    let group_weight = opts
+        .lm
+        .as_ref()
+        .map_or(1, |lm| lm.batch() * crate::create::LM_CHUNK_SIZE);
 
     let drain =
         |pipe: &mut Pipeline<ChunkEvent, Out>, sink: &mut dyn Sink, all: bool| -> Result<()> {
@@ -162,7 +171,16 @@ pub fn read_archive<R: Read>(
             Ok(())
         };
     loop {
-        match reader.next_event()? {
+        let event = match reader.next_event() {
+            Ok(event) => event,
+            Err(e) => {
+                // Chunks still decoding come earlier in the stream: their
+                // errors are the ones to report.
+                drain(&mut pipe, sink, true)?;
+                return Err(e);
+            }
+        };
+        match event {
             Some(Event::Entry { entry, .. }) => {
                 on_entry(&entry);
                 pipe.push_ready(Out::Entry(entry));
@@ -228,7 +246,7 @@ impl Drop for PendingFile {
 
 /// Writes entries under a destination directory, safely; see the module docs.
 pub struct DestWriter {
-    root: OwnedFd,
+    root: Option<OwnedFd>,
     root_path: PathBuf,
     overwrite: bool,
     current: Option<PendingFile>,
@@ -256,25 +274,24 @@ fn split_leaf(path: &str) -> (&str, &str) {
 }
 
 impl DestWriter {
-    /// Extract under `dest`, creating it if missing.
-    pub fn new(dest: &Path, overwrite: bool) -> Result<DestWriter> {
-        std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
-        let root = rustix::fs::openat(
-            CWD,
-            dest,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| Error::io(dest, errno_io(e)))?;
-        Ok(DestWriter {
-            root,
+    /// Extract under `dest`, which is created (if missing) only once the
+    /// archive's header has been checked.
+    pub fn new(dest: &Path, overwrite: bool) -> DestWriter {
+        DestWriter {
+            root: None,
             root_path: dest.into(),
             overwrite,
             current: None,
             dirs: Vec::new(),
             symlinks: Vec::new(),
             tmp_counter: 0,
-        })
+        }
+    }
+
+    fn root(&self) -> &OwnedFd {
+        self.root
+            .as_ref()
+            .expect("Sink::start opens the destination")
     }
 
     fn disk_path(&self, path: &str) -> PathBuf {
@@ -292,7 +309,7 @@ impl DestWriter {
     /// following symlinks, creating missing components if `create`.
     fn open_dir(&self, entry_path: &str, dir: &str, create: bool) -> Result<OwnedFd> {
         let flags = OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let mut fd = rustix::fs::openat(&self.root, ".", flags, Mode::empty())
+        let mut fd = rustix::fs::openat(self.root(), ".", flags, Mode::empty())
             .map_err(|e| Error::io(&self.root_path, errno_io(e)))?;
         if dir.is_empty() {
             return Ok(fd);
@@ -542,6 +559,20 @@ pub fn symlink_stays_inside(
 }
 
 impl Sink for DestWriter {
+    fn start(&mut self) -> Result<()> {
+        let dest = &self.root_path;
+        std::fs::create_dir_all(dest).map_err(|e| Error::io(dest, e))?;
+        let root = rustix::fs::openat(
+            CWD,
+            dest,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| Error::io(dest, errno_io(e)))?;
+        self.root = Some(root);
+        Ok(())
+    }
+
     fn entry(&mut self, entry: &Entry) -> Result<()> {
         debug_assert!(
             self.current.is_none(),

@@ -21,7 +21,7 @@ pub const MAX_PATH_LEN: usize = 4096;
 /// Length of a chunk frame header (tag to frame_crc).
 pub const FRAME_HEADER_LEN: usize = 24;
 /// Length of the end record.
-pub const END_LEN: usize = 49;
+pub const END_LEN: usize = 45;
 /// Fixed part of an entry record before the path (tag to link_len).
 pub const ENTRY_FIXED_LEN: usize = 28;
 
@@ -504,7 +504,7 @@ pub struct EndRecord {
 }
 
 impl EndRecord {
-    /// Serialize the 49 end record bytes.
+    /// Serialize the 45 end record bytes.
     pub fn to_bytes(&self) -> [u8; END_LEN] {
         let mut b = [0u8; END_LEN];
         b[0] = TAG_END;

@@ -325,7 +325,7 @@ fn run_extract(a: ExtractArgs) -> anyhow::Result<()> {
         limits,
         lm: None,
     };
-    let mut dest = DestWriter::new(&a.directory, a.overwrite)?;
+    let mut dest = DestWriter::new(&a.directory, a.overwrite);
     let pb = progress_bar(len, a.verbose);
     let mut out = io::stdout().lock();
     extract::read_archive(

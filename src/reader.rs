@@ -355,8 +355,9 @@ impl<R: Read> ArchiveReader<R> {
         b[0] = TAG_END;
         // The stream checksum covers everything before the end record.
         let stream_xxh3 = self.hasher.digest();
+        self.offset += 1; // the tag, not hashed
         self.read_raw(&mut b[1..], "the end record")?;
-        self.offset += END_LEN as u64;
+        self.offset += END_LEN as u64 - 1;
         let at = |kind| Error::Corrupt {
             offset,
             entry: None,

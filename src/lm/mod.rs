@@ -1,0 +1,375 @@
+//! Language-model coding of text chunks (format-spec section 7).
+//!
+//! A byte-level GRU (`model.rs`, int8 weights) predicts each byte; a range
+//! coder (`rangecoder.rs`) codes it with the predicted frequencies. The
+//! probabilities are bit-identical on every CPU, kernel path, thread count
+//! and batch size: integer sums are exact and every float operation is done
+//! per element in the order fixed by the spec (see `/work/shared/DESIGN.md`,
+//! "The determinism contract").
+//!
+//! [`LmCodec`] runs many chunks side by side: `batch` slots are in flight, each
+//! step advances every live slot by one symbol in one batched model step, and
+//! a slot whose chunk is finished takes the next chunk at once.
+
+pub mod engine;
+pub mod kernels;
+pub mod math;
+pub mod model;
+pub mod rangecoder;
+
+pub use kernels::KernelPath;
+pub use model::{Model, ModelHash};
+
+use rangecoder::{RangeDecoder, RangeEncoder, TOTAL};
+use std::sync::Arc;
+
+/// Largest chunk an encoder cuts for the language model (format-spec 7.6).
+pub const MAX_LM_CHUNK: usize = 16 * 1024;
+
+/// Most slots one thread advances through the whole model at a time (a
+/// thread with more live slots does several sub-steps). Speed only.
+const SUB_BATCH: usize = 64;
+
+/// Errors of the language-model module.
+#[derive(Debug, thiserror::Error)]
+pub enum LmError {
+    #[error("invalid model file: {0}")]
+    Model(String),
+    #[error("cannot read model file {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("unknown kernel path {0:?} (LZA_KERNEL must be portable, avx2 or avx512)")]
+    BadKernelName(String),
+    #[error("kernel path {0} is not available on this CPU")]
+    KernelUnavailable(&'static str),
+    #[error("cannot start {threads} language-model threads: {msg}")]
+    ThreadPool { threads: usize, msg: String },
+    #[error("invalid language-model settings: {0}")]
+    Settings(String),
+    #[error("corrupt language-model payload: first byte is {0:#04x}, must be 0")]
+    PayloadFirstByte(u8),
+    #[error("corrupt language-model payload: it ends after {decoded} symbols, before the chunk is complete")]
+    PayloadTruncated { decoded: usize },
+    #[error("corrupt language-model payload: symbol {symbol} decodes outside the frequency table")]
+    PayloadCorrupt { symbol: usize },
+    #[error("corrupt language-model payload: {extra} bytes left after the last symbol")]
+    PayloadTrailing { extra: usize },
+}
+
+/// Encoder and decoder of language-model chunks for one model.
+pub struct LmCodec {
+    model: Arc<Model>,
+    path: KernelPath,
+    threads: usize,
+    batch: usize,
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl std::fmt::Debug for LmCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LmCodec")
+            .field("model", &self.model.hash())
+            .field("path", &self.path)
+            .field("threads", &self.threads)
+            .field("batch", &self.batch)
+            .finish()
+    }
+}
+
+/// What a slot is doing.
+enum Job<'a> {
+    Encode { data: &'a [u8], pos: usize, enc: RangeEncoder },
+    Decode { dec: RangeDecoder<'a>, out: Vec<u8>, raw_len: usize },
+    Bits { data: &'a [u8], pos: usize, bits: f64 },
+}
+
+enum Done {
+    Encoded(Vec<u8>),
+    Decoded(Result<Vec<u8>, LmError>),
+    Bits(f64),
+}
+
+struct Slot<'a> {
+    index: usize,
+    input: u16,
+    job: Job<'a>,
+    done: Option<Done>,
+}
+
+impl<'a> Job<'a> {
+    /// The result if the job has no symbol at all.
+    fn finished_empty(self) -> Result<Done, Job<'a>> {
+        match self {
+            Job::Encode { data, enc, .. } if data.is_empty() => Ok(Done::Encoded(enc.finish())),
+            Job::Decode { dec, out, raw_len } if raw_len == 0 => Ok(Done::Decoded(dec.finish().map(|_| out))),
+            Job::Bits { data, .. } if data.is_empty() => Ok(Done::Bits(0.0)),
+            j => Err(j),
+        }
+    }
+}
+
+impl Slot<'_> {
+    /// Codes this slot's next symbol with `f`; sets `done` when the job ends.
+    fn advance(&mut self, f: &[u32; 256]) {
+        match &mut self.job {
+            Job::Encode { data, pos, enc } => {
+                let x = data[*pos];
+                enc.encode_symbol(f, x);
+                *pos += 1;
+                self.input = x as u16;
+                if *pos == data.len() {
+                    let enc = std::mem::take(enc);
+                    self.done = Some(Done::Encoded(enc.finish()));
+                }
+            }
+            Job::Decode { dec, out, raw_len } => match dec.decode_symbol(f) {
+                Ok(x) => {
+                    out.push(x);
+                    self.input = x as u16;
+                    if out.len() == *raw_len {
+                        let r = dec.finish().map(|_| std::mem::take(out));
+                        self.done = Some(Done::Decoded(r));
+                    }
+                }
+                Err(e) => self.done = Some(Done::Decoded(Err(e))),
+            },
+            Job::Bits { data, pos, bits } => {
+                let x = data[*pos];
+                *bits += (TOTAL as f64 / f[x as usize] as f64).log2();
+                *pos += 1;
+                self.input = x as u16;
+                if *pos == data.len() {
+                    self.done = Some(Done::Bits(*bits));
+                }
+            }
+        }
+    }
+}
+
+impl LmCodec {
+    /// A codec running `model` on kernel `path` with `threads` worker threads
+    /// (1 = on the calling thread) and `batch` slots in flight.
+    pub fn new(model: Arc<Model>, path: KernelPath, threads: usize, batch: usize) -> Result<LmCodec, LmError> {
+        if threads == 0 || batch == 0 {
+            return Err(LmError::Settings(format!("threads ({threads}) and batch ({batch}) must be at least 1")));
+        }
+        if !path.is_available() {
+            return Err(LmError::KernelUnavailable(path.name()));
+        }
+        let pool = if threads > 1 {
+            Some(
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("lza-lm-{i}"))
+                    .build()
+                    .map_err(|e| LmError::ThreadPool { threads, msg: e.to_string() })?,
+            )
+        } else {
+            None
+        };
+        Ok(LmCodec { model, path, threads, batch, pool })
+    }
+
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    pub fn kernel_path(&self) -> KernelPath {
+        self.path
+    }
+
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Codes each chunk (any length, 0 included) into a range-coder payload,
+    /// in input order. The bytes depend only on the model and the chunk.
+    pub fn encode_chunks(&self, chunks: &[&[u8]]) -> Vec<Vec<u8>> {
+        let jobs = chunks.iter().map(|&data| Job::Encode {
+            data,
+            pos: 0,
+            enc: RangeEncoder::with_capacity(data.len() / 3 + 16),
+        });
+        self.run(jobs, chunks.len())
+            .into_iter()
+            .map(|d| match d {
+                Done::Encoded(v) => v,
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    /// Decodes `(payload, raw_len)` pairs, in input order. A bad payload fails
+    /// only its own chunk; no chunk yields more than `raw_len` bytes, and a
+    /// success has consumed the whole payload.
+    pub fn decode_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, LmError>> {
+        let mut early: Vec<Option<LmError>> = Vec::with_capacity(chunks.len());
+        let mut decs: Vec<Option<RangeDecoder<'_>>> = Vec::with_capacity(chunks.len());
+        for &(payload, _) in chunks {
+            match RangeDecoder::new(payload) {
+                Ok(d) => {
+                    decs.push(Some(d));
+                    early.push(None);
+                }
+                Err(e) => {
+                    decs.push(None);
+                    early.push(Some(e));
+                }
+            }
+        }
+        // chunks whose payload fails at once take no slot
+        let live: Vec<usize> = (0..chunks.len()).filter(|&i| decs[i].is_some()).collect();
+        let jobs = live.iter().map(|&i| Job::Decode {
+            dec: decs[i].take().unwrap(),
+            out: Vec::with_capacity(chunks[i].1.min(1 << 20)),
+            raw_len: chunks[i].1,
+        });
+        let mut results = self.run(jobs, live.len()).into_iter();
+        early
+            .into_iter()
+            .map(|e| match e {
+                Some(e) => Err(e),
+                None => match results.next() {
+                    Some(Done::Decoded(r)) => r,
+                    _ => unreachable!(),
+                },
+            })
+            .collect()
+    }
+
+    /// Ideal code length in bits (`sum -log2(f[x] / TOTAL)`, without range
+    /// coder overhead) of `data` cut into [`MAX_LM_CHUNK`]-byte chunks.
+    pub fn cross_entropy_bits(&self, data: &[u8]) -> f64 {
+        let chunks: Vec<&[u8]> = data.chunks(MAX_LM_CHUNK).collect();
+        let jobs = chunks.iter().map(|&data| Job::Bits { data, pos: 0, bits: 0.0 });
+        self.run(jobs, chunks.len())
+            .into_iter()
+            .map(|d| match d {
+                Done::Bits(b) => b,
+                _ => unreachable!(),
+            })
+            .sum()
+    }
+
+    /// Bits per byte of `data` (see [`LmCodec::cross_entropy_bits`]); 0 for empty data.
+    pub fn bits_per_byte(&self, data: &[u8]) -> f64 {
+        if data.is_empty() { 0.0 } else { self.cross_entropy_bits(data) / data.len() as f64 }
+    }
+
+    /// The scheduler: runs `n` jobs with up to `batch` slots in flight and
+    /// returns their results in job order.
+    fn run<'a>(&self, jobs: impl Iterator<Item = Job<'a>>, n: usize) -> Vec<Done> {
+        let model = &*self.model;
+        let ld = model.layers() * model.dim();
+        let cap = self.batch.min(n.max(1));
+        let mut results: Vec<Option<Done>> = (0..n).map(|_| None).collect();
+        let mut jobs = jobs.enumerate();
+        let mut slots: Vec<Slot<'a>> = Vec::with_capacity(cap);
+        let mut h = vec![0.0f32; cap * ld];
+        let mut q = vec![0i8; cap * ld];
+        let nthreads = self.threads.min(cap);
+        let per = cap.div_ceil(nthreads).min(SUB_BATCH);
+        let mut scratch: Vec<engine::Scratch> = (0..nthreads).map(|_| engine::Scratch::new(model, per)).collect();
+
+        // next job that has at least one symbol; empty ones finish here
+        let mut next_job = |results: &mut Vec<Option<Done>>| -> Option<(usize, Job<'a>)> {
+            for (i, job) in jobs.by_ref() {
+                match job.finished_empty() {
+                    Ok(done) => results[i] = Some(done),
+                    Err(job) => return Some((i, job)),
+                }
+            }
+            None
+        };
+
+        while slots.len() < cap {
+            let Some((index, job)) = next_job(&mut results) else { break };
+            slots.push(Slot { index, input: 256, job, done: None });
+        }
+        while !slots.is_empty() {
+            let live = slots.len();
+            self.step_all(&mut slots, &mut h[..live * ld], &mut q[..live * ld], &mut scratch);
+            // retire finished slots; refill or compact
+            let mut i = 0;
+            while i < slots.len() {
+                if let Some(done) = slots[i].done.take() {
+                    results[slots[i].index] = Some(done);
+                    h[i * ld..(i + 1) * ld].fill(0.0);
+                    q[i * ld..(i + 1) * ld].fill(0);
+                    if let Some((index, job)) = next_job(&mut results) {
+                        slots[i] = Slot { index, input: 256, job, done: None };
+                        i += 1;
+                    } else {
+                        let last = slots.len() - 1;
+                        if i != last {
+                            h.copy_within(last * ld..(last + 1) * ld, i * ld);
+                            q.copy_within(last * ld..(last + 1) * ld, i * ld);
+                        }
+                        slots.swap_remove(i);
+                    }
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        results.into_iter().map(|r| r.expect("every job finishes")).collect()
+    }
+
+    /// One model step for every live slot, split over the threads in fixed
+    /// contiguous slices, followed by each slot's coding step.
+    fn step_all(&self, slots: &mut [Slot<'_>], h: &mut [f32], q: &mut [i8], scratch: &mut [engine::Scratch]) {
+        let model = &*self.model;
+        let path = self.path;
+        let ld = model.layers() * model.dim();
+        let live = slots.len();
+        let work = |slots: &mut [Slot<'_>], h: &mut [f32], q: &mut [i8], s: &mut engine::Scratch| {
+            let mut inputs = [0u16; SUB_BATCH];
+            // sub-batches bounded by the scratch capacity and the input buffer
+            let mut start = 0;
+            while start < slots.len() {
+                let nb = (slots.len() - start).min(s.capacity()).min(inputs.len());
+                for (k, slot) in slots[start..start + nb].iter().enumerate() {
+                    inputs[k] = slot.input;
+                }
+                engine::step(model, path, &inputs[..nb], &mut h[start * ld..], &mut q[start * ld..], s);
+                for (k, slot) in slots[start..start + nb].iter_mut().enumerate() {
+                    slot.advance(&s.freqs[k]);
+                }
+                start += nb;
+            }
+        };
+        match &self.pool {
+            Some(pool) if live > 1 => {
+                let parts = scratch.len().min(live);
+                pool.scope(|sc| {
+                    let (mut slots, mut h, mut q) = (slots, h, q);
+                    let mut rest_scratch = &mut scratch[..parts];
+                    for t in 0..parts {
+                        let n = (t + 1) * live / parts - t * live / parts;
+                        let (s0, s1) = std::mem::take(&mut slots).split_at_mut(n);
+                        let (h0, h1) = std::mem::take(&mut h).split_at_mut(n * ld);
+                        let (q0, q1) = std::mem::take(&mut q).split_at_mut(n * ld);
+                        let (sc0, sc1) = std::mem::take(&mut rest_scratch).split_first_mut().unwrap();
+                        (slots, h, q, rest_scratch) = (s1, h1, q1, sc1);
+                        if t + 1 == parts {
+                            work(s0, h0, q0, sc0);
+                        } else {
+                            sc.spawn(move |_| work(s0, h0, q0, sc0));
+                        }
+                    }
+                });
+            }
+            _ => work(slots, h, q, &mut scratch[0]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
