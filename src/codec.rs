@@ -121,26 +121,28 @@ pub fn check_decoded(header: &FrameHeader, data: Vec<u8>) -> Result<Vec<u8>, Cor
     Ok(data)
 }
 
-/// Whether a chunk looks like text worth giving to the language model:
-/// valid UTF-8 (a sequence cut at the chunk's end is allowed) with few
-/// control bytes other than tab, newline, carriage return and form feed.
+/// Whether a chunk looks like text worth giving to the language model: at
+/// most 5% of its bytes are control bytes (other than tab, newline, carriage
+/// return and form feed) or bytes outside valid UTF-8 sequences. Legacy
+/// 8-bit text (Latin-1, CP437) passes; the model codes any byte, and the
+/// encoder keeps zstd's result when the model does not win anyway.
 pub fn looks_like_text(data: &[u8]) -> bool {
     if data.is_empty() {
-        return false;
-    }
-    let valid = match std::str::from_utf8(data) {
-        Ok(_) => true,
-        // error_len() == None: the data ends inside a multi-byte sequence.
-        Err(e) => e.error_len().is_none() && data.len() - e.valid_up_to() < 4,
-    };
-    if !valid {
         return false;
     }
     let controls = data
         .iter()
         .filter(|&&b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r' | 0x0C)) || b == 0x7F)
         .count();
-    controls * 100 <= data.len()
+    let mut invalid = 0;
+    let mut rest = data;
+    while let Err(e) = std::str::from_utf8(rest) {
+        // error_len() == None: the data ends inside a multi-byte sequence.
+        let skip = e.error_len().unwrap_or(rest.len() - e.valid_up_to());
+        invalid += skip;
+        rest = &rest[e.valid_up_to() + skip..];
+    }
+    (controls + invalid) * 20 <= data.len()
 }
 
 #[cfg(test)]
@@ -180,6 +182,11 @@ mod tests {
     fn text_detection() {
         assert!(looks_like_text("plain text\nwith ünïcode\r\n".as_bytes()));
         assert!(!looks_like_text(&[0, 1, 2, 3, 200, 201]));
+        // Latin-1 prose: a few bytes outside UTF-8 do not make it binary.
+        let mut latin1 = b"The caf\xe9 on the corner served cr\xeape and tea. ".repeat(4);
+        assert!(looks_like_text(&latin1));
+        latin1.extend_from_slice(&[0xFF; 40]);
+        assert!(!looks_like_text(&latin1));
         assert!(!looks_like_text(b""));
         // A multi-byte character cut at the end is still text.
         let s = "aaaa é".as_bytes();

@@ -351,13 +351,16 @@ fn code_segments(segments: Vec<Segment>, zstd_level: i32, lm: Option<&dyn TextCo
         .iter()
         .zip(&text)
         .map(|(s, &t)| {
-            let whole = codec::encode_zstd(&s.data, zstd_level);
+            // Next to the model's cost, zstd's best level is cheap: a text
+            // segment is never larger than `zstd -19` would make it.
+            let level = if t { zstd_level.max(19) } else { zstd_level };
+            let whole = codec::encode_zstd(&s.data, level);
             let mut frames = vec![whole];
             if t {
                 let mut lm_frames = Vec::new();
                 for piece in s.data.chunks(LM_CHUNK_SIZE) {
                     let coded = lm_coded.next().expect("one result per chunk");
-                    let zstd_piece = codec::encode_zstd(piece, zstd_level);
+                    let zstd_piece = codec::encode_zstd(piece, level);
                     let lm_frame = Frame::new(crate::format::CodecId::LanguageModel, piece, coded);
                     lm_frames.push(if lm_frame.payload.len() < zstd_piece.payload.len() {
                         lm_frame

@@ -13,6 +13,8 @@ pub mod create;
 pub mod error;
 pub mod extract;
 pub mod format;
+#[allow(missing_docs)]
+pub mod lm;
 pub mod models;
 pub mod pipeline;
 pub mod reader;

@@ -4,11 +4,13 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use lza::codec::TextCoder;
 use lza::create::{self, CreateOptions};
 use lza::extract::{self, DestWriter, Discard, ReadOptions};
 use lza::format::{Entry, EntryKind};
@@ -90,6 +92,16 @@ impl ThreadsArg {
 }
 
 #[derive(Args)]
+struct ModelArgs {
+    /// Language model file (default: the embedded model).
+    #[arg(long = "model", value_name = "FILE")]
+    model: Option<PathBuf>,
+    /// Chunks the language model codes side by side.
+    #[arg(long = "batch", value_name = "B", default_value_t = lza::models::DEFAULT_BATCH, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
+    batch: usize,
+}
+
+#[derive(Args)]
 struct CreateArgs {
     #[command(flatten)]
     archive: ArchiveArg,
@@ -110,6 +122,11 @@ struct CreateArgs {
     /// Replace the archive file if it exists.
     #[arg(long = "overwrite")]
     overwrite: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Use no language model: zstd for everything.
+    #[arg(long = "no-model", conflicts_with = "model")]
+    no_model: bool,
     /// Segment size in bytes (the archive's largest chunk).
     #[arg(long = "chunk-size", default_value_t = create::DEFAULT_CHUNK_SIZE, hide = true)]
     chunk_size: u32,
@@ -141,6 +158,8 @@ struct ExtractArgs {
     /// Refuse archives holding more than BYTES of data.
     #[arg(long = "max-size", value_name = "BYTES")]
     max_size: Option<u64>,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 #[derive(Args)]
@@ -161,6 +180,8 @@ struct VerifyArgs {
     /// List entries as they are checked.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
+    #[command(flatten)]
+    model: ModelArgs,
 }
 
 fn main() -> ExitCode {
@@ -231,11 +252,21 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
             lza::format::MAX_CHUNK_LIMIT
         );
     }
+    let threads = a.threads.get();
+    let lm = if a.no_model {
+        None
+    } else {
+        let file = match &a.model.model {
+            Some(path) => lza::models::ModelFile::read(path)?,
+            None => lza::models::ModelFile::embedded(),
+        };
+        Some(lza::models::open_coder(&file, threads, a.model.batch)?)
+    };
     let opts = CreateOptions {
-        threads: a.threads.get(),
+        threads,
         level: a.level,
         chunk_size: a.chunk_size,
-        lm: None,
+        lm,
     };
     let total: u64 = sources.iter().map(|s| s.entry.size).sum();
     let to_stdout = a.archive.file == "-";
@@ -274,6 +305,8 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
         // Written under a temporary name, renamed when complete.
         let tmp = tempfile::Builder::new()
             .prefix(".lza-")
+            // The usual 0o666 less umask, not tempfile's private 0o600.
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
         let out = BufWriter::with_capacity(1 << 20, tmp);
@@ -314,16 +347,46 @@ fn open_input(file: &str) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
     }
 }
 
+/// Read the archive's header to learn which model it needs, and find it
+/// before anything is written. Returns the input with the header put back.
+fn model_for(
+    mut input: Box<dyn Read>,
+    model: &ModelArgs,
+    threads: usize,
+) -> anyhow::Result<(Box<dyn Read>, Option<Arc<dyn TextCoder>>)> {
+    let mut head = Vec::with_capacity(lza::format::HEADER_LEN);
+    input
+        .by_ref()
+        .take(lza::format::HEADER_LEN as u64)
+        .read_to_end(&mut head)?;
+    let header = head
+        .as_slice()
+        .try_into()
+        .ok()
+        .and_then(|h| lza::format::Header::parse(h).ok());
+    let coder = match header {
+        Some(h) if !h.model_hash.is_none() => {
+            let file = lza::models::find(h.model_hash, model.model.as_deref())?;
+            Some(lza::models::open_coder(&file, threads, model.batch)?)
+        }
+        // No model needed, or a bad header that the reader will report.
+        _ => None,
+    };
+    Ok((Box::new(io::Cursor::new(head).chain(input)), coder))
+}
+
 fn run_extract(a: ExtractArgs) -> anyhow::Result<()> {
     let (input, len) = open_input(&a.archive.file)?;
+    let threads = a.threads.get();
+    let (input, lm) = model_for(input, &a.model, threads)?;
     let mut limits = Limits::default();
     if let Some(m) = a.max_size {
         limits.max_size = m;
     }
     let opts = ReadOptions {
-        threads: a.threads.get(),
+        threads,
         limits,
-        lm: None,
+        lm,
     };
     let mut dest = DestWriter::new(&a.directory, a.overwrite);
     let pb = progress_bar(len, a.verbose);
@@ -345,10 +408,12 @@ fn run_extract(a: ExtractArgs) -> anyhow::Result<()> {
 
 fn run_verify(a: VerifyArgs) -> anyhow::Result<()> {
     let (input, len) = open_input(&a.archive.file)?;
+    let threads = a.threads.get();
+    let (input, lm) = model_for(input, &a.model, threads)?;
     let opts = ReadOptions {
-        threads: a.threads.get(),
+        threads,
         limits: Limits::default(),
-        lm: None,
+        lm,
     };
     let pb = progress_bar(len, a.verbose);
     let mut out = io::stdout().lock();

@@ -6,6 +6,10 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::codec::TextCoder;
+use crate::lm::{KernelPath, LmCodec, Model};
 
 use crate::error::{Error, Result};
 use crate::format::ModelHash;
@@ -100,4 +104,45 @@ pub fn find(hash: ModelHash, given: Option<&Path>) -> Result<ModelFile> {
         }
     }
     Err(Error::UnknownModel { hash })
+}
+
+/// Default number of chunks coded side by side (see README, "Batch size").
+pub const DEFAULT_BATCH: usize = 64;
+
+impl TextCoder for LmCodec {
+    fn model_hash(&self) -> ModelHash {
+        ModelHash(self.model().hash().0)
+    }
+
+    fn batch(&self) -> usize {
+        LmCodec::batch(self)
+    }
+
+    fn encode_chunks(&self, chunks: &[&[u8]]) -> Vec<Vec<u8>> {
+        LmCodec::encode_chunks(self, chunks)
+    }
+
+    fn decode_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, String>> {
+        LmCodec::decode_chunks(self, chunks)
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect()
+    }
+}
+
+/// Load `file` and build a coder for it on the kernel path `LZA_KERNEL`
+/// selects (or the best available), with `threads` threads and `batch`
+/// chunks side by side.
+pub fn open_coder(file: &ModelFile, threads: usize, batch: usize) -> Result<Arc<dyn TextCoder>> {
+    let bad = |e: crate::lm::LmError| Error::BadModel {
+        origin: file.origin.clone(),
+        reason: e.to_string(),
+    };
+    let model = Model::from_bytes(&file.bytes).map_err(bad)?;
+    let path = KernelPath::detect().map_err(|e| Error::BadModel {
+        origin: "LZA_KERNEL".into(),
+        reason: e.to_string(),
+    })?;
+    let codec = LmCodec::new(Arc::new(model), path, threads.max(1), batch.max(1)).map_err(bad)?;
+    Ok(Arc::new(codec))
 }

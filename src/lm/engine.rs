@@ -7,6 +7,8 @@
 //! does not depend on which other slots share the batch, on the batch size or
 //! on the thread that runs it.
 
+#![allow(clippy::too_many_arguments, clippy::needless_range_loop)]
+
 use super::kernels::{self, KernelPath};
 use super::math::{quantize, sigmoid, tanh};
 use super::model::Model;
@@ -23,6 +25,7 @@ pub struct Scratch {
 }
 
 impl Scratch {
+    /// Buffers for `cap` slots of `model`.
     pub fn new(model: &Model, cap: usize) -> Scratch {
         let d3 = 3 * model.dim();
         Scratch {
@@ -34,6 +37,7 @@ impl Scratch {
         }
     }
 
+    /// Most slots one [`step`] call may advance.
     pub fn capacity(&self) -> usize {
         self.cap
     }
@@ -42,7 +46,14 @@ impl Scratch {
 /// Advances `inputs.len()` slots by one symbol: `inputs[b]` is the input
 /// symbol of slot `b` (256 = start). Updates `h` and `q` and leaves the
 /// frequency table of each slot's next symbol in `scratch.freqs[b]`.
-pub fn step(model: &Model, path: KernelPath, inputs: &[u16], h: &mut [f32], q: &mut [i8], scratch: &mut Scratch) {
+pub fn step(
+    model: &Model,
+    path: KernelPath,
+    inputs: &[u16],
+    h: &mut [f32],
+    q: &mut [i8],
+    scratch: &mut Scratch,
+) {
     let nb = inputs.len();
     if nb == 0 {
         return;
@@ -152,7 +163,17 @@ pub fn gru_layer0_generic(
         let gi = &embed[u * d3..(u + 1) * d3];
         let (gr, rest) = gi.split_at(d);
         let (gz, gn) = rest.split_at(d);
-        cell(d, gr, gz, gn, &acc_h[b * d3..(b + 1) * d3], m_hh, b_hh, &mut h[b * ld..], &mut q[b * ld..]);
+        cell(
+            d,
+            gr,
+            gz,
+            gn,
+            &acc_h[b * d3..(b + 1) * d3],
+            m_hh,
+            b_hh,
+            &mut h[b * ld..],
+            &mut q[b * ld..],
+        );
     }
 }
 
@@ -182,7 +203,17 @@ pub fn gru_layer_generic(
         }
         let (gr, rest) = g.split_at(d);
         let (gz, gn) = rest.split_at(d);
-        cell(d, gr, gz, gn, &acc_h[b * d3..(b + 1) * d3], m_hh, b_hh, &mut h[b * ld..], &mut q[b * ld..]);
+        cell(
+            d,
+            gr,
+            gz,
+            gn,
+            &acc_h[b * d3..(b + 1) * d3],
+            m_hh,
+            b_hh,
+            &mut h[b * ld..],
+            &mut q[b * ld..],
+        );
     }
 }
 

@@ -19,6 +19,12 @@
 //! every vector lane as in scalar code and Rust never fuses `a * b + c`, so the
 //! dispatch changes speed only, never bits.
 
+#![allow(
+    clippy::too_many_arguments,
+    clippy::needless_range_loop,
+    clippy::manual_is_multiple_of
+)]
+
 use super::LmError;
 use std::fmt;
 
@@ -65,12 +71,19 @@ impl KernelPath {
 
     /// The fastest path this CPU can run.
     pub fn best_available() -> KernelPath {
-        *KernelPath::ALL.iter().rev().find(|p| p.is_available()).unwrap_or(&KernelPath::Portable)
+        *KernelPath::ALL
+            .iter()
+            .rev()
+            .find(|p| p.is_available())
+            .unwrap_or(&KernelPath::Portable)
     }
 
     /// Paths this CPU can run, slowest first.
     pub fn available() -> Vec<KernelPath> {
-        KernelPath::ALL.into_iter().filter(|p| p.is_available()).collect()
+        KernelPath::ALL
+            .into_iter()
+            .filter(|p| p.is_available())
+            .collect()
     }
 
     /// Parses a path name and checks that this CPU can run it.
@@ -94,7 +107,9 @@ impl KernelPath {
             Ok(v) if v.is_empty() => Ok(KernelPath::best_available()),
             Ok(v) => KernelPath::from_name(&v),
             Err(std::env::VarError::NotPresent) => Ok(KernelPath::best_available()),
-            Err(std::env::VarError::NotUnicode(v)) => Err(LmError::BadKernelName(v.to_string_lossy().into_owned())),
+            Err(std::env::VarError::NotUnicode(v)) => {
+                Err(LmError::BadKernelName(v.to_string_lossy().into_owned()))
+            }
         }
     }
 }
@@ -112,7 +127,7 @@ impl fmt::Display for KernelPath {
 struct Block([u8; 64]);
 
 /// An int8 weight matrix in the kernels' layout: row blocks of 16 rows, each a
-/// run of `cols / 4` [`Block`]s. Rows must be a multiple of 16 and columns a
+/// run of `cols / 4` 64-byte blocks. Rows must be a multiple of 16 and columns a
 /// multiple of 4 (every matrix of a valid model is).
 #[derive(Clone)]
 pub struct PackedI8 {
@@ -135,7 +150,10 @@ impl PackedI8 {
     /// do not support (rows % 16, cols % 4, cols > MAX_COLS, wrong length) or a
     /// weight of -128.
     pub fn new(rows: usize, cols: usize, w: &[i8]) -> PackedI8 {
-        assert!(rows % 16 == 0 && cols % 4 == 0 && cols <= MAX_COLS, "unsupported matrix shape {rows}x{cols}");
+        assert!(
+            rows % 16 == 0 && cols % 4 == 0 && cols <= MAX_COLS,
+            "unsupported matrix shape {rows}x{cols}"
+        );
         assert_eq!(w.len(), rows * cols);
         assert!(!w.contains(&-128), "weight -128");
         let groups = cols / 4;
@@ -153,10 +171,12 @@ impl PackedI8 {
         PackedI8 { rows, cols, blocks }
     }
 
+    /// Number of rows.
     pub fn rows(&self) -> usize {
         self.rows
     }
 
+    /// Number of columns.
     pub fn cols(&self) -> usize {
         self.cols
     }
@@ -186,20 +206,33 @@ pub fn matmul_i8(
     }
     assert!(x_stride >= w.cols && out_stride >= w.rows, "bad strides");
     assert!(x.len() >= (batch - 1) * x_stride + w.cols, "x too short");
-    assert!(out.len() >= (batch - 1) * out_stride + w.rows, "out too short");
+    assert!(
+        out.len() >= (batch - 1) * out_stride + w.rows,
+        "out too short"
+    );
     match path {
         KernelPath::Portable => matmul_portable(w, x, x_stride, batch, out, out_stride),
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx2 => {
-            assert!(path.is_available(), "kernel path avx2 is not available on this CPU");
+            assert!(
+                path.is_available(),
+                "kernel path avx2 is not available on this CPU"
+            );
             // SAFETY: AVX2 is available (checked above); slice bounds checked above.
-            unsafe { x86::matmul_avx2(w, x.as_ptr(), x_stride, batch, out.as_mut_ptr(), out_stride) }
+            unsafe {
+                x86::matmul_avx2(w, x.as_ptr(), x_stride, batch, out.as_mut_ptr(), out_stride)
+            }
         }
         #[cfg(target_arch = "x86_64")]
         KernelPath::Avx512 => {
-            assert!(path.is_available(), "kernel path avx512 is not available on this CPU");
+            assert!(
+                path.is_available(),
+                "kernel path avx512 is not available on this CPU"
+            );
             // SAFETY: AVX-512 F/BW/VNNI available (checked above); bounds checked above.
-            unsafe { x86::matmul_avx512(w, x.as_ptr(), x_stride, batch, out.as_mut_ptr(), out_stride) }
+            unsafe {
+                x86::matmul_avx512(w, x.as_ptr(), x_stride, batch, out.as_mut_ptr(), out_stride)
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         _ => panic!("kernel path {path} is not available on this CPU"),
@@ -207,25 +240,35 @@ pub fn matmul_i8(
 }
 
 fn matmul_portable(w: &PackedI8, x: &[i8], xs: usize, batch: usize, out: &mut [i32], os: usize) {
-    // Products of two values in -127..=127 fit in i16, so the inner loop is
-    // i16 multiplies widened to i32 sums (what baseline SIMD does well);
-    // lane `i` of `acc` holds row `i / 4`, column offset `i % 4`.
+    // Written so that baseline SIMD (SSE2, NEON) vectorises it: per block, 64
+    // i16 weights times the block's 4 inputs repeated 16 times (`xrep`),
+    // adjacent products summed in pairs (`pmaddwd`-shaped); lane `i` of `acc`
+    // holds half of row `i / 2`.
     let groups = w.cols / 4;
+    let mut xrep = vec![0i16; groups * 64];
     for b in 0..batch {
         let xb = &x[b * xs..b * xs + w.cols];
+        for (xr, xg) in xrep.chunks_exact_mut(64).zip(xb.chunks_exact(4)) {
+            for (i, v) in xr.iter_mut().enumerate() {
+                *v = xg[i % 4] as i16;
+            }
+        }
         let ob = &mut out[b * os..b * os + w.rows];
         for (rb, oblk) in ob.chunks_exact_mut(16).enumerate() {
-            let mut acc = [0i32; 64];
+            let mut acc = [0i32; 32];
             let blocks = &w.blocks[rb * groups..(rb + 1) * groups];
-            for (blk, xg) in blocks.iter().zip(xb.chunks_exact(4)) {
-                let xr = [xg[0] as i16, xg[1] as i16, xg[2] as i16, xg[3] as i16];
+            for (blk, xg) in blocks.iter().zip(xrep.chunks_exact(64)) {
+                let mut wv = [0i16; 64];
                 for i in 0..64 {
-                    let wv = (blk.0[i] ^ 0x80) as i8 as i16;
-                    acc[i] += (wv * xr[i % 4]) as i32;
+                    wv[i] = (blk.0[i] ^ 0x80) as i8 as i16;
+                }
+                for i in 0..32 {
+                    acc[i] += wv[2 * i] as i32 * xg[2 * i] as i32
+                        + wv[2 * i + 1] as i32 * xg[2 * i + 1] as i32;
                 }
             }
             for (r, o) in oblk.iter_mut().enumerate() {
-                *o = acc[4 * r] + acc[4 * r + 1] + acc[4 * r + 2] + acc[4 * r + 3];
+                *o = acc[2 * r] + acc[2 * r + 1];
             }
         }
     }
@@ -236,30 +279,68 @@ mod x86 {
     use super::{Block, PackedI8};
     use std::arch::x86_64::*;
 
-    /// AVX2: 16 rows x 2 batch rows per tile.
+    /// AVX2: 16 rows x 2 batch rows per tile; inputs widened to i16 once.
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn matmul_avx2(w: &PackedI8, x: *const i8, xs: usize, batch: usize, out: *mut i32, os: usize) {
+    pub(super) unsafe fn matmul_avx2(
+        w: &PackedI8,
+        x: *const i8,
+        xs: usize,
+        batch: usize,
+        out: *mut i32,
+        os: usize,
+    ) {
         let groups = w.cols / 4;
+        let cols = w.cols;
+        let mut xw = vec![0i16; batch * cols];
+        for b in 0..batch {
+            // SAFETY: the caller checked that `x` holds `batch` rows of `cols` at stride `xs`.
+            let xr = unsafe { std::slice::from_raw_parts(x.add(b * xs), cols) };
+            for (d, &s) in xw[b * cols..(b + 1) * cols].iter_mut().zip(xr) {
+                *d = s as i16;
+            }
+        }
+        let xp = xw.as_ptr();
         for rb in 0..w.rows / 16 {
-            // SAFETY (whole body): the caller checked that `x` holds `batch`
-            // rows of `cols` at stride `xs` and `out` holds `batch` rows of
-            // `rows` at stride `os`; `blocks` holds `rows/16 * groups` blocks.
+            // SAFETY (whole body): `xw` holds `batch` rows of `cols`; the
+            // caller checked that `out` holds `batch` rows of `rows` at stride
+            // `os`; `blocks` holds `rows/16 * groups` blocks.
             unsafe {
                 let wp = w.blocks.as_ptr().add(rb * groups);
                 let mut b = 0;
                 while b + 2 <= batch {
-                    avx2_tile::<2>(wp, groups, x.add(b * xs), xs, out.add(b * os + rb * 16), os);
+                    avx2_tile::<2>(
+                        wp,
+                        groups,
+                        xp.add(b * cols),
+                        cols,
+                        out.add(b * os + rb * 16),
+                        os,
+                    );
                     b += 2;
                 }
                 if b < batch {
-                    avx2_tile::<1>(wp, groups, x.add(b * xs), xs, out.add(b * os + rb * 16), os);
+                    avx2_tile::<1>(
+                        wp,
+                        groups,
+                        xp.add(b * cols),
+                        cols,
+                        out.add(b * os + rb * 16),
+                        os,
+                    );
                 }
             }
         }
     }
 
     #[inline(always)]
-    unsafe fn avx2_tile<const NB: usize>(wp: *const Block, groups: usize, x: *const i8, xs: usize, out: *mut i32, os: usize) {
+    unsafe fn avx2_tile<const NB: usize>(
+        wp: *const Block,
+        groups: usize,
+        x: *const i16,
+        xs: usize,
+        out: *mut i32,
+        os: usize,
+    ) {
         unsafe {
             let flip = _mm256_set1_epi8(0x80u8 as i8);
             let mut acc = [[_mm256_setzero_si256(); 4]; NB];
@@ -274,8 +355,9 @@ mod x86 {
                     _mm256_cvtepi8_epi16(_mm256_extracti128_si256::<1>(hi)),
                 ];
                 for n in 0..NB {
-                    let x4 = (x.add(n * xs + 4 * g) as *const i32).read_unaligned();
-                    let xv = _mm256_broadcastq_epi64(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(x4)));
+                    // four i16 inputs, broadcast to every 64-bit lane
+                    let xv =
+                        _mm256_set1_epi64x((x.add(n * xs + 4 * g) as *const i64).read_unaligned());
                     for i in 0..4 {
                         acc[n][i] = _mm256_add_epi32(acc[n][i], _mm256_madd_epi16(wv[i], xv));
                     }
@@ -297,7 +379,14 @@ mod x86 {
 
     /// AVX-512 VNNI: tiles of 4 row blocks (64 rows) x 6 batch rows.
     #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-    pub(super) unsafe fn matmul_avx512(w: &PackedI8, x: *const i8, xs: usize, batch: usize, out: *mut i32, os: usize) {
+    pub(super) unsafe fn matmul_avx512(
+        w: &PackedI8,
+        x: *const i8,
+        xs: usize,
+        batch: usize,
+        out: *mut i32,
+        os: usize,
+    ) {
         let groups = w.cols / 4;
         let nrb = w.rows / 16;
         let mut rb = 0;
@@ -318,7 +407,15 @@ mod x86 {
     }
 
     #[inline(always)]
-    unsafe fn vnni_rows<const R: usize>(wp: *const Block, groups: usize, x: *const i8, xs: usize, batch: usize, out: *mut i32, os: usize) {
+    unsafe fn vnni_rows<const R: usize>(
+        wp: *const Block,
+        groups: usize,
+        x: *const i8,
+        xs: usize,
+        batch: usize,
+        out: *mut i32,
+        os: usize,
+    ) {
         unsafe {
             let mut b = 0;
             while b + NB <= batch {
@@ -338,7 +435,14 @@ mod x86 {
     }
 
     #[inline(always)]
-    unsafe fn vnni_tile<const R: usize, const N: usize>(wp: *const Block, groups: usize, x: *const i8, xs: usize, out: *mut i32, os: usize) {
+    unsafe fn vnni_tile<const R: usize, const N: usize>(
+        wp: *const Block,
+        groups: usize,
+        x: *const i8,
+        xs: usize,
+        out: *mut i32,
+        os: usize,
+    ) {
         unsafe {
             let mut acc = [[_mm512_setzero_si512(); N]; R];
             for g in 0..groups {
@@ -347,7 +451,8 @@ mod x86 {
                     *v = _mm512_load_si512(wp.add(i * groups + g) as *const __m512i);
                 }
                 for n in 0..N {
-                    let xv = _mm512_set1_epi32((x.add(n * xs + 4 * g) as *const i32).read_unaligned());
+                    let xv =
+                        _mm512_set1_epi32((x.add(n * xs + 4 * g) as *const i32).read_unaligned());
                     for i in 0..R {
                         acc[i][n] = _mm512_dpbusd_epi32(acc[i][n], wv[i], xv);
                     }
@@ -362,7 +467,10 @@ mod x86 {
                 }
                 let c = _mm512_set1_epi32(128 * s);
                 for i in 0..R {
-                    _mm512_storeu_si512(out.add(n * os + i * 16) as *mut __m512i, _mm512_sub_epi32(acc[i][n], c));
+                    _mm512_storeu_si512(
+                        out.add(n * os + i * 16) as *mut __m512i,
+                        _mm512_sub_epi32(acc[i][n], c),
+                    );
                 }
             }
         }
@@ -379,9 +487,9 @@ macro_rules! multiversion {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
-                fn v512($($arg: $ty),*) { $generic($($arg),*) }
+                unsafe fn v512($($arg: $ty),*) { $generic($($arg),*) }
                 #[target_feature(enable = "avx2")]
-                fn v256($($arg: $ty),*) { $generic($($arg),*) }
+                unsafe fn v256($($arg: $ty),*) { $generic($($arg),*) }
                 match path {
                     KernelPath::Avx512 if path.is_available() => {
                         // SAFETY: the features are available (checked).
@@ -402,7 +510,7 @@ macro_rules! multiversion {
 
 multiversion! {
     /// Layer-0 GRU cells of `nb` slots (see `engine::gru_layer0_generic`).
-    pub fn gru_layer0(
+    pub(crate) fn gru_layer0(
         d: usize, nb: usize, inputs: &[u16], embed: &[f32], acc_h: &[i32],
         m_hh: &[f32], b_hh: &[f32], h: &mut [f32], q: &mut [i8], ld: usize,
     ) => super::engine::gru_layer0_generic;
@@ -410,7 +518,7 @@ multiversion! {
 
 multiversion! {
     /// GRU cells of layer >= 1 for `nb` slots (see `engine::gru_layer_generic`).
-    pub fn gru_layer(
+    pub(crate) fn gru_layer(
         d: usize, nb: usize, acc_i: &[i32], m_ih: &[f32], b_ih: &[f32], acc_h: &[i32],
         m_hh: &[f32], b_hh: &[f32], h: &mut [f32], q: &mut [i8], ld: usize,
     ) => super::engine::gru_layer_generic;
@@ -418,7 +526,7 @@ multiversion! {
 
 multiversion! {
     /// Logits and frequency tables of `nb` slots (see `engine::head_freqs_generic`).
-    pub fn head_freqs(nb: usize, acc: &[i32], m: &[f32], b: &[f32], freqs: &mut [[u32; 256]]) => super::engine::head_freqs_generic;
+    pub(crate) fn head_freqs(nb: usize, acc: &[i32], m: &[f32], b: &[f32], freqs: &mut [[u32; 256]]) => super::engine::head_freqs_generic;
 }
 
 #[cfg(test)]
@@ -439,11 +547,21 @@ mod tests {
         ((rng.next() % 255) as i32 - 127) as i8 // -127..=127
     }
 
-    fn reference(rows: usize, cols: usize, w: &[i8], x: &[i8], xs: usize, batch: usize, os: usize) -> Vec<i32> {
+    fn reference(
+        rows: usize,
+        cols: usize,
+        w: &[i8],
+        x: &[i8],
+        xs: usize,
+        batch: usize,
+        os: usize,
+    ) -> Vec<i32> {
         let mut out = vec![i32::MIN; (batch.max(1) - 1) * os + rows];
         for b in 0..batch {
             for j in 0..rows {
-                out[b * os + j] = (0..cols).map(|k| w[j * cols + k] as i32 * x[b * xs + k] as i32).sum();
+                out[b * os + j] = (0..cols)
+                    .map(|k| w[j * cols + k] as i32 * x[b * xs + k] as i32)
+                    .sum();
             }
         }
         out
@@ -452,7 +570,17 @@ mod tests {
     #[test]
     fn all_paths_bit_identical_to_reference() {
         let mut rng = Rng(0xfeed_beef_1234_5678);
-        let shapes = [(16, 4), (16, 32), (32, 64), (48, 36), (96, 32), (80, 100), (256, 512), (768, 256), (112, 1024)];
+        let shapes = [
+            (16, 4),
+            (16, 32),
+            (32, 64),
+            (48, 36),
+            (96, 32),
+            (80, 100),
+            (256, 512),
+            (768, 256),
+            (112, 1024),
+        ];
         let paths = KernelPath::available();
         eprintln!("testing kernel paths {paths:?}");
         for (si, &(rows, cols)) in shapes.iter().enumerate() {
@@ -485,7 +613,11 @@ mod tests {
                     matmul_i8(p, &pw, &x, xs, batch, &mut out, os);
                     for b in 0..batch {
                         for j in 0..rows {
-                            assert_eq!(out[b * os + j], want[b * os + j], "{p} {rows}x{cols} batch {batch} b {b} j {j}");
+                            assert_eq!(
+                                out[b * os + j],
+                                want[b * os + j],
+                                "{p} {rows}x{cols} batch {batch} b {b} j {j}"
+                            );
                         }
                         // untouched padding
                         for j in rows..os {
@@ -501,8 +633,14 @@ mod tests {
 
     #[test]
     fn kernel_names() {
-        assert_eq!(KernelPath::from_name("portable").unwrap(), KernelPath::Portable);
-        assert!(matches!(KernelPath::from_name("sse9"), Err(LmError::BadKernelName(_))));
+        assert_eq!(
+            KernelPath::from_name("portable").unwrap(),
+            KernelPath::Portable
+        );
+        assert!(matches!(
+            KernelPath::from_name("sse9"),
+            Err(LmError::BadKernelName(_))
+        ));
         for p in KernelPath::ALL {
             assert_eq!(KernelPath::from_name(p.name()).is_ok(), p.is_available());
         }

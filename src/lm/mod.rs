@@ -11,7 +11,7 @@
 //! step advances every live slot by one symbol in one batched model step, and
 //! a slot whose chunk is finished takes the next chunk at once.
 
-pub mod engine;
+mod engine;
 pub mod kernels;
 pub mod math;
 pub mod model;
@@ -33,30 +33,59 @@ const SUB_BATCH: usize = 64;
 /// Errors of the language-model module.
 #[derive(Debug, thiserror::Error)]
 pub enum LmError {
+    /// The model file is not a valid `gru-v1` model (the message names the
+    /// key or tensor at fault).
     #[error("invalid model file: {0}")]
     Model(String),
+    /// The model file could not be read.
     #[error("cannot read model file {path}: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// What went wrong.
         #[source]
         source: std::io::Error,
     },
+    /// `LZA_KERNEL` (or a requested path name) is not a known kernel path.
     #[error("unknown kernel path {0:?} (LZA_KERNEL must be portable, avx2 or avx512)")]
     BadKernelName(String),
+    /// The requested kernel path needs instructions this CPU lacks.
     #[error("kernel path {0} is not available on this CPU")]
     KernelUnavailable(&'static str),
+    /// The worker threads could not be started.
     #[error("cannot start {threads} language-model threads: {msg}")]
-    ThreadPool { threads: usize, msg: String },
+    ThreadPool {
+        /// Threads requested.
+        threads: usize,
+        /// The reason.
+        msg: String,
+    },
+    /// Zero threads or zero slots were requested.
     #[error("invalid language-model settings: {0}")]
     Settings(String),
+    /// A payload's first byte is not 0.
     #[error("corrupt language-model payload: first byte is {0:#04x}, must be 0")]
     PayloadFirstByte(u8),
-    #[error("corrupt language-model payload: it ends after {decoded} symbols, before the chunk is complete")]
-    PayloadTruncated { decoded: usize },
+    /// The payload ended before all `raw_len` symbols were decoded.
+    #[error(
+        "corrupt language-model payload: it ends after {decoded} symbols, before the chunk is complete"
+    )]
+    PayloadTruncated {
+        /// Symbols decoded before the end.
+        decoded: usize,
+    },
+    /// A decoded cumulative frequency is not below `TOTAL`.
     #[error("corrupt language-model payload: symbol {symbol} decodes outside the frequency table")]
-    PayloadCorrupt { symbol: usize },
+    PayloadCorrupt {
+        /// Index of the symbol in the chunk.
+        symbol: usize,
+    },
+    /// Bytes remain after the last symbol.
     #[error("corrupt language-model payload: {extra} bytes left after the last symbol")]
-    PayloadTrailing { extra: usize },
+    PayloadTrailing {
+        /// How many.
+        extra: usize,
+    },
 }
 
 /// Encoder and decoder of language-model chunks for one model.
@@ -81,9 +110,21 @@ impl std::fmt::Debug for LmCodec {
 
 /// What a slot is doing.
 enum Job<'a> {
-    Encode { data: &'a [u8], pos: usize, enc: RangeEncoder },
-    Decode { dec: RangeDecoder<'a>, out: Vec<u8>, raw_len: usize },
-    Bits { data: &'a [u8], pos: usize, bits: f64 },
+    Encode {
+        data: &'a [u8],
+        pos: usize,
+        enc: RangeEncoder,
+    },
+    Decode {
+        dec: RangeDecoder<'a>,
+        out: Vec<u8>,
+        raw_len: usize,
+    },
+    Bits {
+        data: &'a [u8],
+        pos: usize,
+        bits: f64,
+    },
 }
 
 enum Done {
@@ -103,9 +144,13 @@ impl<'a> Job<'a> {
     /// The result if the job has no symbol at all.
     fn finished_empty(self) -> Result<Done, Job<'a>> {
         match self {
-            Job::Encode { data, enc, .. } if data.is_empty() => Ok(Done::Encoded(enc.finish())),
-            Job::Decode { dec, out, raw_len } if raw_len == 0 => Ok(Done::Decoded(dec.finish().map(|_| out))),
-            Job::Bits { data, .. } if data.is_empty() => Ok(Done::Bits(0.0)),
+            Job::Encode { data: [], enc, .. } => Ok(Done::Encoded(enc.finish())),
+            Job::Decode {
+                dec,
+                out,
+                raw_len: 0,
+            } => Ok(Done::Decoded(dec.finish().map(|_| out))),
+            Job::Bits { data: [], .. } => Ok(Done::Bits(0.0)),
             j => Err(j),
         }
     }
@@ -152,9 +197,16 @@ impl Slot<'_> {
 impl LmCodec {
     /// A codec running `model` on kernel `path` with `threads` worker threads
     /// (1 = on the calling thread) and `batch` slots in flight.
-    pub fn new(model: Arc<Model>, path: KernelPath, threads: usize, batch: usize) -> Result<LmCodec, LmError> {
+    pub fn new(
+        model: Arc<Model>,
+        path: KernelPath,
+        threads: usize,
+        batch: usize,
+    ) -> Result<LmCodec, LmError> {
         if threads == 0 || batch == 0 {
-            return Err(LmError::Settings(format!("threads ({threads}) and batch ({batch}) must be at least 1")));
+            return Err(LmError::Settings(format!(
+                "threads ({threads}) and batch ({batch}) must be at least 1"
+            )));
         }
         if !path.is_available() {
             return Err(LmError::KernelUnavailable(path.name()));
@@ -165,26 +217,39 @@ impl LmCodec {
                     .num_threads(threads)
                     .thread_name(|i| format!("lza-lm-{i}"))
                     .build()
-                    .map_err(|e| LmError::ThreadPool { threads, msg: e.to_string() })?,
+                    .map_err(|e| LmError::ThreadPool {
+                        threads,
+                        msg: e.to_string(),
+                    })?,
             )
         } else {
             None
         };
-        Ok(LmCodec { model, path, threads, batch, pool })
+        Ok(LmCodec {
+            model,
+            path,
+            threads,
+            batch,
+            pool,
+        })
     }
 
+    /// The model.
     pub fn model(&self) -> &Arc<Model> {
         &self.model
     }
 
+    /// The kernel path in use.
     pub fn kernel_path(&self) -> KernelPath {
         self.path
     }
 
+    /// Worker threads.
     pub fn threads(&self) -> usize {
         self.threads
     }
 
+    /// Slots in flight.
     pub fn batch(&self) -> usize {
         self.batch
     }
@@ -248,7 +313,11 @@ impl LmCodec {
     /// coder overhead) of `data` cut into [`MAX_LM_CHUNK`]-byte chunks.
     pub fn cross_entropy_bits(&self, data: &[u8]) -> f64 {
         let chunks: Vec<&[u8]> = data.chunks(MAX_LM_CHUNK).collect();
-        let jobs = chunks.iter().map(|&data| Job::Bits { data, pos: 0, bits: 0.0 });
+        let jobs = chunks.iter().map(|&data| Job::Bits {
+            data,
+            pos: 0,
+            bits: 0.0,
+        });
         self.run(jobs, chunks.len())
             .into_iter()
             .map(|d| match d {
@@ -260,12 +329,26 @@ impl LmCodec {
 
     /// Bits per byte of `data` (see [`LmCodec::cross_entropy_bits`]); 0 for empty data.
     pub fn bits_per_byte(&self, data: &[u8]) -> f64 {
-        if data.is_empty() { 0.0 } else { self.cross_entropy_bits(data) / data.len() as f64 }
+        if data.is_empty() {
+            0.0
+        } else {
+            self.cross_entropy_bits(data) / data.len() as f64
+        }
     }
 
     /// The scheduler: runs `n` jobs with up to `batch` slots in flight and
     /// returns their results in job order.
-    fn run<'a>(&self, jobs: impl Iterator<Item = Job<'a>>, n: usize) -> Vec<Done> {
+    fn run<'a>(&self, jobs: impl Iterator<Item = Job<'a>> + Send, n: usize) -> Vec<Done> {
+        match &self.pool {
+            // the scheduler itself runs on a pool thread, so that each step
+            // hands work to the other threads without a round trip through
+            // the calling thread
+            Some(pool) => pool.install(|| self.run_inner(jobs, n)),
+            None => self.run_inner(jobs, n),
+        }
+    }
+
+    fn run_inner<'a>(&self, jobs: impl Iterator<Item = Job<'a>>, n: usize) -> Vec<Done> {
         let model = &*self.model;
         let ld = model.layers() * model.dim();
         let cap = self.batch.min(n.max(1));
@@ -276,7 +359,9 @@ impl LmCodec {
         let mut q = vec![0i8; cap * ld];
         let nthreads = self.threads.min(cap);
         let per = cap.div_ceil(nthreads).min(SUB_BATCH);
-        let mut scratch: Vec<engine::Scratch> = (0..nthreads).map(|_| engine::Scratch::new(model, per)).collect();
+        let mut scratch: Vec<engine::Scratch> = (0..nthreads)
+            .map(|_| engine::Scratch::new(model, per))
+            .collect();
 
         // next job that has at least one symbol; empty ones finish here
         let mut next_job = |results: &mut Vec<Option<Done>>| -> Option<(usize, Job<'a>)> {
@@ -290,12 +375,24 @@ impl LmCodec {
         };
 
         while slots.len() < cap {
-            let Some((index, job)) = next_job(&mut results) else { break };
-            slots.push(Slot { index, input: 256, job, done: None });
+            let Some((index, job)) = next_job(&mut results) else {
+                break;
+            };
+            slots.push(Slot {
+                index,
+                input: 256,
+                job,
+                done: None,
+            });
         }
         while !slots.is_empty() {
             let live = slots.len();
-            self.step_all(&mut slots, &mut h[..live * ld], &mut q[..live * ld], &mut scratch);
+            self.step_all(
+                &mut slots,
+                &mut h[..live * ld],
+                &mut q[..live * ld],
+                &mut scratch,
+            );
             // retire finished slots; refill or compact
             let mut i = 0;
             while i < slots.len() {
@@ -304,7 +401,12 @@ impl LmCodec {
                     h[i * ld..(i + 1) * ld].fill(0.0);
                     q[i * ld..(i + 1) * ld].fill(0);
                     if let Some((index, job)) = next_job(&mut results) {
-                        slots[i] = Slot { index, input: 256, job, done: None };
+                        slots[i] = Slot {
+                            index,
+                            input: 256,
+                            job,
+                            done: None,
+                        };
                         i += 1;
                     } else {
                         let last = slots.len() - 1;
@@ -319,32 +421,49 @@ impl LmCodec {
                 }
             }
         }
-        results.into_iter().map(|r| r.expect("every job finishes")).collect()
+        results
+            .into_iter()
+            .map(|r| r.expect("every job finishes"))
+            .collect()
     }
 
     /// One model step for every live slot, split over the threads in fixed
     /// contiguous slices, followed by each slot's coding step.
-    fn step_all(&self, slots: &mut [Slot<'_>], h: &mut [f32], q: &mut [i8], scratch: &mut [engine::Scratch]) {
+    fn step_all(
+        &self,
+        slots: &mut [Slot<'_>],
+        h: &mut [f32],
+        q: &mut [i8],
+        scratch: &mut [engine::Scratch],
+    ) {
         let model = &*self.model;
         let path = self.path;
         let ld = model.layers() * model.dim();
         let live = slots.len();
-        let work = |slots: &mut [Slot<'_>], h: &mut [f32], q: &mut [i8], s: &mut engine::Scratch| {
-            let mut inputs = [0u16; SUB_BATCH];
-            // sub-batches bounded by the scratch capacity and the input buffer
-            let mut start = 0;
-            while start < slots.len() {
-                let nb = (slots.len() - start).min(s.capacity()).min(inputs.len());
-                for (k, slot) in slots[start..start + nb].iter().enumerate() {
-                    inputs[k] = slot.input;
+        let work =
+            |slots: &mut [Slot<'_>], h: &mut [f32], q: &mut [i8], s: &mut engine::Scratch| {
+                let mut inputs = [0u16; SUB_BATCH];
+                // sub-batches bounded by the scratch capacity and the input buffer
+                let mut start = 0;
+                while start < slots.len() {
+                    let nb = (slots.len() - start).min(s.capacity()).min(inputs.len());
+                    for (k, slot) in slots[start..start + nb].iter().enumerate() {
+                        inputs[k] = slot.input;
+                    }
+                    engine::step(
+                        model,
+                        path,
+                        &inputs[..nb],
+                        &mut h[start * ld..],
+                        &mut q[start * ld..],
+                        s,
+                    );
+                    for (k, slot) in slots[start..start + nb].iter_mut().enumerate() {
+                        slot.advance(&s.freqs[k]);
+                    }
+                    start += nb;
                 }
-                engine::step(model, path, &inputs[..nb], &mut h[start * ld..], &mut q[start * ld..], s);
-                for (k, slot) in slots[start..start + nb].iter_mut().enumerate() {
-                    slot.advance(&s.freqs[k]);
-                }
-                start += nb;
-            }
-        };
+            };
         match &self.pool {
             Some(pool) if live > 1 => {
                 let parts = scratch.len().min(live);
@@ -356,7 +475,8 @@ impl LmCodec {
                         let (s0, s1) = std::mem::take(&mut slots).split_at_mut(n);
                         let (h0, h1) = std::mem::take(&mut h).split_at_mut(n * ld);
                         let (q0, q1) = std::mem::take(&mut q).split_at_mut(n * ld);
-                        let (sc0, sc1) = std::mem::take(&mut rest_scratch).split_first_mut().unwrap();
+                        let (sc0, sc1) =
+                            std::mem::take(&mut rest_scratch).split_first_mut().unwrap();
                         (slots, h, q, rest_scratch) = (s1, h1, q1, sc1);
                         if t + 1 == parts {
                             work(s0, h0, q0, sc0);

@@ -63,7 +63,11 @@ pub struct QMatrix {
 
 impl QMatrix {
     fn new(rows: usize, cols: usize, w: &[i8], s: &[f32], b: Vec<f32>) -> QMatrix {
-        QMatrix { w: PackedI8::new(rows, cols, w), m: s.iter().map(|&s| s / 127.0).collect(), b }
+        QMatrix {
+            w: PackedI8::new(rows, cols, w),
+            m: s.iter().map(|&s| s / 127.0).collect(),
+            b,
+        }
     }
 }
 
@@ -99,7 +103,10 @@ impl Model {
     /// Reads and validates a model file.
     pub fn from_file(path: impl AsRef<std::path::Path>) -> Result<Model, LmError> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path).map_err(|e| LmError::Io { path: path.display().to_string(), source: e })?;
+        let bytes = std::fs::read(path).map_err(|e| LmError::Io {
+            path: path.display().to_string(),
+            source: e,
+        })?;
         Model::from_bytes(&bytes)
     }
 
@@ -110,16 +117,26 @@ impl Model {
         let st = candle_core::safetensors::SliceSafetensors::new(bytes)
             .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
         let metadata = read_metadata(bytes)?;
-        let get = |k: &str| metadata.get(k).ok_or_else(|| bad(format!("missing metadata key {k:?}")));
+        let get = |k: &str| {
+            metadata
+                .get(k)
+                .ok_or_else(|| bad(format!("missing metadata key {k:?}")))
+        };
         let arch = get("lza.arch")?;
         if arch != "gru-v1" {
-            return Err(bad(format!("unsupported architecture lza.arch = {arch:?} (expected \"gru-v1\")")));
+            return Err(bad(format!(
+                "unsupported architecture lza.arch = {arch:?} (expected \"gru-v1\")"
+            )));
         }
-        let dim = parse_uint(get("lza.dim")?).ok_or_else(|| bad("lza.dim is not a decimal integer"))?;
+        let dim =
+            parse_uint(get("lza.dim")?).ok_or_else(|| bad("lza.dim is not a decimal integer"))?;
         if !(32..=1024).contains(&dim) || dim % 32 != 0 {
-            return Err(bad(format!("lza.dim = {dim}: must be a multiple of 32 in 32..=1024")));
+            return Err(bad(format!(
+                "lza.dim = {dim}: must be a multiple of 32 in 32..=1024"
+            )));
         }
-        let nl = parse_uint(get("lza.layers")?).ok_or_else(|| bad("lza.layers is not a decimal integer"))?;
+        let nl = parse_uint(get("lza.layers")?)
+            .ok_or_else(|| bad("lza.layers is not a decimal integer"))?;
         if !(1..=8).contains(&nl) {
             return Err(bad(format!("lza.layers = {nl}: must be in 1..=8")));
         }
@@ -128,13 +145,16 @@ impl Model {
             return Err(bad(format!("lza.vocab = {vocab:?}: must be \"256\"")));
         }
         for k in metadata.keys() {
-            if k.starts_with("lza.") && !["lza.arch", "lza.dim", "lza.layers", "lza.vocab"].contains(&k.as_str()) {
+            if k.starts_with("lza.")
+                && !["lza.arch", "lza.dim", "lza.layers", "lza.vocab"].contains(&k.as_str())
+            {
                 return Err(bad(format!("unknown metadata key {k:?}")));
             }
         }
 
         let d3 = 3 * dim;
-        let mut expected: Vec<(String, &str, Vec<usize>)> = vec![("embed".into(), "F32", vec![257, d3])];
+        let mut expected: Vec<(String, &str, Vec<usize>)> =
+            vec![("embed".into(), "F32", vec![257, d3])];
         for l in 0..nl {
             expected.push((format!("l{l}.w_hh"), "I8", vec![d3, dim]));
             expected.push((format!("l{l}.s_hh"), "F32", vec![d3]));
@@ -152,17 +172,26 @@ impl Model {
         let present: BTreeMap<String, _> = st.tensors().into_iter().collect();
         for name in present.keys() {
             if !expected.iter().any(|(n, _, _)| n == name) {
-                return Err(bad(format!("unexpected tensor {name:?} (lza.layers = {nl})")));
+                return Err(bad(format!(
+                    "unexpected tensor {name:?} (lza.layers = {nl})"
+                )));
             }
         }
         for (name, dtype, shape) in &expected {
-            let view = present.get(name).ok_or_else(|| bad(format!("missing tensor {name:?}")))?;
+            let view = present
+                .get(name)
+                .ok_or_else(|| bad(format!("missing tensor {name:?}")))?;
             let dt = view.dtype().to_string();
             if dt != *dtype {
-                return Err(bad(format!("tensor {name:?} has dtype {dt}, expected {dtype}")));
+                return Err(bad(format!(
+                    "tensor {name:?} has dtype {dt}, expected {dtype}"
+                )));
             }
             if view.shape() != shape.as_slice() {
-                return Err(bad(format!("tensor {name:?} has shape {:?}, expected {shape:?}", view.shape())));
+                return Err(bad(format!(
+                    "tensor {name:?} has shape {:?}, expected {shape:?}",
+                    view.shape()
+                )));
             }
         }
 
@@ -172,7 +201,10 @@ impl Model {
                 .and_then(|t| t.flatten_all())
                 .and_then(|t| t.to_vec1::<f32>())
                 .map_err(|e| bad(format!("tensor {name:?}: {e}")))?;
-            if let Some(i) = t.iter().position(|v| !(v.abs() <= PARAM_LIMIT)) {
+            if let Some(i) = t
+                .iter()
+                .position(|v| !v.is_finite() || v.abs() > PARAM_LIMIT)
+            {
                 return Err(bad(format!(
                     "tensor {name:?} element {i} is {}: values must be finite with magnitude <= {PARAM_LIMIT:e}",
                     t[i]
@@ -183,27 +215,50 @@ impl Model {
         let i8s = |name: &str| -> Result<Vec<i8>, LmError> {
             let data = present[name].data();
             if let Some(i) = data.iter().position(|&b| b == 0x80) {
-                return Err(bad(format!("tensor {name:?} element {i} is -128: weights must be in -127..=127")));
+                return Err(bad(format!(
+                    "tensor {name:?} element {i} is -128: weights must be in -127..=127"
+                )));
             }
             Ok(data.iter().map(|&b| b as i8).collect())
         };
-        let qmat = |w: &str, s: &str, b: &str, rows: usize, cols: usize| -> Result<QMatrix, LmError> {
-            Ok(QMatrix::new(rows, cols, &i8s(w)?, &f32s(s)?, f32s(b)?))
-        };
+        let qmat =
+            |w: &str, s: &str, b: &str, rows: usize, cols: usize| -> Result<QMatrix, LmError> {
+                Ok(QMatrix::new(rows, cols, &i8s(w)?, &f32s(s)?, f32s(b)?))
+            };
 
         let embed = f32s("embed")?;
         let mut layers = Vec::with_capacity(nl);
         for l in 0..nl {
-            let w_hh = qmat(&format!("l{l}.w_hh"), &format!("l{l}.s_hh"), &format!("l{l}.b_hh"), d3, dim)?;
+            let w_hh = qmat(
+                &format!("l{l}.w_hh"),
+                &format!("l{l}.s_hh"),
+                &format!("l{l}.b_hh"),
+                d3,
+                dim,
+            )?;
             let w_ih = if l > 0 {
-                Some(qmat(&format!("l{l}.w_ih"), &format!("l{l}.s_ih"), &format!("l{l}.b_ih"), d3, dim)?)
+                Some(qmat(
+                    &format!("l{l}.w_ih"),
+                    &format!("l{l}.s_ih"),
+                    &format!("l{l}.b_ih"),
+                    d3,
+                    dim,
+                )?)
             } else {
                 None
             };
             layers.push(LayerWeights { w_hh, w_ih });
         }
         let head = qmat("head.w", "head.s", "head.b", 256, nl * dim)?;
-        Ok(Model { dim, layers, embed, head, hash, file_len: bytes.len(), metadata })
+        Ok(Model {
+            dim,
+            layers,
+            embed,
+            head,
+            hash,
+            file_len: bytes.len(),
+            metadata,
+        })
     }
 
     /// Hidden width `d`.
@@ -260,7 +315,11 @@ impl Model {
 
 /// Strict decimal: ASCII digits only, no sign, no leading zero, at most 9 digits.
 fn parse_uint(s: &str) -> Option<usize> {
-    if s.is_empty() || s.len() > 9 || !s.bytes().all(|c| c.is_ascii_digit()) || (s.len() > 1 && s.starts_with('0')) {
+    if s.is_empty()
+        || s.len() > 9
+        || !s.bytes().all(|c| c.is_ascii_digit())
+        || (s.len() > 1 && s.starts_with('0'))
+    {
         return None;
     }
     s.parse().ok()
@@ -271,22 +330,33 @@ fn parse_uint(s: &str) -> Option<usize> {
 // safetensors reader first; this only extracts `__metadata__`).
 
 fn read_metadata(bytes: &[u8]) -> Result<BTreeMap<String, String>, LmError> {
-    let n = bytes.get(..8).map(|b| u64::from_le_bytes(b.try_into().unwrap())).ok_or_else(|| bad("file too short"))?;
+    let n = bytes
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+        .ok_or_else(|| bad("file too short"))?;
     let header = usize::try_from(n)
         .ok()
         .and_then(|n| bytes.get(8..8usize.checked_add(n)?))
         .ok_or_else(|| bad("safetensors header length beyond the end of the file"))?;
     let mut p = Json { s: header, i: 0 };
-    let top = p.value(0).map_err(|e| bad(format!("safetensors header: {e}")))?;
-    let JsonValue::Obj(fields) = top else { return Err(bad("safetensors header is not a JSON object")) };
+    let top = p
+        .value(0)
+        .map_err(|e| bad(format!("safetensors header: {e}")))?;
+    let JsonValue::Obj(fields) = top else {
+        return Err(bad("safetensors header is not a JSON object"));
+    };
     let mut out = BTreeMap::new();
     for (k, v) in fields {
         if k != "__metadata__" {
             continue;
         }
-        let JsonValue::Obj(m) = v else { return Err(bad("__metadata__ is not an object")) };
+        let JsonValue::Obj(m) = v else {
+            return Err(bad("__metadata__ is not an object"));
+        };
         for (mk, mv) in m {
-            let JsonValue::Str(mv) = mv else { return Err(bad(format!("metadata value of {mk:?} is not a string"))) };
+            let JsonValue::Str(mv) = mv else {
+                return Err(bad(format!("metadata value of {mk:?} is not a string")));
+            };
             if out.insert(mk.clone(), mv).is_some() {
                 return Err(bad(format!("duplicate metadata key {mk:?}")));
             }
@@ -381,11 +451,14 @@ impl Json<'_> {
             Some(b'n') => self.word("null"),
             Some(b'-' | b'0'..=b'9') => {
                 let start = self.i;
-                while let Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') = self.s.get(self.i) {
+                while let Some(b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9') = self.s.get(self.i)
+                {
                     self.i += 1;
                 }
                 let t = std::str::from_utf8(&self.s[start..self.i]).unwrap_or("x");
-                t.parse::<f64>().map(|_| JsonValue::Other).map_err(|_| format!("bad number at byte {start}"))
+                t.parse::<f64>()
+                    .map(|_| JsonValue::Other)
+                    .map_err(|_| format!("bad number at byte {start}"))
             }
             _ => Err(format!("unexpected input at byte {}", self.i)),
         }
@@ -401,7 +474,10 @@ impl Json<'_> {
     }
 
     fn hex4(&mut self) -> Result<u32, String> {
-        let h = self.s.get(self.i..self.i + 4).ok_or("truncated \\u escape")?;
+        let h = self
+            .s
+            .get(self.i..self.i + 4)
+            .ok_or("truncated \\u escape")?;
         let h = std::str::from_utf8(h).map_err(|_| "bad \\u escape")?;
         let v = u32::from_str_radix(h, 16).map_err(|_| "bad \\u escape")?;
         self.i += 4;
@@ -453,7 +529,12 @@ impl Json<'_> {
                     let mut buf = [0u8; 4];
                     out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
                 }
-                0..=0x1F => return Err(format!("control character in string at byte {}", self.i - 1)),
+                0..=0x1F => {
+                    return Err(format!(
+                        "control character in string at byte {}",
+                        self.i - 1
+                    ));
+                }
                 _ => out.push(c),
             }
         }
@@ -467,9 +548,13 @@ impl Json<'_> {
 /// One tensor for [`write_safetensors`]: name, dtype (`"F32"` or `"I8"`),
 /// shape, little-endian data.
 pub struct TensorData {
+    /// Tensor name.
     pub name: String,
+    /// `"F32"` or `"I8"` (any safetensors dtype name is written as given).
     pub dtype: &'static str,
+    /// Shape.
     pub shape: Vec<usize>,
+    /// Little-endian element bytes.
     pub data: Vec<u8>,
 }
 
@@ -496,7 +581,10 @@ pub fn write_safetensors(metadata: &[(&str, &str)], tensors: &[TensorData]) -> V
         h.push_str("\"__metadata__\":{");
         let mut m: Vec<_> = metadata.to_vec();
         m.sort();
-        let parts: Vec<String> = m.iter().map(|(k, v)| format!("{}:{}", esc(k), esc(v))).collect();
+        let parts: Vec<String> = m
+            .iter()
+            .map(|(k, v)| format!("{}:{}", esc(k), esc(v)))
+            .collect();
         h.push_str(&parts.join(","));
         h.push('}');
     }
@@ -557,8 +645,16 @@ pub fn synthetic_model_bytes(dim: usize, layers: usize, seed: u64) -> Vec<u8> {
     let embed: Vec<f32> = (0..257 * d3).map(|_| (unif() - 0.5) * 3.0).collect();
     ts.push(f32t("embed".into(), vec![257, d3], embed));
     // scale so that (acc * s / 127) has a standard deviation of about `target`
-    let mut qmat = |w: String, s: String, b: String, rows: usize, cols: usize, target: f32, ts: &mut Vec<TensorData>| {
-        let wv: Vec<i8> = (0..rows * cols).map(|_| ((unif() * 255.0) as i32 - 127).clamp(-127, 127) as i8).collect();
+    let mut qmat = |w: String,
+                    s: String,
+                    b: String,
+                    rows: usize,
+                    cols: usize,
+                    target: f32,
+                    ts: &mut Vec<TensorData>| {
+        let wv: Vec<i8> = (0..rows * cols)
+            .map(|_| ((unif() * 255.0) as i32 - 127).clamp(-127, 127) as i8)
+            .collect();
         let base = target * 127.0 / (73.0 * 50.0 * (cols as f32).sqrt());
         let sv: Vec<f32> = (0..rows).map(|_| base * (0.5 + unif())).collect();
         let bv: Vec<f32> = (0..rows).map(|_| unif() - 0.5).collect();
@@ -567,21 +663,56 @@ pub fn synthetic_model_bytes(dim: usize, layers: usize, seed: u64) -> Vec<u8> {
         ts.push(f32t(b, vec![rows], bv));
     };
     for l in 0..layers {
-        qmat(format!("l{l}.w_hh"), format!("l{l}.s_hh"), format!("l{l}.b_hh"), d3, dim, 1.5, &mut ts);
+        qmat(
+            format!("l{l}.w_hh"),
+            format!("l{l}.s_hh"),
+            format!("l{l}.b_hh"),
+            d3,
+            dim,
+            1.5,
+            &mut ts,
+        );
         if l > 0 {
-            qmat(format!("l{l}.w_ih"), format!("l{l}.s_ih"), format!("l{l}.b_ih"), d3, dim, 1.5, &mut ts);
+            qmat(
+                format!("l{l}.w_ih"),
+                format!("l{l}.s_ih"),
+                format!("l{l}.b_ih"),
+                d3,
+                dim,
+                1.5,
+                &mut ts,
+            );
         }
     }
-    qmat("head.w".into(), "head.s".into(), "head.b".into(), 256, layers * dim, 3.0, &mut ts);
+    qmat(
+        "head.w".into(),
+        "head.s".into(),
+        "head.b".into(),
+        256,
+        layers * dim,
+        3.0,
+        &mut ts,
+    );
     let (d, l) = (dim.to_string(), layers.to_string());
-    write_safetensors(&[("lza.arch", "gru-v1"), ("lza.dim", &d), ("lza.layers", &l), ("lza.vocab", "256")], &ts)
+    write_safetensors(
+        &[
+            ("lza.arch", "gru-v1"),
+            ("lza.dim", &d),
+            ("lza.layers", &l),
+            ("lza.vocab", "256"),
+        ],
+        &ts,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    pub(crate) const TEST_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/models/test-gru.safetensors");
+    pub(crate) const TEST_MODEL: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/testdata/models/test-gru.safetensors"
+    );
 
     #[test]
     fn loads_test_model() {
@@ -599,7 +730,10 @@ mod tests {
         let h = xxhash_rust::xxh3::xxh3_128(b"abc");
         let mh = ModelHash::of(b"abc");
         assert_eq!(u64::from_le_bytes(mh.0[..8].try_into().unwrap()), h as u64);
-        assert_eq!(u64::from_le_bytes(mh.0[8..].try_into().unwrap()), (h >> 64) as u64);
+        assert_eq!(
+            u64::from_le_bytes(mh.0[8..].try_into().unwrap()),
+            (h >> 64) as u64
+        );
         assert_eq!(format!("{}", ModelHash([0xAB; 16])), "ab".repeat(16));
         assert!(ModelHash::default().is_zero());
     }
@@ -624,7 +758,11 @@ mod tests {
             .into_iter()
             .map(|(n, v)| TensorData {
                 name: n,
-                dtype: if v.dtype().to_string() == "I8" { "I8" } else { "F32" },
+                dtype: if v.dtype().to_string() == "I8" {
+                    "I8"
+                } else {
+                    "F32"
+                },
                 shape: v.shape().to_vec(),
                 data: v.data().to_vec(),
             })
@@ -635,10 +773,22 @@ mod tests {
         assert!(err.contains(needle), "{err:?} does not mention {needle:?}");
     }
 
-    const META: [(&str, &str); 4] = [("lza.arch", "gru-v1"), ("lza.dim", "32"), ("lza.layers", "2"), ("lza.vocab", "256")];
+    const META: [(&str, &str); 4] = [
+        ("lza.arch", "gru-v1"),
+        ("lza.dim", "32"),
+        ("lza.layers", "2"),
+        ("lza.vocab", "256"),
+    ];
 
     fn with(k: &str, v: &str) -> Vec<(String, String)> {
-        META.iter().map(|&(a, b)| (a.to_string(), if a == k { v.to_string() } else { b.to_string() })).collect()
+        META.iter()
+            .map(|&(a, b)| {
+                (
+                    a.to_string(),
+                    if a == k { v.to_string() } else { b.to_string() },
+                )
+            })
+            .collect()
     }
 
     fn run_meta(m: &[(String, String)], needle: &str) {
@@ -648,8 +798,18 @@ mod tests {
 
     #[test]
     fn validation_errors() {
-        assert!(Model::from_bytes(b"").unwrap_err().to_string().contains("safetensors"));
-        assert!(Model::from_bytes(&[0xFF; 100]).unwrap_err().to_string().contains("safetensors"));
+        assert!(
+            Model::from_bytes(b"")
+                .unwrap_err()
+                .to_string()
+                .contains("safetensors")
+        );
+        assert!(
+            Model::from_bytes(&[0xFF; 100])
+                .unwrap_err()
+                .to_string()
+                .contains("safetensors")
+        );
         run_meta(&with("lza.arch", "gru-v2"), "lza.arch");
         run_meta(&with("lza.dim", "48"), "lza.dim");
         run_meta(&with("lza.dim", "032"), "lza.dim");
@@ -666,7 +826,11 @@ mod tests {
         m.push(("lza.extra".into(), "1".into()));
         run_meta(&m, "unknown metadata key");
         expect_err(&[], |_| {}, "missing metadata key");
-        expect_err(&META, |ts| ts.retain(|t| t.name != "head.b"), "missing tensor \"head.b\"");
+        expect_err(
+            &META,
+            |ts| ts.retain(|t| t.name != "head.b"),
+            "missing tensor \"head.b\"",
+        );
         expect_err(
             &META,
             |ts| {
@@ -711,7 +875,12 @@ mod tests {
         expect_err(
             &META,
             |ts| {
-                ts.push(TensorData { name: "l0.w_ih".into(), dtype: "I8", shape: vec![96, 32], data: vec![0; 96 * 32] })
+                ts.push(TensorData {
+                    name: "l0.w_ih".into(),
+                    dtype: "I8",
+                    shape: vec![96, 32],
+                    data: vec![0; 96 * 32],
+                })
             },
             "unexpected tensor \"l0.w_ih\"",
         );
@@ -719,12 +888,27 @@ mod tests {
 
     #[test]
     fn json_reader() {
-        let mut p = Json { s: br#" {"a": [1, -2.5e3, true, null, {"x": "\u00e9\ud83d\ude00\n"}], "b": "c"} "#, i: 0 };
-        let JsonValue::Obj(f) = p.value(0).unwrap() else { panic!() };
+        let mut p = Json {
+            s: br#" {"a": [1, -2.5e3, true, null, {"x": "\u00e9\ud83d\ude00\n"}], "b": "c"} "#,
+            i: 0,
+        };
+        let JsonValue::Obj(f) = p.value(0).unwrap() else {
+            panic!()
+        };
         assert_eq!(f.len(), 2);
         let deep = "[".repeat(100) + &"]".repeat(100);
-        assert!(Json { s: deep.as_bytes(), i: 0 }.value(0).is_err());
-        let mut p = Json { s: br#""\ud800x""#, i: 0 };
+        assert!(
+            Json {
+                s: deep.as_bytes(),
+                i: 0
+            }
+            .value(0)
+            .is_err()
+        );
+        let mut p = Json {
+            s: br#""\ud800x""#,
+            i: 0,
+        };
         assert!(p.value(0).is_err());
     }
 }

@@ -1,5 +1,7 @@
 //! Frequency tables (format-spec 7.4) and the range coder (7.5).
 
+#![allow(clippy::needless_range_loop)]
+
 use super::LmError;
 use super::math;
 
@@ -96,7 +98,11 @@ pub(crate) fn freqs_from_logits_inline(logits: &[f32; 256]) -> [u32; 256] {
 #[inline(always)]
 fn floor_clamped(x: f32) -> u32 {
     const MAX: f32 = (TOTAL - 256) as f32;
-    let x = if x >= 0.0 { if x > MAX { MAX } else { x } } else { 0.0 };
+    let x = if x >= 0.0 {
+        if x > MAX { MAX } else { x }
+    } else {
+        0.0
+    };
     let s = x + 8_388_608.0;
     let r = s - 8_388_608.0;
     (s.to_bits() - 0x4B00_0000) - (r > x) as u32
@@ -132,12 +138,20 @@ impl Default for RangeEncoder {
 }
 
 impl RangeEncoder {
+    /// A fresh encoder.
     pub fn new() -> Self {
         Self::with_capacity(0)
     }
 
+    /// A fresh encoder with room for `cap` output bytes.
     pub fn with_capacity(cap: usize) -> Self {
-        RangeEncoder { low: 0, range: 0xFFFF_FFFF, cache: 0, cache_size: 1, out: Vec::with_capacity(cap) }
+        RangeEncoder {
+            low: 0,
+            range: 0xFFFF_FFFF,
+            cache: 0,
+            cache_size: 1,
+            out: Vec::with_capacity(cap),
+        }
     }
 
     /// Codes a symbol with cumulative frequency `cum` and frequency `freq`
@@ -209,6 +223,7 @@ pub struct RangeDecoder<'a> {
 }
 
 impl<'a> RangeDecoder<'a> {
+    /// Starts decoding `data`: needs at least 5 bytes, the first one 0.
     pub fn new(data: &'a [u8]) -> Result<Self, LmError> {
         if data.len() < 5 {
             return Err(LmError::PayloadTruncated { decoded: 0 });
@@ -217,7 +232,13 @@ impl<'a> RangeDecoder<'a> {
             return Err(LmError::PayloadFirstByte(data[0]));
         }
         let code = u32::from_be_bytes([data[1], data[2], data[3], data[4]]);
-        Ok(RangeDecoder { data, pos: 5, range: 0xFFFF_FFFF, code, symbols: 0 })
+        Ok(RangeDecoder {
+            data,
+            pos: 5,
+            range: 0xFFFF_FFFF,
+            code,
+            symbols: 0,
+        })
     }
 
     /// Number of symbols decoded so far.
@@ -237,7 +258,9 @@ impl<'a> RangeDecoder<'a> {
         // invariant: code < range, so r >= 256 and the division is safe
         let value = self.code / r;
         if value >= TOTAL {
-            return Err(LmError::PayloadCorrupt { symbol: self.symbols });
+            return Err(LmError::PayloadCorrupt {
+                symbol: self.symbols,
+            });
         }
         // linear scan over the table: find v with cum[v] <= value < cum[v+1]
         let mut cum = 0u32;
@@ -253,13 +276,17 @@ impl<'a> RangeDecoder<'a> {
         let freq = f[v];
         if value >= cum + freq {
             // only reachable with a table that does not sum to TOTAL
-            return Err(LmError::PayloadCorrupt { symbol: self.symbols });
+            return Err(LmError::PayloadCorrupt {
+                symbol: self.symbols,
+            });
         }
         self.code -= r * cum;
         self.range = r * freq;
         while self.range < (1 << 24) {
             let Some(&b) = self.data.get(self.pos) else {
-                return Err(LmError::PayloadTruncated { decoded: self.symbols });
+                return Err(LmError::PayloadTruncated {
+                    decoded: self.symbols,
+                });
             };
             self.pos += 1;
             self.range <<= 8;
@@ -272,7 +299,9 @@ impl<'a> RangeDecoder<'a> {
     /// Checks that every byte of the payload was consumed.
     pub fn finish(&self) -> Result<(), LmError> {
         if self.pos != self.data.len() {
-            return Err(LmError::PayloadTrailing { extra: self.data.len() - self.pos });
+            return Err(LmError::PayloadTrailing {
+                extra: self.data.len() - self.pos,
+            });
         }
         Ok(())
     }
@@ -335,7 +364,11 @@ mod tests {
         assert_eq!(out[0], 0);
         let mut dec = RangeDecoder::new(&out).unwrap();
         for (i, &s) in syms.iter().enumerate() {
-            assert_eq!(dec.decode_symbol(&tables[i % tables.len()]).unwrap(), s, "symbol {i}");
+            assert_eq!(
+                dec.decode_symbol(&tables[i % tables.len()]).unwrap(),
+                s,
+                "symbol {i}"
+            );
         }
         dec.finish().unwrap();
         // one more symbol must fail (truncated) or hit garbage, never panic
@@ -357,8 +390,15 @@ mod tests {
             let nt = 1 + rng.below(8) as usize;
             let tables: Vec<_> = (0..nt).map(|_| random_table(&mut rng)).collect();
             let n = rng.below(3000) as usize;
-            let syms: Vec<u8> =
-                (0..n).map(|i| if rng.below(5) == 0 { rng.below(256) as u8 } else { sample(&mut rng, &tables[i % nt]) }).collect();
+            let syms: Vec<u8> = (0..n)
+                .map(|i| {
+                    if rng.below(5) == 0 {
+                        rng.below(256) as u8
+                    } else {
+                        sample(&mut rng, &tables[i % nt])
+                    }
+                })
+                .collect();
             roundtrip(&tables, &syms);
         }
     }
@@ -370,12 +410,22 @@ mod tests {
             let mut f = [1u32; 256];
             f[peak] = TOTAL - 255;
             // mostly the likely symbol
-            let syms: Vec<u8> = (0..20000).map(|_| if rng.below(100) == 0 { rng.below(256) as u8 } else { peak as u8 }).collect();
+            let syms: Vec<u8> = (0..20000)
+                .map(|_| {
+                    if rng.below(100) == 0 {
+                        rng.below(256) as u8
+                    } else {
+                        peak as u8
+                    }
+                })
+                .collect();
             let out = roundtrip(&[f], &syms);
             // the likely symbol costs ~0.0056 bits
             assert!(out.len() < 20000 / 4, "{}", out.len());
             // only unlikely symbols: 16 bits each
-            let syms: Vec<u8> = (0..5000).map(|i| ((peak + 1 + i % 255) % 256) as u8).collect();
+            let syms: Vec<u8> = (0..5000)
+                .map(|i| ((peak + 1 + i % 255) % 256) as u8)
+                .collect();
             let out = roundtrip(&[f], &syms);
             assert!(out.len() <= 5000 * 2 + 5);
             // all the likely symbol
@@ -392,7 +442,9 @@ mod tests {
         roundtrip(&[f], &vec![255u8; 50_000]);
         let mut f = [1u32; 256];
         f[0] = TOTAL - 255;
-        let syms: Vec<u8> = (0..50_000).map(|i| if i % 3 == 0 { 255 } else { 0 }).collect();
+        let syms: Vec<u8> = (0..50_000)
+            .map(|i| if i % 3 == 0 { 255 } else { 0 })
+            .collect();
         roundtrip(&[f], &syms);
     }
 
@@ -426,9 +478,18 @@ mod tests {
         // all-0xFF code: value beyond TOTAL
         let data = [0u8, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];
         let mut dec = RangeDecoder::new(&data).unwrap();
-        assert!(matches!(dec.decode_symbol(&tables[0]), Err(LmError::PayloadCorrupt { symbol: 0 })));
-        assert!(matches!(RangeDecoder::new(&[1, 0, 0, 0, 0]), Err(LmError::PayloadFirstByte(1))));
-        assert!(matches!(RangeDecoder::new(&[0, 0, 0, 0]), Err(LmError::PayloadTruncated { .. })));
+        assert!(matches!(
+            dec.decode_symbol(&tables[0]),
+            Err(LmError::PayloadCorrupt { symbol: 0 })
+        ));
+        assert!(matches!(
+            RangeDecoder::new(&[1, 0, 0, 0, 0]),
+            Err(LmError::PayloadFirstByte(1))
+        ));
+        assert!(matches!(
+            RangeDecoder::new(&[0, 0, 0, 0]),
+            Err(LmError::PayloadTruncated { .. })
+        ));
     }
 
     #[test]
@@ -459,19 +520,39 @@ mod tests {
         for _ in 0..syms.len() {
             dec.decode_symbol(&t).unwrap();
         }
-        assert!(matches!(dec.finish(), Err(LmError::PayloadTrailing { extra: 1 })));
+        assert!(matches!(
+            dec.finish(),
+            Err(LmError::PayloadTrailing { extra: 1 })
+        ));
     }
 
     #[test]
     fn floor_clamped_is_floor() {
         let mut x = 0.0f32;
         while x < 70000.0 {
-            for v in [x, f32::from_bits(x.to_bits() + 1), f32::from_bits(x.to_bits().saturating_sub(1))] {
+            for v in [
+                x,
+                f32::from_bits(x.to_bits() + 1),
+                f32::from_bits(x.to_bits().saturating_sub(1)),
+            ] {
                 assert_eq!(floor_clamped(v), (v as u32).min(TOTAL - 256), "{v}");
             }
             x += 0.125;
         }
-        for v in [0.0f32, 1e-30, 0.49999997, 0.5, 0.99999994, 1.0, 1.5, 2.5, 65279.996, 65280.0, 1e30, f32::INFINITY] {
+        for v in [
+            0.0f32,
+            1e-30,
+            0.49999997,
+            0.5,
+            0.99999994,
+            1.0,
+            1.5,
+            2.5,
+            65279.996,
+            65280.0,
+            1e30,
+            f32::INFINITY,
+        ] {
             assert_eq!(floor_clamped(v), (v as u32).min(TOTAL - 256), "{v}");
         }
         assert_eq!(floor_clamped(f32::NAN), 0);
@@ -487,10 +568,12 @@ mod tests {
             }
         }
         let e: Vec<f32> = l.iter().map(|&x| math::exp(x - l[am])).collect();
-        let mut s: Vec<f32> = (0..16).map(|i| (1..16).fold(e[i], |a, j| a + e[16 * j + i])).collect();
+        let mut s: Vec<f32> = (0..16)
+            .map(|i| (1..16).fold(e[i], |a, j| a + e[16 * j + i]))
+            .collect();
         for w in [8, 4, 2, 1] {
             for i in 0..w {
-                s[i] = s[i] + s[i + w];
+                s[i] += s[i + w];
             }
         }
         let inv = 65280.0f32 / s[0];

@@ -5,10 +5,14 @@ use super::math::{quantize, sigmoid, tanh};
 use super::rangecoder::{RangeEncoder, freqs_from_logits};
 use super::*;
 
-const TEST_MODEL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/models/test-gru.safetensors");
+const TEST_MODEL: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/testdata/models/test-gru.safetensors"
+);
 
 fn test_model() -> Arc<Model> {
-    let bytes = std::fs::read(TEST_MODEL).expect("testdata/models/test-gru.safetensors (train/make_test_model.py)");
+    let bytes = std::fs::read(TEST_MODEL)
+        .expect("testdata/models/test-gru.safetensors (train/make_test_model.py)");
     Arc::new(Model::from_bytes(&bytes).unwrap())
 }
 
@@ -16,7 +20,9 @@ fn lcg_bytes(n: usize, seed: u64) -> Vec<u8> {
     let mut s = seed;
     (0..n)
         .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (s >> 56) as u8
         })
         .collect()
@@ -34,9 +40,14 @@ fn sample_chunks() -> Vec<Vec<u8>> {
         vec![0u8],
         vec![255u8],
         "grüße, ☃, 日本語 — “quotes”\r\n".repeat(20).into_bytes(),
-        vec![0xC3, 0x28, 0xA0, 0xA1, 0xE2, 0x28, 0xA1, 0xF0, 0x28, 0x8C, 0xBC, 0xFF, 0xFE], // invalid UTF-8
+        vec![
+            0xC3, 0x28, 0xA0, 0xA1, 0xE2, 0x28, 0xA1, 0xF0, 0x28, 0x8C, 0xBC, 0xFF, 0xFE,
+        ], // invalid UTF-8
         // binary-looking text: hex dump and base64
-        (0..400u32).map(|i| format!("{:08x}: {:02x} {:02x}\n", i * 16, i % 251, (i * 7) % 256)).collect::<String>().into_bytes(),
+        (0..400u32)
+            .map(|i| format!("{:08x}: {:02x} {:02x}\n", i * 16, i % 251, (i * 7) % 256))
+            .collect::<String>()
+            .into_bytes(),
         lcg_bytes(700, 1), // random bytes
         vec![b' '; 1000],
         Vec::new(),
@@ -51,8 +62,16 @@ fn encode_all(codec: &LmCodec, chunks: &[Vec<u8>]) -> Vec<Vec<u8>> {
     codec.encode_chunks(&refs)
 }
 
-fn decode_all(codec: &LmCodec, chunks: &[Vec<u8>], payloads: &[Vec<u8>]) -> Vec<Result<Vec<u8>, LmError>> {
-    let pairs: Vec<(&[u8], usize)> = payloads.iter().zip(chunks).map(|(p, c)| (p.as_slice(), c.len())).collect();
+fn decode_all(
+    codec: &LmCodec,
+    chunks: &[Vec<u8>],
+    payloads: &[Vec<u8>],
+) -> Vec<Result<Vec<u8>, LmError>> {
+    let pairs: Vec<(&[u8], usize)> = payloads
+        .iter()
+        .zip(chunks)
+        .map(|(p, c)| (p.as_slice(), c.len()))
+        .collect();
     codec.decode_chunks(&pairs)
 }
 
@@ -73,7 +92,10 @@ const GOLDEN_DIGEST: u64 = 0xa53a_4dc7_5b77_66a3;
 fn roundtrip_and_determinism_across_paths_threads_batches() {
     let model = test_model();
     let chunks = sample_chunks();
-    let reference = encode_all(&LmCodec::new(model.clone(), KernelPath::Portable, 1, 1).unwrap(), &chunks);
+    let reference = encode_all(
+        &LmCodec::new(model.clone(), KernelPath::Portable, 1, 1).unwrap(),
+        &chunks,
+    );
     assert_eq!(reference[1], vec![0; 5], "empty chunk");
     for (c, p) in chunks.iter().zip(&reference) {
         assert_eq!(p[0], 0);
@@ -85,10 +107,17 @@ fn roundtrip_and_determinism_across_paths_threads_batches() {
             for batch in [1usize, 3, 64] {
                 let codec = LmCodec::new(model.clone(), path, threads, batch).unwrap();
                 let enc = encode_all(&codec, &chunks);
-                assert_eq!(enc, reference, "encode differs: {path} threads {threads} batch {batch}");
+                assert_eq!(
+                    enc, reference,
+                    "encode differs: {path} threads {threads} batch {batch}"
+                );
                 let dec = decode_all(&codec, &chunks, &enc);
                 for (i, (d, c)) in dec.into_iter().zip(&chunks).enumerate() {
-                    assert_eq!(&d.unwrap(), c, "chunk {i}: {path} threads {threads} batch {batch}");
+                    assert_eq!(
+                        &d.unwrap(),
+                        c,
+                        "chunk {i}: {path} threads {threads} batch {batch}"
+                    );
                 }
             }
         }
@@ -126,7 +155,11 @@ fn bad_payload_fails_only_its_chunk() {
         let mut p = good[i].clone();
         p[0] = 1;
         cases.push((p, chunks[i].len(), "first byte"));
-        cases.push((good[i][..good[i].len() - 1].to_vec(), chunks[i].len(), "ends after"));
+        cases.push((
+            good[i][..good[i].len() - 1].to_vec(),
+            chunks[i].len(),
+            "ends after",
+        ));
         cases.push((good[i][..3].to_vec(), chunks[i].len(), "ends after"));
         let mut p = good[i].clone();
         p.push(0);
@@ -138,8 +171,12 @@ fn bad_payload_fails_only_its_chunk() {
         for (bad, raw_len, what) in cases {
             let mut payloads: Vec<&[u8]> = good.iter().map(|p| p.as_slice()).collect();
             payloads[i] = &bad;
-            let pairs: Vec<(&[u8], usize)> =
-                payloads.iter().zip(&chunks).enumerate().map(|(k, (p, c))| (*p, if k == i { raw_len } else { c.len() })).collect();
+            let pairs: Vec<(&[u8], usize)> = payloads
+                .iter()
+                .zip(&chunks)
+                .enumerate()
+                .map(|(k, (p, c))| (*p, if k == i { raw_len } else { c.len() }))
+                .collect();
             let res = codec.decode_chunks(&pairs);
             for (k, r) in res.into_iter().enumerate() {
                 if k == i {
@@ -172,7 +209,11 @@ fn garbage_payloads_never_panic() {
             g
         })
         .collect();
-    let pairs: Vec<(&[u8], usize)> = garbage.iter().enumerate().map(|(i, g)| (g.as_slice(), (i * 131) % 5000)).collect();
+    let pairs: Vec<(&[u8], usize)> = garbage
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.as_slice(), (i * 131) % 5000))
+        .collect();
     for (r, (_, raw_len)) in codec.decode_chunks(&pairs).into_iter().zip(&pairs) {
         if let Ok(v) = r {
             assert_eq!(v.len(), *raw_len);
@@ -188,10 +229,16 @@ fn cross_entropy_matches_payload_size() {
     let bits = codec.cross_entropy_bits(&text);
     let payload = codec.encode_chunks(&[&text]).remove(0);
     let coded_bits = (payload.len() * 8) as f64;
-    assert!(coded_bits >= bits && coded_bits <= bits + 64.0, "{coded_bits} vs {bits}");
+    assert!(
+        coded_bits >= bits && coded_bits <= bits + 64.0,
+        "{coded_bits} vs {bits}"
+    );
     assert_eq!(codec.bits_per_byte(&[]), 0.0);
     let long = text.repeat(7);
-    let chunked: f64 = long.chunks(MAX_LM_CHUNK).map(|c| codec.cross_entropy_bits(c)).sum();
+    let chunked: f64 = long
+        .chunks(MAX_LM_CHUNK)
+        .map(|c| codec.cross_entropy_bits(c))
+        .sum();
     assert_eq!(codec.cross_entropy_bits(&long), chunked);
 }
 
@@ -209,7 +256,9 @@ fn reference_freqs(model: &Model, data: &[u8]) -> Vec<[u32; 256]> {
     let apply = |qm: &model::QMatrix, x: &[i8]| -> Vec<f32> {
         (0..qm.w.rows())
             .map(|j| {
-                let acc: i32 = (0..qm.w.cols()).map(|k| qm.w.get(j, k) as i32 * x[k] as i32).sum();
+                let acc: i32 = (0..qm.w.cols())
+                    .map(|k| qm.w.get(j, k) as i32 * x[k] as i32)
+                    .sum();
                 (acc as f32) * qm.m[j] + qm.b[j]
             })
             .collect()
@@ -249,7 +298,9 @@ fn reference_freqs(model: &Model, data: &[u8]) -> Vec<[u32; 256]> {
 #[test]
 fn engine_matches_naive_reference() {
     let mut models = vec![test_model()];
-    models.push(Arc::new(Model::from_bytes(&model::synthetic_model_bytes(64, 3, 77)).unwrap()));
+    models.push(Arc::new(
+        Model::from_bytes(&model::synthetic_model_bytes(64, 3, 77)).unwrap(),
+    ));
     for model in models {
         let data = b"Hello, reference! \x00\xff\x80 1234567890 the the the".to_vec();
         let want = reference_freqs(&model, &data);
@@ -269,6 +320,9 @@ fn engine_matches_naive_reference() {
         }
         // distributions are non-trivial: not all near uniform, not all one-hot
         let maxes: Vec<u32> = want.iter().map(|f| *f.iter().max().unwrap()).collect();
-        assert!(maxes.iter().any(|&m| m > 1024) && maxes.iter().any(|&m| m < 60000), "{maxes:?}");
+        assert!(
+            maxes.iter().any(|&m| m > 1024) && maxes.iter().any(|&m| m < 60000),
+            "{maxes:?}"
+        );
     }
 }
