@@ -35,7 +35,7 @@ pub enum KernelPath {
     Portable,
     /// x86-64 with AVX2.
     Avx2,
-    /// x86-64 with AVX-512 F, BW and VNNI.
+    /// x86-64 with AVX-512 F, BW, VL and VNNI.
     Avx512,
 }
 
@@ -62,6 +62,7 @@ impl KernelPath {
             KernelPath::Avx512 => {
                 std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vl")
                     && std::arch::is_x86_feature_detected!("avx512vnni")
             }
             #[cfg(not(target_arch = "x86_64"))]

@@ -10,6 +10,17 @@
 //! [`LmCodec`] runs many chunks side by side: `batch` slots are in flight, each
 //! step advances every live slot by one symbol in one batched model step, and
 //! a slot whose chunk is finished takes the next chunk at once.
+//!
+//! ```ignore
+//! let model = Arc::new(Model::from_file("model.safetensors")?);   // validates, packs
+//! let codec = LmCodec::new(model, KernelPath::detect()?, threads, 256)?; // make once, reuse
+//! let payloads = codec.encode_chunks(&[&chunk_a, &chunk_b]);        // <= 16 KiB each
+//! let chunks = codec.decode_chunks(&[(&payloads[0], chunk_a.len()), (&payloads[1], chunk_b.len())]);
+//! ```
+//!
+//! `LmCodec::new` with `threads > 1` starts its own thread pool, so create one
+//! codec and reuse it. Results never depend on `threads`, `batch`, the kernel
+//! path or on how chunks are grouped into calls.
 
 mod engine;
 pub mod kernels;

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Determinism across builds (issue #3): the same input must give the same
+# archive bytes from a baseline x86-64 build and a -C target-cpu=native
+# build, on every kernel path each can run, and each build must extract the
+# other's archive. Under qemu-x86_64 (if installed) the baseline binary is
+# also run on emulated CPUs without AVX2 (Westmere) and without AVX-512
+# (Haswell).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for cpu in x86-64 native; do
+  RUSTFLAGS="-C target-cpu=$cpu" cargo build --release --quiet --target-dir "target/cpu-$cpu"
+done
+mkdir -p "$work/in"
+cp format-spec.md train/README.md testdata/example/notes/* "$work/in/"
+touch -d 2020-01-01 "$work/in" "$work/in"/*
+ref=""
+run() { # NAME CMD...
+  local name=$1; shift
+  "$@" c -f "$work/$name.lza" -C "$work" in
+  if [ -z "$ref" ]; then ref=$name; else cmp "$work/$ref.lza" "$work/$name.lza"; fi
+  rm -rf "$work/out" && "$@" x -f "$work/$ref.lza" -C "$work/out" && diff -r "$work/in" "$work/out/in"
+  echo "same archive: $name"
+}
+for cpu in x86-64 native; do
+  bin="target/cpu-$cpu/release/lza"
+  for k in portable avx2 avx512; do
+    if LZA_KERNEL=$k "$bin" c -f /dev/null --no-model -C "$work" in 2>/dev/null && \
+       LZA_KERNEL=$k "$bin" c -f "$work/probe.lza" -C "$work" in 2>/dev/null; then
+      rm -f "$work/probe.lza"
+      run "$cpu-$k" env LZA_KERNEL=$k "$bin"
+    else
+      rm -f "$work/probe.lza"; echo "skip: $cpu-$k (kernel not available)"
+    fi
+  done
+done
+if command -v qemu-x86_64 >/dev/null; then
+  for qcpu in Westmere Haswell; do
+    run "qemu-$qcpu" qemu-x86_64 -cpu "$qcpu" target/cpu-x86-64/release/lza
+  done
+else
+  echo "skip: qemu-x86_64 not installed (apt-get install qemu-user)"
+fi
+echo "cross-build determinism: ok"
