@@ -137,8 +137,9 @@ pub fn looks_like_text(data: &[u8]) -> bool {
     let mut invalid = 0;
     let mut rest = data;
     while let Err(e) = std::str::from_utf8(rest) {
-        // error_len() == None: the data ends inside a multi-byte sequence.
-        let skip = e.error_len().unwrap_or(rest.len() - e.valid_up_to());
+        // error_len() == None: the data ends inside a multi-byte sequence,
+        // as a chunk cut from a longer text may.
+        let Some(skip) = e.error_len() else { break };
         invalid += skip;
         rest = &rest[e.valid_up_to() + skip..];
     }

@@ -45,6 +45,7 @@ use crate::error::{Error, Result};
 use crate::format::{CodecId, Entry, EntryKind};
 use crate::pipeline::{self, Job, Pipeline};
 use crate::reader::{ArchiveReader, ChunkEvent, Event, Limits};
+use crate::symlinks::SymlinkChecker;
 
 /// What receives the entries and data of an archive, in order.
 pub trait Sink {
@@ -471,13 +472,13 @@ impl DestWriter {
     }
 
     fn make_symlinks(&mut self) -> Result<()> {
-        let links: HashMap<&str, &str> = self
-            .symlinks
-            .iter()
-            .map(|e| (e.path.as_str(), e.link.as_str()))
-            .collect();
+        let mut checker = SymlinkChecker::new(
+            self.symlinks
+                .iter()
+                .map(|e| (e.path.as_str(), e.link.as_str())),
+        )?;
         for entry in &self.symlinks {
-            if let Err(reason) = symlink_stays_inside(&links, &entry.path) {
+            if let Err(reason) = checker.check(&entry.path) {
                 return Err(Self::unsafe_entry(&entry.path, reason));
             }
         }
@@ -510,52 +511,16 @@ impl DestWriter {
 
 /// Resolve symlink `path`'s target through the archive's symlinks (`links`)
 /// and check that it never leaves the destination.
+///
+/// Builds a [`SymlinkChecker`] for this one call (time linear in the links'
+/// bytes); to check many links of one archive, build one and reuse it.
 pub fn symlink_stays_inside(
     links: &HashMap<&str, &str>,
     path: &str,
 ) -> std::result::Result<(), String> {
-    let (dir, _) = split_leaf(path);
-    let mut stack: Vec<String> = if dir.is_empty() {
-        Vec::new()
-    } else {
-        dir.split('/').map(String::from).collect()
-    };
-    let target = links[path];
-    if target.starts_with('/') {
-        return Err(format!("symlink target {target:?} is absolute"));
-    }
-    let mut todo: std::collections::VecDeque<String> =
-        target.split('/').map(String::from).collect();
-    let mut hops = 0;
-    while let Some(c) = todo.pop_front() {
-        match c.as_str() {
-            "" | "." => {}
-            ".." => {
-                if stack.pop().is_none() {
-                    return Err(format!(
-                        "symlink target {target:?} points outside the destination"
-                    ));
-                }
-            }
-            _ => {
-                stack.push(c);
-                let here = stack.join("/");
-                if let Some(next) = links.get(here.as_str()) {
-                    hops += 1;
-                    if hops > 40 || next.starts_with('/') {
-                        return Err(format!(
-                            "symlink target {target:?} loops or leaves the destination through {here:?}"
-                        ));
-                    }
-                    stack.pop();
-                    for (i, part) in next.split('/').enumerate() {
-                        todo.insert(i, part.to_owned());
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
+    SymlinkChecker::new(links.iter().map(|(&p, &t)| (p, t)))
+        .map_err(|e| e.to_string())?
+        .check(path)
 }
 
 impl Sink for DestWriter {

@@ -18,5 +18,6 @@ pub mod lm;
 pub mod models;
 pub mod pipeline;
 pub mod reader;
+pub mod symlinks;
 
 pub use error::{CorruptKind, Error, Result};

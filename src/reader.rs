@@ -4,11 +4,15 @@
 //! every rule of `format-spec.md` that spans records (chunks belong to files
 //! and add up to their sizes, paths are unique and never below a file or
 //! link, hard links name earlier files, the end record matches) and yields
-//! [`Event`]s. It allocates nothing larger than the header's `max_chunk`
-//! bound. Chunk payloads are returned still coded: decoding is the caller's,
-//! so that it can run in parallel.
+//! [`Event`]s. No single allocation is larger than the header's `max_chunk`
+//! bound requires, except the tables of the path trie (`PathTrie`), whose
+//! memory is linear in the bytes of the archive's paths. Chunk payloads are
+//! returned still coded: decoding is the caller's, so that it can run in
+//! parallel.
 
 use std::collections::HashMap;
+use std::collections::hash_map::{Entry as MapEntry, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::io::{self, Read};
 
 use xxhash_rust::xxh3::Xxh3;
@@ -103,7 +107,10 @@ pub struct ArchiveReader<R: Read> {
     hasher: Xxh3,
     limits: Limits,
     file: Option<OpenFile>,
-    tree: HashMap<String, Node>,
+    /// Every path seen and every ancestor of one.
+    tree: PathTrie,
+    /// What each node of `tree` is (by node id).
+    kinds: Vec<Node>,
     entries: u64,
     chunks: u64,
     raw_bytes: u64,
@@ -123,7 +130,8 @@ impl<R: Read> ArchiveReader<R> {
             hasher: Xxh3::new(),
             limits,
             file: None,
-            tree: HashMap::new(),
+            tree: PathTrie::new(),
+            kinds: vec![Node::ImplicitDir],
             entries: 0,
             chunks: 0,
             raw_bytes: 0,
@@ -249,12 +257,7 @@ impl<R: Read> ArchiveReader<R> {
         if self.entries > self.limits.max_entries {
             return Err(at(CorruptKind::TooManyEntries(self.limits.max_entries)));
         }
-        self.add_to_tree(&entry).map_err(|kind| Error::Corrupt {
-            offset,
-            entry: Some(entry.path.clone()),
-            chunk: None,
-            kind,
-        })?;
+        self.add_to_tree(&entry, offset)?;
         if entry.kind == EntryKind::File {
             self.file = Some(OpenFile {
                 path: entry.path.clone(),
@@ -266,44 +269,63 @@ impl<R: Read> ArchiveReader<R> {
         Ok(Event::Entry { entry, offset })
     }
 
-    fn add_to_tree(&mut self, entry: &Entry) -> Result<(), CorruptKind> {
-        for (i, _) in entry.path.match_indices('/') {
-            let ancestor = &entry.path[..i];
-            match self.tree.get(ancestor) {
-                Some(Node::Dir | Node::ImplicitDir) => {}
-                Some(_) => {
-                    return Err(CorruptKind::PathConflict {
-                        path: entry.path.clone(),
-                        reason: "an ancestor is a file or link entry",
-                    });
-                }
-                None => {
-                    self.tree.insert(ancestor.to_owned(), Node::ImplicitDir);
-                }
+    /// Check `entry`'s path against the earlier ones and record it. Costs
+    /// O(path length) time and at most one trie node per new component.
+    fn add_to_tree(&mut self, entry: &Entry, offset: u64) -> Result<()> {
+        let corrupt = |kind| Error::Corrupt {
+            offset,
+            entry: Some(entry.path.clone()),
+            chunk: None,
+            kind,
+        };
+        let full = || {
+            Error::Limit(format!(
+                "more than {} distinct paths and path components",
+                PathTrie::MAX_NODES - 1
+            ))
+        };
+        let mut components = entry.path.split('/');
+        let leaf = components
+            .next_back()
+            .expect("split yields at least one piece");
+        let mut node = PathTrie::ROOT;
+        for name in components {
+            let (child, added) = self.tree.child_or_add(node, name).ok_or_else(full)?;
+            if added {
+                self.kinds.push(Node::ImplicitDir);
+            } else if !matches!(self.kinds[child as usize], Node::Dir | Node::ImplicitDir) {
+                return Err(corrupt(CorruptKind::PathConflict {
+                    path: entry.path.clone(),
+                    reason: "an ancestor is a file or link entry",
+                }));
             }
+            node = child;
         }
-        let node = match entry.kind {
+        let kind = match entry.kind {
             EntryKind::Directory => Node::Dir,
             EntryKind::File => Node::File,
             EntryKind::Symlink | EntryKind::Hardlink => Node::Other,
         };
-        if entry.kind == EntryKind::Hardlink && self.tree.get(&entry.link) != Some(&Node::File) {
-            return Err(CorruptKind::HardlinkTarget(entry.link.clone()));
+        if entry.kind == EntryKind::Hardlink
+            && self.tree.find(&entry.link).map(|n| self.kinds[n as usize]) != Some(Node::File)
+        {
+            return Err(corrupt(CorruptKind::HardlinkTarget(entry.link.clone())));
         }
-        match self.tree.get(&entry.path) {
-            None => {
-                self.tree.insert(entry.path.clone(), node);
+        let (child, added) = self.tree.child_or_add(node, leaf).ok_or_else(full)?;
+        if added {
+            self.kinds.push(kind);
+            return Ok(());
+        }
+        match self.kinds[child as usize] {
+            Node::ImplicitDir if kind == Node::Dir => {
+                self.kinds[child as usize] = Node::Dir;
                 Ok(())
             }
-            Some(Node::ImplicitDir) if node == Node::Dir => {
-                self.tree.insert(entry.path.clone(), node);
-                Ok(())
-            }
-            Some(Node::ImplicitDir) => Err(CorruptKind::PathConflict {
+            Node::ImplicitDir => Err(corrupt(CorruptKind::PathConflict {
                 path: entry.path.clone(),
                 reason: "earlier entries lie below it",
-            }),
-            Some(_) => Err(CorruptKind::DuplicatePath(entry.path.clone())),
+            })),
+            _ => Err(corrupt(CorruptKind::DuplicatePath(entry.path.clone()))),
         }
     }
 
@@ -394,5 +416,163 @@ impl<R: Read> ArchiveReader<R> {
         }
         self.done = true;
         Ok(Event::End(end))
+    }
+}
+
+/// A set of `/`-separated paths stored as a trie of their components: each
+/// node is one path (the root is the empty one), and a child is its parent's
+/// path plus one component. A path of `n` bytes costs O(n) time to insert or
+/// look up, and memory is linear in the bytes of the components added: per
+/// node, its component's bytes, a 16-byte node and a 16-byte index slot (35
+/// to 60 bytes with the growing tables' slack), never a copy of the whole
+/// path per ancestor.
+///
+/// Node ids are dense (`0..len()`), so callers keep per-node data in a
+/// `Vec` indexed by id.
+pub(crate) struct PathTrie {
+    /// Node `i` for `i > 0`; `nodes[0]` is the root.
+    nodes: Vec<TrieNode>,
+    /// Every node's component, concatenated in node order: node `i`'s is
+    /// `names[nodes[i - 1].end..nodes[i].end]`.
+    names: String,
+    /// Keyed hash of (parent, component) -> the newest node with that hash;
+    /// older nodes with the same hash follow through `TrieNode::next`.
+    index: HashMap<u64, u32, BuildHasherDefault<PreHashed>>,
+    /// SipHash keys, random per trie, so crafted paths cannot collide on
+    /// purpose.
+    keys: RandomState,
+}
+
+#[derive(Clone, Copy)]
+struct TrieNode {
+    /// End of this node's component in `names`.
+    end: u64,
+    /// The parent node (0 for the root itself).
+    parent: u32,
+    /// The next older node whose (parent, component) has the same hash, or 0
+    /// (the root is never in the index).
+    next: u32,
+}
+
+/// Hasher for keys that already are a keyed hash.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+impl PathTrie {
+    /// The root: the empty path.
+    pub(crate) const ROOT: u32 = 0;
+    /// Most nodes a trie holds, the root included.
+    pub(crate) const MAX_NODES: usize = u32::MAX as usize;
+
+    /// A trie holding only the root.
+    pub(crate) fn new() -> PathTrie {
+        PathTrie {
+            nodes: vec![TrieNode {
+                end: 0,
+                parent: 0,
+                next: 0,
+            }],
+            names: String::new(),
+            index: HashMap::default(),
+            keys: RandomState::new(),
+        }
+    }
+
+    /// Number of nodes, the root included.
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// The parent of `node`, `None` for the root.
+    pub(crate) fn parent(&self, node: u32) -> Option<u32> {
+        (node != Self::ROOT).then(|| self.nodes[node as usize].parent)
+    }
+
+    /// The last component of `node`'s path ("" for the root).
+    pub(crate) fn name(&self, node: u32) -> &str {
+        let i = node as usize;
+        let start = if i == 0 { 0 } else { self.nodes[i - 1].end };
+        &self.names[start as usize..self.nodes[i].end as usize]
+    }
+
+    fn hash(&self, parent: u32, name: &str) -> u64 {
+        self.keys.hash_one((parent, name))
+    }
+
+    fn find_hashed(&self, hash: u64, parent: u32, name: &str) -> Option<u32> {
+        let mut node = *self.index.get(&hash)?;
+        loop {
+            if self.nodes[node as usize].parent == parent && self.name(node) == name {
+                return Some(node);
+            }
+            node = self.nodes[node as usize].next;
+            if node == 0 {
+                return None;
+            }
+        }
+    }
+
+    /// The child of `parent` named `name`, if present.
+    pub(crate) fn child(&self, parent: u32, name: &str) -> Option<u32> {
+        self.find_hashed(self.hash(parent, name), parent, name)
+    }
+
+    /// The child of `parent` named `name` and whether it was just added;
+    /// `None` only when the trie already holds [`Self::MAX_NODES`] nodes.
+    pub(crate) fn child_or_add(&mut self, parent: u32, name: &str) -> Option<(u32, bool)> {
+        let hash = self.hash(parent, name);
+        if let Some(node) = self.find_hashed(hash, parent, name) {
+            return Some((node, false));
+        }
+        if self.nodes.len() >= Self::MAX_NODES {
+            return None;
+        }
+        let node = self.nodes.len() as u32;
+        self.names.push_str(name);
+        let next = match self.index.entry(hash) {
+            MapEntry::Occupied(mut o) => std::mem::replace(o.get_mut(), node),
+            MapEntry::Vacant(v) => {
+                v.insert(node);
+                0
+            }
+        };
+        self.nodes.push(TrieNode {
+            end: self.names.len() as u64,
+            parent,
+            next,
+        });
+        Some((node, true))
+    }
+
+    /// The node of `path` (split on every `/`), if present.
+    pub(crate) fn find(&self, path: &str) -> Option<u32> {
+        path.split('/')
+            .try_fold(Self::ROOT, |node, name| self.child(node, name))
+    }
+
+    /// The path of `node`, its components joined with `/`.
+    pub(crate) fn path(&self, node: u32) -> String {
+        let mut names = Vec::new();
+        let mut n = node;
+        while let Some(parent) = self.parent(n) {
+            names.push(self.name(n));
+            n = parent;
+        }
+        names.reverse();
+        names.join("/")
     }
 }

@@ -1,0 +1,158 @@
+//! Replays of inputs saved under `tests/fuzz_regressions/` (see fuzz/README.md).
+//!
+//! Every `decode-*.bin` and `extract-*.bin` goes through the same body as
+//! its fuzz target (`fuzz/src/harness.rs`, included below). A new
+//! crash found by `cargo fuzz` only needs to be copied there as
+//! `<target>-<short-name>.bin`; inputs that show a resource bug also get a
+//! test of their own below.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use lza::extract::{self, DestWriter, ReadOptions};
+use lza::reader::Limits;
+
+/// The decode and extract targets' bodies and oracles, shared with them.
+#[path = "../fuzz/src/harness.rs"]
+mod harness;
+
+// ---- per-thread allocation accounting, for the memory bounds ----
+
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+fn account(delta: isize) {
+    let _ = LIVE.try_with(|l| {
+        let now = l.get() + delta;
+        l.set(now);
+        let _ = PEAK.try_with(|p| p.set(p.get().max(now)));
+    });
+}
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            account(layout.size() as isize);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            account(layout.size() as isize);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) };
+        account(-(layout.size() as isize));
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            account(new_size as isize - layout.size() as isize);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Peak bytes allocated (and not yet freed) by this thread while `f` runs.
+fn peak_alloc<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|p| p.set(base));
+    let out = f();
+    (out, (PEAK.with(Cell::get) - base).max(0) as usize)
+}
+
+// ---- the inputs ----
+
+fn inputs(prefix: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|rd| rd.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    out.retain(|p| {
+        let name = p.file_name().unwrap().to_string_lossy();
+        name.starts_with(prefix) && name.ends_with(".bin")
+    });
+    out.sort();
+    out.into_iter()
+        .map(|p| {
+            let data = std::fs::read(&p).unwrap();
+            (p, data)
+        })
+        .collect()
+}
+
+#[test]
+fn replay_decode_inputs() {
+    for (path, data) in inputs("decode-") {
+        eprintln!("replaying {}", path.display());
+        harness::decode_checked(&data);
+    }
+}
+
+#[test]
+fn replay_extract_inputs() {
+    for (path, data) in inputs("extract-") {
+        eprintln!("replaying {}", path.display());
+        harness::extract_checked(&data);
+    }
+}
+
+// ---- resource bounds ----
+
+/// Was: reader.rs `add_to_tree` stored every ancestor of every path as its
+/// own full `String` key, so one 4 KiB path of 2048 components cost ~4 MiB
+/// (quadratic); 16 such entries (64 KiB) took ~70 MiB, a 41 MB archive OOMed.
+/// Fixed: the reader keeps a trie of path components (`reader::PathTrie`).
+#[test]
+fn deep_paths_use_memory_linear_in_the_archive() {
+    let (_, data) = inputs("decode-deep-paths-tree-memory")
+        .pop()
+        .expect("input");
+    let (res, peak) =
+        peak_alloc(|| extract::list_archive(&data[..], Limits::default(), &mut |_| {}));
+    res.expect("a valid archive");
+    assert!(
+        peak < 64 * data.len(),
+        "listing a {} byte archive allocated {peak} bytes at peak",
+        data.len()
+    );
+}
+
+/// Was: extract.rs `symlink_stays_inside` re-resolved every link from
+/// scratch, through up to 40 hops, rebuilding `stack.join("/")` at every
+/// component; 100 tiny links into a chain of deep links took seconds (a
+/// 1 MB archive of them, about half an hour). Fixed: `symlinks::SymlinkChecker`
+/// walks a trie of the links' paths and resolves each link once.
+#[test]
+fn symlink_check_cost_is_bounded() {
+    let (_, data) = inputs("extract-symlink-chain-cpu").pop().expect("input");
+    let dest = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let mut w = DestWriter::new(dest.path(), false);
+    extract::read_archive(
+        &data[..],
+        &ReadOptions::default(),
+        &mut w,
+        &mut |_| {},
+        &mut |_| {},
+    )
+    .expect("a valid archive whose links stay inside");
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_millis(500),
+        "extraction took {took:?}"
+    );
+}
