@@ -13,7 +13,7 @@ for cpu in x86-64 native; do
   RUSTFLAGS="-C target-cpu=$cpu" cargo build --release --quiet --target-dir "target/cpu-$cpu"
 done
 mkdir -p "$work/in"
-cp format-spec.md train/README.md testdata/example/notes/* "$work/in/"
+cp format-spec.md testdata/example/notes/* "$work/in/"
 touch -d 2020-01-01 "$work/in" "$work/in"/*
 ref=""
 run() { # NAME CMD...
