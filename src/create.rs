@@ -18,9 +18,15 @@ use crate::format::{
 };
 use crate::pipeline::{self, Job, Pipeline};
 
-/// Default segment size for the zstd path: files are read and coded in
-/// pieces of this many bytes (the header's `max_chunk`).
-pub const DEFAULT_CHUNK_SIZE: u32 = 4 << 20;
+/// Default segment size: files are read and coded in pieces of this many
+/// bytes (the header's `max_chunk`). Large, because a segment that zstd
+/// codes is coded on its own: 32 MiB keeps zstd -19 within a few tenths of a
+/// percent of whole-file zstd -19 on the silesia files.
+pub const DEFAULT_CHUNK_SIZE: u32 = 32 << 20;
+
+/// Most input bytes in flight (read, being coded or waiting to be written),
+/// unless two segments are more.
+pub const MAX_IN_FLIGHT: usize = 256 << 20;
 
 /// Default length of a language-model chunk (format-spec 7.6).
 pub const LM_CHUNK_SIZE: usize = 16 << 10;
@@ -328,18 +334,35 @@ struct Segment {
     data: Vec<u8>,
 }
 
-/// Code one segment into frames: language-model chunks where the model wins
-/// (and only if it beats zstd on the whole segment), zstd otherwise.
+/// Below this many bits per byte from zstd -19, a segment is not offered to
+/// the model: it is repetitive enough (logs, XML, tables) that long matches
+/// beat a small model by far, and trying would only cost time. Measured on
+/// `../shared/bench`: the default model never won a chunk of silesia/xml
+/// (zstd 0.68 bpb) or silesia/nci (0.39), and wins on prose near 2 bpb.
+const LM_WORTH_TRYING_BPB: f64 = 1.2;
+
+/// Code segments into frames: for a text segment, language-model chunks
+/// where the model wins (each 16 KiB piece keeps the smaller of the model's
+/// and zstd's code), unless one zstd frame for the whole segment is smaller;
+/// zstd (or stored) otherwise.
 fn code_segments(segments: Vec<Segment>, zstd_level: i32, lm: Option<&dyn TextCoder>) -> Vec<Emit> {
-    // Language-model candidates: every text segment's sub-chunks, coded in
-    // one batched call so that they share model steps.
-    let text: Vec<bool> = segments
+    // Next to the model's cost, zstd's best level is cheap: a text segment
+    // is never larger than `zstd -19` would make it.
+    let whole: Vec<(bool, Frame)> = segments
         .iter()
-        .map(|s| lm.is_some() && codec::looks_like_text(&s.data))
+        .map(|s| {
+            let text = lm.is_some() && codec::looks_like_text(&s.data);
+            let level = if text { zstd_level.max(19) } else { zstd_level };
+            let frame = codec::encode_zstd(&s.data, level);
+            let bpb = 8.0 * frame.payload.len() as f64 / s.data.len() as f64;
+            (text && bpb >= LM_WORTH_TRYING_BPB, frame)
+        })
         .collect();
+    // Every candidate segment's pieces go to the model in one batched call,
+    // so that they share model steps.
     let mut lm_chunks: Vec<&[u8]> = Vec::new();
-    for (s, &t) in segments.iter().zip(&text) {
-        if t {
+    for (s, (try_lm, _)) in segments.iter().zip(&whole) {
+        if *try_lm {
             lm_chunks.extend(s.data.chunks(LM_CHUNK_SIZE));
         }
     }
@@ -349,18 +372,14 @@ fn code_segments(segments: Vec<Segment>, zstd_level: i32, lm: Option<&dyn TextCo
     };
     segments
         .iter()
-        .zip(&text)
-        .map(|(s, &t)| {
-            // Next to the model's cost, zstd's best level is cheap: a text
-            // segment is never larger than `zstd -19` would make it.
-            let level = if t { zstd_level.max(19) } else { zstd_level };
-            let whole = codec::encode_zstd(&s.data, level);
+        .zip(whole)
+        .map(|(s, (try_lm, whole))| {
             let mut frames = vec![whole];
-            if t {
+            if try_lm {
                 let mut lm_frames = Vec::new();
                 for piece in s.data.chunks(LM_CHUNK_SIZE) {
                     let coded = lm_coded.next().expect("one result per chunk");
-                    let zstd_piece = codec::encode_zstd(piece, level);
+                    let zstd_piece = codec::encode_zstd(piece, zstd_level.max(19));
                     let lm_frame = Frame::new(crate::format::CodecId::LanguageModel, piece, coded);
                     lm_frames.push(if lm_frame.payload.len() < zstd_piece.payload.len() {
                         lm_frame
@@ -412,9 +431,13 @@ pub fn write_archive<W: Write>(
     let job: Arc<Job<Segment, Emit>> =
         Arc::new(move |segs| code_segments(segs, zstd_level, lm.as_deref()));
     let threads = opts.threads.max(1);
-    // Bound: at most 2 segments per thread plus 2 in flight (each at most
-    // chunk_size bytes), plus one language-model group.
-    let max_bytes = (2 * threads + 2) * opts.chunk_size as usize;
+    // Bound: 2 segments per thread plus 2 in flight (each at most
+    // chunk_size bytes), but no more than MAX_IN_FLIGHT bytes unless a
+    // single pair of segments is more.
+    let chunk = opts.chunk_size as usize;
+    let max_bytes = ((2 * threads + 2) * chunk)
+        .min(MAX_IN_FLIGHT)
+        .max(2 * chunk);
     let mut pipe = Pipeline::new(pipeline::thread_pool(threads), job, max_bytes, 4096);
     // Text segments are grouped so that one job gives the model about
     // `batch` chunks to code side by side.

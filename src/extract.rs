@@ -153,7 +153,9 @@ pub fn read_archive<R: Read>(
     let mut pipe = Pipeline::new(
         pipeline::thread_pool(threads),
         job,
-        (2 * threads + 2) * max_chunk,
+        ((2 * threads + 2) * max_chunk)
+            .min(crate::create::MAX_IN_FLIGHT)
+            .max(2 * max_chunk),
         4096,
     );
     let group_weight = opts

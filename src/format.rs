@@ -16,6 +16,8 @@ pub const VERSION: u16 = 1;
 pub const HEADER_LEN: usize = 40;
 /// Largest `max_chunk` a decoder accepts (64 MiB): bounds every allocation.
 pub const MAX_CHUNK_LIMIT: u32 = 64 << 20;
+/// Largest `raw_len` of a language-model chunk (64 KiB).
+pub const MAX_LM_CHUNK: u32 = 64 << 10;
 /// Longest path or link target, in bytes.
 pub const MAX_PATH_LEN: usize = 4096;
 /// Length of a chunk frame header (tag to frame_crc).
@@ -470,6 +472,13 @@ impl FrameHeader {
         if raw_len == 0 || raw_len > max_chunk {
             return Err(CorruptKind::ChunkTooLarge { raw_len, max_chunk });
         }
+        if codec == CodecId::LanguageModel && raw_len > MAX_LM_CHUNK {
+            // Decoding costs one model step per byte: bound it per chunk.
+            return Err(CorruptKind::BadLength {
+                field: "raw_len of a language-model chunk",
+                value: raw_len as u64,
+            });
+        }
         let stored_len = u32_at(b, 8);
         if stored_len as u64 > max_stored_len(raw_len)
             || codec == CodecId::Stored && stored_len != raw_len
@@ -593,6 +602,17 @@ mod tests {
         assert!(matches!(
             FrameHeader::parse(&fh.to_bytes(), 99),
             Err(CorruptKind::ChunkTooLarge { .. })
+        ));
+        let lm = |raw_len| FrameHeader {
+            codec: CodecId::LanguageModel,
+            raw_len,
+            stored_len: 5,
+            raw_xxh3: 0,
+        };
+        assert!(FrameHeader::parse(&lm(MAX_LM_CHUNK).to_bytes(), 1 << 20).is_ok());
+        assert!(matches!(
+            FrameHeader::parse(&lm(MAX_LM_CHUNK + 1).to_bytes(), 1 << 20),
+            Err(CorruptKind::BadLength { .. })
         ));
         let end = EndRecord {
             entries: 1,

@@ -19,7 +19,10 @@ fn repo(p: &str) -> PathBuf {
 
 fn lza(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut c = Command::new(LZA);
-    c.args(args).env_remove("LZA_KERNEL").env("LZA_MODEL_PATH", "").env("HOME", "/nonexistent");
+    c.args(args)
+        .env_remove("LZA_KERNEL")
+        .env("LZA_MODEL_PATH", "")
+        .env("HOME", "/nonexistent");
     for (k, v) in envs {
         c.env(k, v);
     }
@@ -27,7 +30,11 @@ fn lza(args: &[&str], envs: &[(&str, &str)]) -> Output {
 }
 
 fn ok(out: Output) -> Output {
-    assert!(out.status.success(), "lza failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "lza failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -68,7 +75,10 @@ fn codecs(archive: &[u8]) -> Vec<CodecId> {
 }
 
 fn kernel_paths() -> Vec<&'static str> {
-    lza::lm::KernelPath::available().into_iter().map(|p| p.name()).collect()
+    lza::lm::KernelPath::available()
+        .into_iter()
+        .map(|p| p.name())
+        .collect()
 }
 
 #[test]
@@ -87,17 +97,42 @@ fn archives_are_identical_across_kernels_threads_and_batches() {
     }
     // Fewer runs than the full product, but every value of each setting,
     // and each path with several thread counts and batch sizes.
-    let settings: Vec<_> = settings.into_iter().enumerate().filter(|(i, _)| i % 2 == 0).map(|(_, s)| s).collect();
+    let settings: Vec<_> = settings
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| i % 2 == 0)
+        .map(|(_, s)| s)
+        .collect();
     for (i, &(kernel, threads, batch)) in settings.iter().enumerate() {
         let a = tmp.path().join(format!("a{i}.lza"));
-        ok(lza(&["c", "-f", a.to_str().unwrap(), "-C", base, "-T", threads, "--batch", batch, "t"], &[("LZA_KERNEL", kernel)]));
+        ok(lza(
+            &[
+                "c",
+                "-f",
+                a.to_str().unwrap(),
+                "-C",
+                base,
+                "-T",
+                threads,
+                "--batch",
+                batch,
+                "t",
+            ],
+            &[("LZA_KERNEL", kernel)],
+        ));
         let bytes = fs::read(&a).unwrap();
         let what = format!("{kernel} -T {threads} --batch {batch}");
         match &reference {
             None => {
                 let c = codecs(&bytes);
-                assert!(c.contains(&CodecId::LanguageModel), "no language-model chunk in {c:?}");
-                assert!(c.iter().filter(|&&c| c == CodecId::LanguageModel).count() >= 2, "{c:?}");
+                assert!(
+                    c.contains(&CodecId::LanguageModel),
+                    "no language-model chunk in {c:?}"
+                );
+                assert!(
+                    c.iter().filter(|&&c| c == CodecId::LanguageModel).count() >= 2,
+                    "{c:?}"
+                );
                 reference = Some((bytes, what));
             }
             Some((r, rwhat)) => assert!(r == &bytes, "archive with {what} differs from {rwhat}"),
@@ -105,7 +140,20 @@ fn archives_are_identical_across_kernels_threads_and_batches() {
         // Extract with a different setting than the one that created it.
         let (xk, xt, xb) = settings[(i + 1) % settings.len()];
         let out = tmp.path().join(format!("out{i}"));
-        ok(lza(&["x", "-f", a.to_str().unwrap(), "-C", out.to_str().unwrap(), "-T", xt, "--batch", xb], &[("LZA_KERNEL", xk)]));
+        ok(lza(
+            &[
+                "x",
+                "-f",
+                a.to_str().unwrap(),
+                "-C",
+                out.to_str().unwrap(),
+                "-T",
+                xt,
+                "--batch",
+                xb,
+            ],
+            &[("LZA_KERNEL", xk)],
+        ));
         common::assert_same_tree(&tmp.path().join("t"), &out.join("t"));
         fs::remove_dir_all(&out).unwrap();
     }
@@ -116,9 +164,23 @@ fn unknown_kernel_path_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     make_tree(tmp.path());
     let a = tmp.path().join("a.lza");
-    let out = lza(&["c", "-f", a.to_str().unwrap(), "-C", tmp.path().to_str().unwrap(), "t"], &[("LZA_KERNEL", "sse9")]);
+    let out = lza(
+        &[
+            "c",
+            "-f",
+            a.to_str().unwrap(),
+            "-C",
+            tmp.path().to_str().unwrap(),
+            "t",
+        ],
+        &[("LZA_KERNEL", "sse9")],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("sse9"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sse9"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(!a.exists());
 }
 
@@ -129,7 +191,19 @@ fn missing_or_wrong_model_is_refused_before_writing() {
     let test_model = repo("testdata/models/test-gru.safetensors");
     let a = tmp.path().join("a.lza");
     let a = a.to_str().unwrap();
-    ok(lza(&["c", "-f", a, "--model", test_model.to_str().unwrap(), "-C", tmp.path().to_str().unwrap(), "t"], &[]));
+    ok(lza(
+        &[
+            "c",
+            "-f",
+            a,
+            "--model",
+            test_model.to_str().unwrap(),
+            "-C",
+            tmp.path().to_str().unwrap(),
+            "t",
+        ],
+        &[],
+    ));
     let hash = lza::format::ModelHash::of_bytes(&fs::read(&test_model).unwrap()).to_string();
 
     // Not embedded, not in any model directory.
@@ -138,19 +212,39 @@ fn missing_or_wrong_model_is_refused_before_writing() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(&hash) && err.contains("--model"), "{err}");
-    assert!(!dest.exists(), "destination created for an archive whose model is missing");
+    assert!(
+        !dest.exists(),
+        "destination created for an archive whose model is missing"
+    );
 
     // A model file that is not the one the archive names.
-    let out = lza(&["x", "-f", a, "-C", dest.to_str().unwrap(), "--model", repo("models/default.safetensors").to_str().unwrap()], &[]);
+    let out = lza(
+        &[
+            "x",
+            "-f",
+            a,
+            "-C",
+            dest.to_str().unwrap(),
+            "--model",
+            repo("models/default.safetensors").to_str().unwrap(),
+        ],
+        &[],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(&hash) && err.contains("its hash is"), "{err}");
     assert!(!dest.exists());
 
     // Found in $LZA_MODEL_PATH, or given explicitly.
-    ok(lza(&["x", "-f", a, "-C", dest.to_str().unwrap()], &[("LZA_MODEL_PATH", repo("testdata/models").to_str().unwrap())]));
+    ok(lza(
+        &["x", "-f", a, "-C", dest.to_str().unwrap()],
+        &[("LZA_MODEL_PATH", repo("testdata/models").to_str().unwrap())],
+    ));
     common::assert_same_tree(&tmp.path().join("t"), &dest.join("t"));
-    ok(lza(&["verify", "-f", a, "--model", test_model.to_str().unwrap()], &[]));
+    ok(lza(
+        &["verify", "-f", a, "--model", test_model.to_str().unwrap()],
+        &[],
+    ));
 }
 
 #[test]
@@ -162,7 +256,19 @@ fn invalid_model_file_is_refused() {
     bytes.truncate(bytes.len() / 2);
     fs::write(&bad, &bytes).unwrap();
     let a = tmp.path().join("a.lza");
-    let out = lza(&["c", "-f", a.to_str().unwrap(), "--model", bad.to_str().unwrap(), "-C", tmp.path().to_str().unwrap(), "t"], &[]);
+    let out = lza(
+        &[
+            "c",
+            "-f",
+            a.to_str().unwrap(),
+            "--model",
+            bad.to_str().unwrap(),
+            "-C",
+            tmp.path().to_str().unwrap(),
+            "t",
+        ],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.safetensors"));
     assert!(!a.exists());
@@ -178,8 +284,16 @@ const LM_GOLDEN: &str = "testdata/golden/lm-default.lza";
 fn golden_tree() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let src = repo("testdata/example/notes/harbour.txt");
-    common::write_file(&tmp.path().join("g/harbour.txt"), &fs::read(src).unwrap(), 0o644);
-    common::write_file(&tmp.path().join("g/readme.txt"), &fs::read(repo("testdata/example/README.txt")).unwrap(), 0o644);
+    common::write_file(
+        &tmp.path().join("g/harbour.txt"),
+        &fs::read(src).unwrap(),
+        0o644,
+    );
+    common::write_file(
+        &tmp.path().join("g/readme.txt"),
+        &fs::read(repo("testdata/example/README.txt")).unwrap(),
+        0o644,
+    );
     common::fix_mtimes(&tmp.path().join("g"), 1_600_000_000_000_000_000);
     tmp
 }
@@ -188,16 +302,41 @@ fn golden_tree() -> tempfile::TempDir {
 fn golden_archive_with_language_model_chunks() {
     let golden = fs::read(repo(LM_GOLDEN)).unwrap();
     let c = codecs(&golden);
-    assert!(c.iter().all(|&c| c == CodecId::LanguageModel) && !c.is_empty(), "{c:?}");
+    assert!(
+        c.iter().all(|&c| c == CodecId::LanguageModel) && !c.is_empty(),
+        "{c:?}"
+    );
     let tmp = golden_tree();
     // Decodes to the original files...
     let out = tmp.path().join("out");
-    ok(lza(&["x", "-f", repo(LM_GOLDEN).to_str().unwrap(), "-C", out.to_str().unwrap()], &[]));
+    ok(lza(
+        &[
+            "x",
+            "-f",
+            repo(LM_GOLDEN).to_str().unwrap(),
+            "-C",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    ));
     common::assert_same_tree(&tmp.path().join("g"), &out.join("g"));
     // ...and the encoder still produces exactly these bytes.
     let again = tmp.path().join("again.lza");
-    ok(lza(&["c", "-f", again.to_str().unwrap(), "-C", tmp.path().to_str().unwrap(), "g"], &[]));
-    assert!(fs::read(&again).unwrap() == golden, "re-created golden archive differs");
+    ok(lza(
+        &[
+            "c",
+            "-f",
+            again.to_str().unwrap(),
+            "-C",
+            tmp.path().to_str().unwrap(),
+            "g",
+        ],
+        &[],
+    ));
+    assert!(
+        fs::read(&again).unwrap() == golden,
+        "re-created golden archive differs"
+    );
 }
 
 #[test]
@@ -206,5 +345,15 @@ fn regenerate_lm_golden() {
     let tmp = golden_tree();
     let path = repo(LM_GOLDEN);
     let _ = fs::remove_file(&path);
-    ok(lza(&["c", "-f", path.to_str().unwrap(), "-C", tmp.path().to_str().unwrap(), "g"], &[]));
+    ok(lza(
+        &[
+            "c",
+            "-f",
+            path.to_str().unwrap(),
+            "-C",
+            tmp.path().to_str().unwrap(),
+            "g",
+        ],
+        &[],
+    ));
 }
