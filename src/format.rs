@@ -328,13 +328,11 @@ impl EntryFixed {
                     reason,
                 })?
             }
-            EntryKind::Symlink => {
-                if link.contains('\0') {
-                    return Err(CorruptKind::BadPath {
-                        path: link,
-                        reason: "symlink target contains NUL",
-                    });
-                }
+            EntryKind::Symlink if link.contains('\0') => {
+                return Err(CorruptKind::BadPath {
+                    path: link,
+                    reason: "symlink target contains NUL",
+                });
             }
             _ => {}
         }

@@ -347,13 +347,16 @@ fn open_input(file: &str) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
     }
 }
 
+/// The language-model coder an archive needs.
+type ModelCoder = Arc<dyn TextCoder>;
+
 /// Read the archive's header to learn which model it needs, and find it
 /// before anything is written. Returns the input with the header put back.
 fn model_for(
     mut input: Box<dyn Read>,
     model: &ModelArgs,
     threads: usize,
-) -> anyhow::Result<(Box<dyn Read>, Option<Arc<dyn TextCoder>>)> {
+) -> anyhow::Result<(Box<dyn Read>, Option<ModelCoder>)> {
     let mut head = Vec::with_capacity(lza::format::HEADER_LEN);
     input
         .by_ref()

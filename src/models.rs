@@ -94,12 +94,11 @@ pub fn find(hash: ModelHash, given: Option<&Path>) -> Result<ModelFile> {
         let mut paths: Vec<PathBuf> = read.filter_map(|e| e.ok().map(|e| e.path())).collect();
         paths.sort();
         for p in paths {
-            if p.extension().is_some_and(|e| e == "safetensors") {
-                if let Ok(m) = ModelFile::read(&p) {
-                    if m.hash == hash {
-                        return Ok(m);
-                    }
-                }
+            if p.extension().is_some_and(|e| e == "safetensors")
+                && let Ok(m) = ModelFile::read(&p)
+                && m.hash == hash
+            {
+                return Ok(m);
             }
         }
     }

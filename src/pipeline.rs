@@ -123,10 +123,10 @@ impl<I: Send + 'static, T: Send + 'static> Pipeline<I, T> {
         let Some(open) = self.open.take() else { return };
         let group = self.spawn(open.inputs);
         for (id, slot, _) in self.queue.iter_mut() {
-            if *id == open.id {
-                if let Slot::Open(i) = *slot {
-                    *slot = Slot::Part(group.clone(), i);
-                }
+            if *id == open.id
+                && let Slot::Open(i) = *slot
+            {
+                *slot = Slot::Part(group.clone(), i);
             }
         }
     }

@@ -208,16 +208,17 @@ impl<R: Read> ArchiveReader<R> {
         let record_offset = self.offset;
         let mut tag = [0u8; 1];
         self.read_raw(&mut tag, "a record tag (end record missing)")?;
-        if let Some(f) = &self.file {
-            if tag[0] != TAG_CHUNK && f.got < f.size {
-                return Err(self.corrupt(
-                    record_offset,
-                    CorruptKind::FileTooShort {
-                        declared: f.size,
-                        got: f.got,
-                    },
-                ));
-            }
+        if let Some(f) = &self.file
+            && tag[0] != TAG_CHUNK
+            && f.got < f.size
+        {
+            return Err(self.corrupt(
+                record_offset,
+                CorruptKind::FileTooShort {
+                    declared: f.size,
+                    got: f.got,
+                },
+            ));
         }
         match tag[0] {
             TAG_ENTRY => {

@@ -216,13 +216,14 @@ impl<'a> SymlinkChecker<'a> {
                         let _ = self.resolve(j as usize, nesting + 1);
                     }
                     let link = &self.links[j as usize];
-                    if let (true, Memo::Inside(o)) = (jumpable, &link.memo) {
-                        if hops + 1 + o.hops <= MAX_HOPS && visited + o.visited <= MAX_COMPONENTS {
-                            pos = o.at;
-                            hops += 1 + o.hops;
-                            visited += o.visited;
-                            continue;
-                        }
+                    if let (true, Memo::Inside(o)) = (jumpable, &link.memo)
+                        && hops + 1 + o.hops <= MAX_HOPS
+                        && visited + o.visited <= MAX_COMPONENTS
+                    {
+                        pos = o.at;
+                        hops += 1 + o.hops;
+                        visited += o.visited;
+                        continue;
                     }
                     // Walk through it.
                     hops += 1;

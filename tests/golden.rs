@@ -185,24 +185,6 @@ fn golden_text() -> Vec<u8> {
     s.into_bytes()
 }
 
-fn set_times(path: &Path, ns: i64) {
-    let t = rustix::fs::Timespec {
-        tv_sec: ns.div_euclid(1_000_000_000),
-        tv_nsec: ns.rem_euclid(1_000_000_000) as _,
-    };
-    let ts = rustix::fs::Timestamps {
-        last_access: t,
-        last_modification: t,
-    };
-    rustix::fs::utimensat(
-        rustix::fs::CWD,
-        path,
-        &ts,
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )
-    .unwrap();
-}
-
 fn put(root: &Path, rel: &str, data: &[u8], mode: u32) {
     let p = root.join(rel);
     fs::write(&p, data).unwrap();
@@ -244,7 +226,7 @@ fn build_basic(base: &Path) {
         ("", 1_700_000_012_000_000_012),
     ];
     for (rel, ns) in times {
-        set_times(
+        common::set_mtime(
             &if rel.is_empty() {
                 r.clone()
             } else {

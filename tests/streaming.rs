@@ -36,7 +36,7 @@ impl<'a> ShortReader<'a> {
 
 impl Read for ShortReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.interrupts && self.rng.next_u64() % 5 == 0 {
+        if self.interrupts && self.rng.next_u64().is_multiple_of(5) {
             return Err(io::Error::new(io::ErrorKind::Interrupted, "signal"));
         }
         self.reads += 1;

@@ -103,10 +103,9 @@ pub fn decode_checked(data: &[u8]) {
             sink.data_bytes, declared,
             "data does not add up to the sizes"
         );
-    } else if let Ok(()) = list {
+    } else if let (Ok(()), Err(e)) = (&list, read) {
         // Listing skips decoding, so it may accept what decoding rejects, but
         // only for a chunk's data, a limit or the model, never the structure.
-        let e = read.unwrap_err();
         assert!(
             matches!(
                 &e,
@@ -134,12 +133,12 @@ const PLANTED: [(&str, &str); 4] = [
 /// (as an attacker who planted them would leave): nothing may be written
 /// through them.
 pub fn extract_checked(data: &[u8]) {
-    let existing = data.len() % 2 == 0;
+    let existing = data.len().is_multiple_of(2);
     extract_with(
         data,
         existing,
-        existing && data.len() % 4 == 0,
-        data.len() % 3 == 0,
+        existing && data.len().is_multiple_of(4),
+        data.len().is_multiple_of(3),
     );
 }
 
@@ -193,12 +192,11 @@ pub fn extract_with(data: &[u8], existing: bool, planted: bool, overwrite: bool)
         std::fs::remove_dir(&victim).unwrap();
         for (name, _) in PLANTED {
             let p = dest.join(name);
-            if let Ok(md) = std::fs::symlink_metadata(&p) {
-                if md.file_type().is_symlink()
-                    && ours.contains(&(md.ino(), md.ctime(), md.ctime_nsec()))
-                {
-                    std::fs::remove_file(&p).unwrap();
-                }
+            if let Ok(md) = std::fs::symlink_metadata(&p)
+                && md.file_type().is_symlink()
+                && ours.contains(&(md.ino(), md.ctime(), md.ctime_nsec()))
+            {
+                std::fs::remove_file(&p).unwrap();
             }
         }
     }
