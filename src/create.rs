@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
@@ -14,7 +14,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::codec::{self, Frame, TextCoder};
 use crate::error::{Error, Result};
 use crate::format::{
-    EndRecord, Entry, EntryKind, HEADER_LEN, Header, ModelHash, check_archive_path,
+    CodecId, EndRecord, Entry, EntryKind, HEADER_LEN, Header, ModelHash, check_archive_path,
 };
 use crate::pipeline::{self, Job, Pipeline};
 
@@ -264,23 +264,31 @@ struct ArchiveWriter<W: Write> {
     inner: W,
     hasher: Xxh3,
     end: EndRecord,
+    lm_chunks: u64,
 }
 
 impl<W: Write> ArchiveWriter<W> {
-    fn new(inner: W, header: &Header) -> Result<Self> {
-        let mut w = ArchiveWriter {
+    fn new(mut inner: W, header: &Header) -> Result<Self> {
+        // The header has its own CRC; the stream checksum starts after it.
+        inner
+            .write_all(&header.to_bytes())
+            .map_err(|source| Error::ArchiveIo {
+                action: "write",
+                offset: 0,
+                source,
+            })?;
+        let w = ArchiveWriter {
             inner,
             hasher: Xxh3::new(),
             end: EndRecord {
                 entries: 0,
                 chunks: 0,
                 raw_bytes: 0,
-                stream_len: 0,
+                stream_len: HEADER_LEN as u64,
                 stream_xxh3: 0,
             },
+            lm_chunks: 0,
         };
-        w.write(&header.to_bytes())?;
-        debug_assert_eq!(w.end.stream_len, HEADER_LEN as u64);
         Ok(w)
     }
 
@@ -302,6 +310,7 @@ impl<W: Write> ArchiveWriter<W> {
         self.end.entries += e.entries;
         self.end.chunks += e.chunks;
         self.end.raw_bytes += e.raw;
+        self.lm_chunks += e.lm_chunks;
         Ok(())
     }
 
@@ -326,6 +335,8 @@ struct Emit {
     bytes: Vec<u8>,
     entries: u64,
     chunks: u64,
+    /// How many of `chunks` are language-model chunks.
+    lm_chunks: u64,
     raw: u64,
 }
 
@@ -380,7 +391,7 @@ fn code_segments(segments: Vec<Segment>, zstd_level: i32, lm: Option<&dyn TextCo
                 for piece in s.data.chunks(LM_CHUNK_SIZE) {
                     let coded = lm_coded.next().expect("one result per chunk");
                     let zstd_piece = codec::encode_zstd(piece, zstd_level.max(19));
-                    let lm_frame = Frame::new(crate::format::CodecId::LanguageModel, piece, coded);
+                    let lm_frame = Frame::new(CodecId::LanguageModel, piece, coded);
                     lm_frames.push(if lm_frame.payload.len() < zstd_piece.payload.len() {
                         lm_frame
                     } else {
@@ -400,6 +411,10 @@ fn code_segments(segments: Vec<Segment>, zstd_level: i32, lm: Option<&dyn TextCo
                 bytes,
                 entries: 0,
                 chunks: frames.len() as u64,
+                lm_chunks: frames
+                    .iter()
+                    .filter(|f| f.header.codec == CodecId::LanguageModel)
+                    .count() as u64,
                 raw: s.data.len() as u64,
             }
         })
@@ -416,6 +431,46 @@ pub fn write_archive<W: Write>(
     on_entry: &mut dyn FnMut(&Entry),
     on_progress: &mut dyn FnMut(u64),
 ) -> Result<W> {
+    write_archive_counted(out, sources, opts, on_entry, on_progress).map(|(w, _, _)| w)
+}
+
+/// [`write_archive`] to a seekable output (a file): when no chunk ended up
+/// coded by the language model, the header's model hash is rewritten to
+/// zero (format-spec 3), so that extracting needs no model.
+pub fn write_archive_seekable<W: Write + Seek>(
+    out: W,
+    sources: &[Source],
+    opts: &CreateOptions,
+    on_entry: &mut dyn FnMut(&Entry),
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<W> {
+    let (mut w, header, lm_chunks) =
+        write_archive_counted(out, sources, opts, on_entry, on_progress)?;
+    if lm_chunks == 0 && !header.model_hash.is_none() {
+        let header = Header {
+            model_hash: ModelHash::NONE,
+            ..header
+        };
+        w.seek(SeekFrom::Start(0))
+            .and_then(|_| w.write_all(&header.to_bytes()))
+            .and_then(|_| w.seek(SeekFrom::End(0)))
+            .and_then(|_| w.flush())
+            .map_err(|source| Error::ArchiveIo {
+                action: "write",
+                offset: 0,
+                source,
+            })?;
+    }
+    Ok(w)
+}
+
+fn write_archive_counted<W: Write>(
+    out: W,
+    sources: &[Source],
+    opts: &CreateOptions,
+    on_entry: &mut dyn FnMut(&Entry),
+    on_progress: &mut dyn FnMut(u64),
+) -> Result<(W, Header, u64)> {
     let model_hash = opts
         .lm
         .as_ref()
@@ -464,6 +519,7 @@ pub fn write_archive<W: Write>(
             bytes: src.entry.to_bytes(),
             entries: 1,
             chunks: 0,
+            lm_chunks: 0,
             raw: 0,
         });
         if src.entry.kind == EntryKind::File && src.entry.size > 0 {
@@ -485,7 +541,8 @@ pub fn write_archive<W: Write>(
         drain(&mut pipe, &mut w, on_progress, false)?;
     }
     drain(&mut pipe, &mut w, on_progress, true)?;
-    w.finish()
+    let lm_chunks = w.lm_chunks;
+    Ok((w.finish()?, header, lm_chunks))
 }
 
 fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<()> {

@@ -310,7 +310,8 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
             .tempfile_in(dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
         let out = BufWriter::with_capacity(1 << 20, tmp);
-        let out = create::write_archive(out, &sources, &opts, &mut on_entry, &mut on_progress)?;
+        let out =
+            create::write_archive_seekable(out, &sources, &opts, &mut on_entry, &mut on_progress)?;
         let tmp = out.into_inner().map_err(|e| e.into_error())?;
         tmp.as_file()
             .sync_all()

@@ -138,7 +138,9 @@ impl<R: Read> ArchiveReader<R> {
             done: false,
         };
         let mut b = [0u8; HEADER_LEN];
-        r.read_hashed(&mut b, "the header")?;
+        // The header has its own CRC; the stream checksum starts after it.
+        r.read_raw(&mut b, "the header")?;
+        r.offset = HEADER_LEN as u64;
         r.header = Header::parse(&b).map_err(|kind| Error::Corrupt {
             offset: 0,
             entry: None,

@@ -190,12 +190,13 @@ fn missing_or_wrong_model_is_refused_before_writing() {
     make_tree(tmp.path());
     let test_model = repo("testdata/models/test-gru.safetensors");
     let a = tmp.path().join("a.lza");
-    let a = a.to_str().unwrap();
-    ok(lza(
+    // Through a pipe, so the header keeps the model's hash although the test
+    // model wins no chunk (a file would get a zero hash, see below).
+    let piped = ok(lza(
         &[
             "c",
             "-f",
-            a,
+            "-",
             "--model",
             test_model.to_str().unwrap(),
             "-C",
@@ -204,6 +205,8 @@ fn missing_or_wrong_model_is_refused_before_writing() {
         ],
         &[],
     ));
+    fs::write(&a, &piped.stdout).unwrap();
+    let a = a.to_str().unwrap();
     let hash = lza::format::ModelHash::of_bytes(&fs::read(&test_model).unwrap()).to_string();
 
     // Not embedded, not in any model directory.
@@ -356,4 +359,37 @@ fn regenerate_lm_golden() {
         ],
         &[],
     ));
+}
+
+#[test]
+fn file_archive_without_model_chunks_names_no_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_tree(tmp.path());
+    let test_model = repo("testdata/models/test-gru.safetensors");
+    let a = tmp.path().join("a.lza");
+    ok(lza(
+        &[
+            "c",
+            "-f",
+            a.to_str().unwrap(),
+            "--model",
+            test_model.to_str().unwrap(),
+            "-C",
+            tmp.path().to_str().unwrap(),
+            "t",
+        ],
+        &[],
+    ));
+    let bytes = fs::read(&a).unwrap();
+    // The random test model never beats zstd, so no chunk names it...
+    assert!(!codecs(&bytes).contains(&CodecId::LanguageModel));
+    let header = lza::format::Header::parse(bytes[..40].try_into().unwrap()).unwrap();
+    assert!(header.model_hash.is_none(), "{:?}", header.model_hash);
+    // ...and the archive extracts without it.
+    let out = tmp.path().join("out");
+    ok(lza(
+        &["x", "-f", a.to_str().unwrap(), "-C", out.to_str().unwrap()],
+        &[],
+    ));
+    common::assert_same_tree(&tmp.path().join("t"), &out.join("t"));
 }

@@ -92,7 +92,7 @@ pub fn fixup(buf: &mut [u8]) {
                 if pos + END_LEN > buf.len() {
                     return;
                 }
-                let stream_xxh3 = xxhash_rust::xxh3::xxh3_64(&buf[..pos]);
+                let stream_xxh3 = xxhash_rust::xxh3::xxh3_64(&buf[40.min(pos)..pos]);
                 let end = &mut buf[pos..pos + END_LEN];
                 put_u64(end, 1, entries);
                 put_u64(end, 9, chunks);

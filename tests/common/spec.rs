@@ -273,7 +273,7 @@ impl Builder {
             chunks: self.chunks,
             raw_bytes: self.raw_bytes,
             stream_len: self.buf.len() as u64,
-            stream_xxh3: xxh3_64(&self.buf),
+            stream_xxh3: xxh3_64(&self.buf[40..]),
             pad: &[],
         }
     }
