@@ -192,11 +192,13 @@ pub fn extract_with(data: &[u8], existing: bool, planted: bool, overwrite: bool)
         std::fs::remove_dir(&victim).unwrap();
         for (name, _) in PLANTED {
             let p = dest.join(name);
-            if let Ok(md) = std::fs::symlink_metadata(&p)
-                && md.file_type().is_symlink()
-                && ours.contains(&(md.ino(), md.ctime(), md.ctime_nsec()))
-            {
-                std::fs::remove_file(&p).unwrap();
+            // Nested, not a let chain: the fuzz crate is edition 2021.
+            if let Ok(md) = std::fs::symlink_metadata(&p) {
+                if md.file_type().is_symlink()
+                    && ours.contains(&(md.ino(), md.ctime(), md.ctime_nsec()))
+                {
+                    std::fs::remove_file(&p).unwrap();
+                }
             }
         }
     }
