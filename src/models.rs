@@ -112,7 +112,7 @@ pub const DEFAULT_BATCH: usize = 256;
 
 impl TextCoder for LmCodec {
     fn model_hash(&self) -> ModelHash {
-        ModelHash(self.model().hash().0)
+        self.model().hash()
     }
 
     fn batch(&self) -> usize {

@@ -3,55 +3,10 @@
 use super::LmError;
 use super::kernels::PackedI8;
 use std::collections::BTreeMap;
-use std::fmt;
 
-/// `xxh3_128` of a model file's bytes, as its 16 little-endian bytes (low 64
-/// bits first): the header's `model_hash`. Displays as 32 lowercase hex
-/// digits in that byte order.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct ModelHash(pub [u8; 16]);
-
-impl ModelHash {
-    /// The hash of a model file.
-    pub fn of(file_bytes: &[u8]) -> ModelHash {
-        ModelHash(xxhash_rust::xxh3::xxh3_128(file_bytes).to_le_bytes())
-    }
-
-    /// All zero: "no model" in an archive header.
-    pub fn is_zero(&self) -> bool {
-        self.0 == [0; 16]
-    }
-
-    /// Parses 32 hex digits (either case).
-    pub fn from_hex(s: &str) -> Option<ModelHash> {
-        let s = s.as_bytes();
-        if s.len() != 32 {
-            return None;
-        }
-        let mut out = [0u8; 16];
-        for (i, o) in out.iter_mut().enumerate() {
-            let hi = (s[2 * i] as char).to_digit(16)?;
-            let lo = (s[2 * i + 1] as char).to_digit(16)?;
-            *o = (hi * 16 + lo) as u8;
-        }
-        Some(ModelHash(out))
-    }
-}
-
-impl fmt::Display for ModelHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for b in self.0 {
-            write!(f, "{b:02x}")?;
-        }
-        Ok(())
-    }
-}
-
-impl fmt::Debug for ModelHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ModelHash({self})")
-    }
-}
+/// A model's identity (format-spec 7.1): one type shared with the archive
+/// header.
+pub use crate::format::ModelHash;
 
 /// A quantized matrix `(W, s, b)` with `m[j] = s[j] / 127.0`.
 #[derive(Debug, Clone)]
@@ -113,7 +68,7 @@ impl Model {
     /// Validates a model file's bytes (format-spec 7.1) and packs the weights.
     /// Every problem is an [`LmError::Model`] naming the key or tensor.
     pub fn from_bytes(bytes: &[u8]) -> Result<Model, LmError> {
-        let hash = ModelHash::of(bytes);
+        let hash = ModelHash::of_bytes(bytes);
         let st = candle_core::safetensors::SliceSafetensors::new(bytes)
             .map_err(|e| bad(format!("not a valid safetensors file: {e}")))?;
         let metadata = read_metadata(bytes)?;
@@ -719,7 +674,7 @@ mod tests {
         let bytes = std::fs::read(TEST_MODEL).expect("run train/make_test_model.py");
         let m = Model::from_bytes(&bytes).unwrap();
         assert_eq!((m.dim(), m.layers()), (32, 2));
-        assert_eq!(m.hash(), ModelHash::of(&bytes));
+        assert_eq!(m.hash(), ModelHash::of_bytes(&bytes));
         assert_eq!(m.hash().to_string().len(), 32);
         assert_eq!(ModelHash::from_hex(&m.hash().to_string()), Some(m.hash()));
         assert_eq!(m.file_len(), bytes.len());
@@ -728,14 +683,14 @@ mod tests {
     #[test]
     fn hash_byte_order() {
         let h = xxhash_rust::xxh3::xxh3_128(b"abc");
-        let mh = ModelHash::of(b"abc");
+        let mh = ModelHash::of_bytes(b"abc");
         assert_eq!(u64::from_le_bytes(mh.0[..8].try_into().unwrap()), h as u64);
         assert_eq!(
             u64::from_le_bytes(mh.0[8..].try_into().unwrap()),
             (h >> 64) as u64
         );
         assert_eq!(format!("{}", ModelHash([0xAB; 16])), "ab".repeat(16));
-        assert!(ModelHash::default().is_zero());
+        assert!(ModelHash::default().is_none());
     }
 
     #[test]
