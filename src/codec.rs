@@ -16,6 +16,21 @@ pub trait TextCoder: Send + Sync {
     fn encode_chunks(&self, chunks: &[&[u8]]) -> Vec<Vec<u8>>;
     /// Decode `(payload, raw_len)` pairs; a bad payload fails only itself.
     fn decode_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, String>>;
+    /// Code each chunk (at most [`crate::cm::MAX_CM_LM_CHUNK`] bytes) by
+    /// context mixing with `preset` and this model; one payload per chunk.
+    fn encode_cm_chunks(&self, chunks: &[&[u8]], preset: crate::cm::Preset) -> Vec<Vec<u8>>;
+    /// Decode context-mixing `(payload, raw_len)` pairs that use the model.
+    fn decode_cm_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, String>>;
+}
+
+/// Whether a context-mixing payload uses the language model (its first
+/// byte has [`crate::cm::FLAG_LM`]); false for other codecs.
+pub fn uses_model(header: &FrameHeader, payload: &[u8]) -> bool {
+    match header.codec {
+        CodecId::LanguageModel => true,
+        CodecId::ContextMixing => payload.first().is_some_and(|b| b & crate::cm::FLAG_LM != 0),
+        _ => false,
+    }
 }
 
 /// A coded chunk: its frame header and payload.
@@ -58,6 +73,11 @@ impl Frame {
     }
 }
 
+/// Code `raw` by context mixing without the language model.
+pub fn encode_cm(raw: &[u8], preset: crate::cm::Preset) -> Frame {
+    Frame::new(CodecId::ContextMixing, raw, crate::cm::encode(raw, preset))
+}
+
 /// zstd-compress `raw`; a stored frame if zstd does not make it smaller.
 pub fn encode_zstd(raw: &[u8], level: i32) -> Frame {
     match zstd_compress(raw, level) {
@@ -73,8 +93,9 @@ fn zstd_compress(raw: &[u8], level: i32) -> Option<Vec<u8>> {
     c.compress(raw).ok()
 }
 
-/// Decode a stored or zstd payload to exactly `header.raw_len` bytes.
-/// Language-model payloads are decoded by [`crate::lm`], not here.
+/// Decode a stored, zstd or context-mixing payload (one that does not use
+/// the language model) to exactly `header.raw_len` bytes. Payloads that use
+/// the model are decoded by [`crate::lm`], not here.
 pub fn decode_simple(header: &FrameHeader, payload: &[u8]) -> Result<Vec<u8>, CorruptKind> {
     let raw_len = header.raw_len as usize;
     let data = match header.codec {
@@ -97,6 +118,8 @@ pub fn decode_simple(header: &FrameHeader, payload: &[u8]) -> Result<Vec<u8>, Co
                 .map_err(|e| CorruptKind::Decode(format!("zstd: {e}")))?;
             out
         }
+        CodecId::ContextMixing => crate::cm::decode(payload, raw_len)
+            .map_err(|e| CorruptKind::Decode(e.to_string()))?,
         CodecId::LanguageModel => {
             return Err(CorruptKind::Decode(
                 "language-model chunk given to the zstd decoder".into(),

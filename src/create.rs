@@ -40,8 +40,50 @@ pub struct CreateOptions {
     pub level: u32,
     /// Segment size, the archive's `max_chunk`.
     pub chunk_size: u32,
-    /// The language-model codec for text, if any.
+    /// How data is coded.
+    pub method: Method,
+    /// The language-model codec for text, if any (used by the methods that
+    /// use a model).
     pub lm: Option<Arc<dyn TextCoder>>,
+}
+
+/// How file data is coded (the CLI's `--method`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// zstd at the chosen level for everything.
+    Zstd,
+    /// Context mixing with the fast preset, no language model.
+    Fast,
+    /// Context mixing with the normal preset, no language model.
+    Cm,
+    /// Context mixing with the language model on text (1 MiB chunks), the
+    /// normal preset elsewhere.
+    Default,
+    /// As `Default` with chunks of up to 4 MiB: smaller, less parallel.
+    Max,
+}
+
+impl Method {
+    /// Whether the method uses a language model.
+    pub fn uses_lm(self) -> bool {
+        matches!(self, Method::Default | Method::Max)
+    }
+
+    /// The context-mixing preset.
+    pub fn preset(self) -> crate::cm::Preset {
+        match self {
+            Method::Fast => crate::cm::FAST,
+            _ => crate::cm::NORMAL,
+        }
+    }
+
+    /// Largest chunk that uses the language model.
+    pub fn lm_piece(self) -> usize {
+        match self {
+            Method::Max => crate::cm::MAX_CM_LM_CHUNK,
+            _ => 1 << 20,
+        }
+    }
 }
 
 impl Default for CreateOptions {
@@ -50,6 +92,7 @@ impl Default for CreateOptions {
             threads: 1,
             level: 6,
             chunk_size: DEFAULT_CHUNK_SIZE,
+            method: Method::Zstd,
             lm: None,
         }
     }
@@ -345,64 +388,106 @@ struct Segment {
     data: Vec<u8>,
 }
 
-/// Below this many bits per byte from zstd -19, a segment is not offered to
-/// the model: it is repetitive enough (logs, XML, tables) that long matches
-/// beat a small model by far, and trying would only cost time. Measured on
-/// `../shared/bench`: the default model never won a chunk of silesia/xml
-/// (zstd 0.68 bpb) or silesia/nci (0.39), and wins on prose near 2 bpb.
-const LM_WORTH_TRYING_BPB: f64 = 1.2;
+/// Below this many bits per byte from zstd -19, a text segment is not
+/// offered to the language model: it is repetitive enough (logs, XML,
+/// tables) that the online models, which learn the whole segment, win, and
+/// the model would only cost time. Measured on `../shared/bench`: the model
+/// never won a chunk of silesia/xml (zstd 0.68 bpb) or silesia/nci (0.39),
+/// and wins on prose near 2 bpb.
+const LM_WORTH_TRYING_BPB: f64 = 0.9;
 
-/// Code segments into frames: for a text segment, language-model chunks
-/// where the model wins (each 16 KiB piece keeps the smaller of the model's
-/// and zstd's code), unless one zstd frame for the whole segment is smaller;
-/// zstd (or stored) otherwise.
-fn code_segments(segments: Vec<Segment>, zstd_level: i32, lm: Option<&dyn TextCoder>) -> Vec<Emit> {
-    // Next to the model's cost, zstd's best level is cheap: a text segment
-    // is never larger than `zstd -19` would make it.
-    let whole: Vec<(bool, Frame)> = segments
-        .iter()
+/// A segment that zstd shrinks by less than this fraction is not worth
+/// context mixing (compressed or random data): zstd's frame is kept.
+const CM_MIN_GAIN: f64 = 0.02;
+
+/// How a segment's text is cut into context-mixing chunks that use the
+/// language model: into pieces of at most `max_piece` bytes, and into at
+/// least two pieces from 64 KiB on, so that two threads share even a single
+/// file (format-spec 8.6). The cut depends only on the segment's length.
+pub fn lm_pieces(len: usize, max_piece: usize) -> usize {
+    let n = len.div_ceil(max_piece).max(if len >= 64 << 10 { 2 } else { 1 });
+    len.div_ceil(n.max(1)).max(1)
+}
+
+/// How segments are coded.
+struct Coding {
+    zstd_level: i32,
+    method: Method,
+    lm: Option<Arc<dyn TextCoder>>,
+}
+
+/// What a segment becomes before the model runs.
+enum Plan {
+    /// Final frames.
+    Done(Vec<Frame>),
+    /// Pieces for the language model: the whole-segment zstd frame to beat
+    /// and each piece's zstd frame.
+    Lm(Frame, Vec<Frame>),
+}
+
+/// Code segments into frames (format-spec 8.6 for the policy).
+fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
+    use rayon::prelude::*;
+    let lm = c.lm.as_deref().filter(|_| c.method.uses_lm());
+    let plans: Vec<Plan> = segments
+        .par_iter()
         .map(|s| {
-            let text = lm.is_some() && codec::looks_like_text(&s.data);
-            let level = if text { zstd_level.max(19) } else { zstd_level };
-            let frame = codec::encode_zstd(&s.data, level);
-            let bpb = 8.0 * frame.payload.len() as f64 / s.data.len() as f64;
-            (text && bpb >= LM_WORTH_TRYING_BPB, frame)
+            let text = c.method != Method::Zstd && codec::looks_like_text(&s.data);
+            // Next to the models' cost, zstd's best level is cheap: text is
+            // never larger than `zstd -19` would make it.
+            let level = if text { c.zstd_level.max(19) } else { c.zstd_level };
+            let whole = codec::encode_zstd(&s.data, level);
+            let bpb = 8.0 * whole.payload.len() as f64 / s.data.len() as f64;
+            if c.method == Method::Zstd || bpb >= 8.0 * (1.0 - CM_MIN_GAIN) {
+                return Plan::Done(vec![whole]);
+            }
+            if lm.is_some() && text && bpb >= LM_WORTH_TRYING_BPB {
+                let n = lm_pieces(s.data.len(), c.method.lm_piece());
+                let pieces = s.data.chunks(n).map(|p| codec::encode_zstd(p, level)).collect();
+                return Plan::Lm(whole, pieces);
+            }
+            let cm = codec::encode_cm(&s.data, c.method.preset());
+            Plan::Done(vec![if cm.payload.len() < whole.payload.len() {
+                cm
+            } else {
+                whole
+            }])
         })
         .collect();
-    // Every candidate segment's pieces go to the model in one batched call,
-    // so that they share model steps.
-    let mut lm_chunks: Vec<&[u8]> = Vec::new();
-    for (s, (try_lm, _)) in segments.iter().zip(&whole) {
-        if *try_lm {
-            lm_chunks.extend(s.data.chunks(LM_CHUNK_SIZE));
+    // Every language-model piece of the group goes to the model in one
+    // call, so that the pieces share batched model steps.
+    let max_piece = c.method.lm_piece();
+    let mut pieces: Vec<&[u8]> = Vec::new();
+    for (s, plan) in segments.iter().zip(&plans) {
+        if let Plan::Lm(..) = plan {
+            pieces.extend(s.data.chunks(lm_pieces(s.data.len(), max_piece)));
         }
     }
-    let mut lm_coded = match (lm, lm_chunks.is_empty()) {
-        (Some(lm), false) => lm.encode_chunks(&lm_chunks).into_iter(),
+    let mut coded = match lm {
+        Some(lm) if !pieces.is_empty() => lm.encode_cm_chunks(&pieces, c.method.preset()).into_iter(),
         _ => Vec::new().into_iter(),
     };
     segments
         .iter()
-        .zip(whole)
-        .map(|(s, (try_lm, whole))| {
-            let mut frames = vec![whole];
-            if try_lm {
-                let mut lm_frames = Vec::new();
-                for piece in s.data.chunks(LM_CHUNK_SIZE) {
-                    let coded = lm_coded.next().expect("one result per chunk");
-                    let zstd_piece = codec::encode_zstd(piece, zstd_level.max(19));
-                    let lm_frame = Frame::new(CodecId::LanguageModel, piece, coded);
-                    lm_frames.push(if lm_frame.payload.len() < zstd_piece.payload.len() {
-                        lm_frame
-                    } else {
-                        zstd_piece
-                    });
+        .zip(plans)
+        .map(|(s, plan)| {
+            let frames = match plan {
+                Plan::Done(frames) => frames,
+                Plan::Lm(whole, zstd_pieces) => {
+                    let mut frames = Vec::new();
+                    let n = lm_pieces(s.data.len(), max_piece);
+                    for (piece, zstd_piece) in s.data.chunks(n).zip(zstd_pieces) {
+                        let payload = coded.next().expect("one result per piece");
+                        frames.push(if payload.len() < zstd_piece.payload.len() {
+                            Frame::new(CodecId::ContextMixing, piece, payload)
+                        } else {
+                            zstd_piece
+                        });
+                    }
+                    let total: usize = frames.iter().map(Frame::encoded_len).sum();
+                    if total < whole.encoded_len() { frames } else { vec![whole] }
                 }
-                let lm_total: usize = lm_frames.iter().map(Frame::encoded_len).sum();
-                if lm_total < frames[0].encoded_len() {
-                    frames = lm_frames;
-                }
-            }
+            };
             let mut bytes = Vec::with_capacity(frames.iter().map(Frame::encoded_len).sum());
             for f in &frames {
                 f.write_to(&mut bytes);
@@ -413,7 +498,7 @@ fn code_segments(segments: Vec<Segment>, zstd_level: i32, lm: Option<&dyn TextCo
                 chunks: frames.len() as u64,
                 lm_chunks: frames
                     .iter()
-                    .filter(|f| f.header.codec == CodecId::LanguageModel)
+                    .filter(|f| codec::uses_model(&f.header, &f.payload))
                     .count() as u64,
                 raw: s.data.len() as u64,
             }
@@ -471,8 +556,8 @@ fn write_archive_counted<W: Write>(
     on_entry: &mut dyn FnMut(&Entry),
     on_progress: &mut dyn FnMut(u64),
 ) -> Result<(W, Header, u64)> {
-    let model_hash = opts
-        .lm
+    let lm = opts.lm.clone().filter(|_| opts.method.uses_lm());
+    let model_hash = lm
         .as_ref()
         .map(|lm| lm.model_hash())
         .unwrap_or(ModelHash::NONE);
@@ -481,10 +566,12 @@ fn write_archive_counted<W: Write>(
         model_hash,
     };
     let mut w = ArchiveWriter::new(out, &header)?;
-    let zstd_level = opts.zstd_level();
-    let lm = opts.lm.clone();
-    let job: Arc<Job<Segment, Emit>> =
-        Arc::new(move |segs| code_segments(segs, zstd_level, lm.as_deref()));
+    let coding = Coding {
+        zstd_level: opts.zstd_level(),
+        method: opts.method,
+        lm: lm.clone(),
+    };
+    let job: Arc<Job<Segment, Emit>> = Arc::new(move |segs| code_segments(segs, &coding));
     let threads = opts.threads.max(1);
     // Bound: 2 segments per thread plus 2 in flight (each at most
     // chunk_size bytes), but no more than MAX_IN_FLIGHT bytes unless a
@@ -494,9 +581,11 @@ fn write_archive_counted<W: Write>(
         .min(MAX_IN_FLIGHT)
         .max(2 * chunk);
     let mut pipe = Pipeline::new(pipeline::thread_pool(threads), job, max_bytes, 4096);
-    // Text segments are grouped so that one job gives the model about
-    // `batch` chunks to code side by side.
-    let group_limit = opts.lm.as_ref().map(|lm| lm.batch() * LM_CHUNK_SIZE);
+    // With a model, segments are grouped so that one job gives it about
+    // as many chunks as it codes side by side.
+    let group_limit = lm
+        .as_ref()
+        .map(|lm| lm.batch().min(crate::lm::CM_SLOTS) * opts.method.lm_piece());
 
     let drain = |pipe: &mut Pipeline<Segment, Emit>,
                  w: &mut ArchiveWriter<W>,

@@ -104,20 +104,45 @@ enum Out {
 }
 
 fn decode_chunks(chunks: Vec<ChunkEvent>, lm: Option<&dyn TextCoder>) -> Vec<Out> {
-    let lm_inputs: Vec<(&[u8], usize)> = chunks
-        .iter()
-        .filter(|c| c.header.codec == CodecId::LanguageModel)
-        .map(|c| (c.payload.as_slice(), c.header.raw_len as usize))
-        .collect();
+    use rayon::prelude::*;
+    let is_lm = |c: &ChunkEvent| c.header.codec == CodecId::LanguageModel;
+    let is_cm_lm = |c: &ChunkEvent| {
+        c.header.codec == CodecId::ContextMixing && codec::uses_model(&c.header, &c.payload)
+    };
+    let inputs = |f: &dyn Fn(&ChunkEvent) -> bool| -> Vec<(&[u8], usize)> {
+        chunks
+            .iter()
+            .filter(|c| f(c))
+            .map(|c| (c.payload.as_slice(), c.header.raw_len as usize))
+            .collect()
+    };
+    let (lm_inputs, cm_inputs) = (inputs(&is_lm), inputs(&is_cm_lm));
     let mut lm_out = match lm {
         Some(lm) if !lm_inputs.is_empty() => lm.decode_chunks(&lm_inputs).into_iter(),
         _ => Vec::new().into_iter(),
     };
-    chunks
+    let mut cm_out = match lm {
+        Some(lm) if !cm_inputs.is_empty() => lm.decode_cm_chunks(&cm_inputs).into_iter(),
+        _ => Vec::new().into_iter(),
+    };
+    let model_results: Vec<Option<std::result::Result<Vec<u8>, String>>> = chunks
         .iter()
         .map(|c| {
-            let decoded = if c.header.codec == CodecId::LanguageModel {
-                match lm_out.next() {
+            if is_lm(c) {
+                lm_out.next()
+            } else if is_cm_lm(c) {
+                cm_out.next()
+            } else {
+                None
+            }
+        })
+        .collect();
+    chunks
+        .par_iter()
+        .zip(model_results)
+        .map(|(c, model)| {
+            let decoded = if is_lm(c) || is_cm_lm(c) {
+                match model {
                     Some(Ok(data)) => codec::check_decoded(&c.header, data),
                     Some(Err(msg)) => Err(crate::error::CorruptKind::Decode(msg)),
                     None => Err(crate::error::CorruptKind::NoModel),
@@ -158,10 +183,10 @@ pub fn read_archive<R: Read>(
             .max(2 * max_chunk),
         4096,
     );
-    let group_weight = opts
-        .lm
-        .as_ref()
-        .map_or(1, |lm| lm.batch() * crate::create::LM_CHUNK_SIZE);
+    let group_weight = opts.lm.as_ref().map_or(1, |lm| {
+        (lm.batch() * crate::create::LM_CHUNK_SIZE)
+            .max(lm.batch().min(crate::lm::CM_SLOTS) * crate::create::Method::Default.lm_piece())
+    });
 
     let drain =
         |pipe: &mut Pipeline<ChunkEvent, Out>, sink: &mut dyn Sink, all: bool| -> Result<()> {
@@ -190,7 +215,7 @@ pub fn read_archive<R: Read>(
             }
             Some(Event::Chunk(c)) => {
                 let weight = c.header.raw_len as usize;
-                if c.header.codec == CodecId::LanguageModel {
+                if codec::uses_model(&c.header, &c.payload) {
                     pipe.push_grouped(c, weight, group_weight);
                 } else {
                     pipe.push_single(c, weight);

@@ -388,6 +388,8 @@ pub enum CodecId {
     Zstd,
     /// Range-coded with the archive's language model.
     LanguageModel,
+    /// Context mixing (format-spec 8), with or without the language model.
+    ContextMixing,
 }
 
 impl CodecId {
@@ -397,6 +399,7 @@ impl CodecId {
             CodecId::Stored => 0,
             CodecId::Zstd => 1,
             CodecId::LanguageModel => 2,
+            CodecId::ContextMixing => 3,
         }
     }
 
@@ -406,6 +409,7 @@ impl CodecId {
             0 => CodecId::Stored,
             1 => CodecId::Zstd,
             2 => CodecId::LanguageModel,
+            3 => CodecId::ContextMixing,
             _ => return None,
         })
     }
@@ -416,6 +420,7 @@ impl CodecId {
             CodecId::Stored => "stored",
             CodecId::Zstd => "zstd",
             CodecId::LanguageModel => "lm",
+            CodecId::ContextMixing => "cm",
         }
     }
 }

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod cm;
 pub mod codec;
 pub mod create;
 pub mod error;

@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use lza::codec::TextCoder;
-use lza::create::{self, CreateOptions};
+use lza::create::{self, CreateOptions, Method};
 use lza::extract::{self, DestWriter, Discard, ReadOptions};
 use lza::format::{Entry, EntryKind};
 use lza::reader::Limits;
@@ -101,6 +101,15 @@ struct ModelArgs {
     batch: usize,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum MethodArg {
+    Default,
+    Max,
+    Cm,
+    Fast,
+    Zstd,
+}
+
 #[derive(Args)]
 struct CreateArgs {
     #[command(flatten)]
@@ -124,7 +133,14 @@ struct CreateArgs {
     overwrite: bool,
     #[command(flatten)]
     model: ModelArgs,
-    /// Use no language model: zstd for everything.
+    /// How to code file data: default (context mixing with the language
+    /// model on text), max (the same in larger chunks: smaller, slower), cm
+    /// (context mixing, no model), fast (lighter context mixing, no model),
+    /// zstd (zstd at --level for everything).
+    #[arg(short = 'm', long = "method", value_enum, default_value_t = MethodArg::Default)]
+    method: MethodArg,
+    /// Use no language model (with the default or max method: context
+    /// mixing without it, as --method cm).
     #[arg(long = "no-model", conflicts_with = "model")]
     no_model: bool,
     /// Segment size in bytes (the archive's largest chunk).
@@ -253,7 +269,14 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
         );
     }
     let threads = a.threads.get();
-    let lm = if a.no_model {
+    let method = match (a.method, a.no_model) {
+        (MethodArg::Default | MethodArg::Max, true) | (MethodArg::Cm, _) => Method::Cm,
+        (MethodArg::Default, false) => Method::Default,
+        (MethodArg::Max, false) => Method::Max,
+        (MethodArg::Fast, _) => Method::Fast,
+        (MethodArg::Zstd, _) => Method::Zstd,
+    };
+    let lm = if !method.uses_lm() {
         None
     } else {
         let file = match &a.model.model {
@@ -266,6 +289,7 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
         threads,
         level: a.level,
         chunk_size: a.chunk_size,
+        method,
         lm,
     };
     let total: u64 = sources.iter().map(|s| s.entry.size).sum();

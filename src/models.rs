@@ -129,6 +129,17 @@ impl TextCoder for LmCodec {
             .map(|r| r.map_err(|e| e.to_string()))
             .collect()
     }
+
+    fn encode_cm_chunks(&self, chunks: &[&[u8]], preset: crate::cm::Preset) -> Vec<Vec<u8>> {
+        LmCodec::encode_cm_chunks(self, chunks, preset)
+    }
+
+    fn decode_cm_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, String>> {
+        LmCodec::decode_cm_chunks(self, chunks)
+            .into_iter()
+            .map(|r| r.map_err(|e| e.to_string()))
+            .collect()
+    }
 }
 
 /// Load `file` and build a coder for it on the kernel path `LZA_KERNEL`

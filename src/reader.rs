@@ -361,6 +361,9 @@ impl<R: Read> ArchiveReader<R> {
         }
         let mut payload = vec![0u8; header.stored_len as usize];
         self.read_hashed(&mut payload, "a chunk payload")?;
+        if crate::codec::uses_model(&header, &payload) && self.header.model_hash.is_none() {
+            return Err(self.corrupt(offset, CorruptKind::NoModel));
+        }
         self.chunks += 1;
         let file = self.file.as_mut().expect("checked above");
         file.got += header.raw_len as u64;

@@ -248,6 +248,7 @@ fn make_empty() -> Vec<u8> {
         threads: 1,
         level: 6,
         chunk_size: CHUNK,
+        method: lza::create::Method::Zstd,
         lm: None,
     };
     lza::create::write_archive(Vec::new(), &[], &opts, &mut |_| {}, &mut |_| {}).unwrap()

@@ -912,7 +912,7 @@ fn rejects_record_checksum_mismatches() {
 
 #[test]
 fn rejects_unknown_codec() {
-    for codec in [3u8, 0x7F, 0xFF] {
+    for codec in [4u8, 0x7F, 0xFF] {
         let mut b = Builder::new();
         b.entry(&e_file("f", 4));
         let at = b.pos();

@@ -297,6 +297,7 @@ fn written_archive_streams_through_a_pipe() {
             threads: 3,
             level: 6,
             chunk_size: 1000,
+            method: lza::create::Method::Zstd,
             lm: None,
         };
         lza::create::write_archive(tx, &sources, &opts, &mut |_| {}, &mut |_| {}).unwrap();

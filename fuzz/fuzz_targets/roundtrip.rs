@@ -205,6 +205,7 @@ fuzz_target!(|input: Input| {
         threads: 1 + input.threads as usize % 3,
         level: 1 + input.level as u32 % 9,
         chunk_size: 1 + input.chunk_size as u32 % 128,
+        method: [create::Method::Zstd, create::Method::Fast, create::Method::Cm][input.level as usize % 3],
         lm: None,
     };
     let archive = create::write_archive(Vec::new(), &sources, &opts, &mut |_| {}, &mut |_| {})

@@ -97,7 +97,14 @@ pub enum LmError {
         /// How many.
         extra: usize,
     },
+    /// A context-mixing payload that uses the model is corrupt.
+    #[error(transparent)]
+    Cm(#[from] crate::cm::CmError),
 }
+
+/// Most context-mixing chunks coded side by side (each holds its own
+/// tables, several MiB; format-spec 8.1 bounds them by the chunk length).
+pub const CM_SLOTS: usize = 16;
 
 /// Encoder and decoder of language-model chunks for one model.
 pub struct LmCodec {
@@ -136,6 +143,18 @@ enum Job<'a> {
         pos: usize,
         bits: f64,
     },
+    CmEncode {
+        data: &'a [u8],
+        pos: usize,
+        pred: Box<crate::cm::Predictor>,
+        enc: crate::cm::coder::Encoder,
+        head: u8,
+    },
+    CmDecode {
+        dec: crate::cm::coder::Decoder<'a>,
+        pred: Box<crate::cm::Predictor>,
+        raw_len: usize,
+    },
 }
 
 enum Done {
@@ -149,6 +168,9 @@ struct Slot<'a> {
     input: u16,
     job: Job<'a>,
     done: Option<Done>,
+    /// The model state is to be reset before the next step (context-mixing
+    /// chunks reset it every [`crate::cm::LM_RESET`] bytes).
+    reset: bool,
 }
 
 impl<'a> Job<'a> {
@@ -162,6 +184,20 @@ impl<'a> Job<'a> {
                 raw_len: 0,
             } => Ok(Done::Decoded(dec.finish().map(|_| out))),
             Job::Bits { data: [], .. } => Ok(Done::Bits(0.0)),
+            Job::CmEncode {
+                data: [], enc, head, ..
+            } => {
+                let mut out = vec![head];
+                out.extend_from_slice(&enc.finish());
+                Ok(Done::Encoded(out))
+            }
+            Job::CmDecode {
+                dec, raw_len: 0, ..
+            } => Ok(Done::Decoded(
+                crate::cm::finish(&dec)
+                    .map(|_| Vec::new())
+                    .map_err(LmError::from),
+            )),
             j => Err(j),
         }
     }
@@ -199,6 +235,43 @@ impl Slot<'_> {
                 self.input = x as u16;
                 if *pos == data.len() {
                     self.done = Some(Done::Bits(*bits));
+                }
+            }
+            Job::CmEncode {
+                data,
+                pos,
+                pred,
+                enc,
+                head,
+            } => {
+                let x = data[*pos];
+                pred.set_lm(f);
+                pred.encode_byte(enc, x);
+                *pos += 1;
+                self.input = x as u16;
+                if *pos == data.len() {
+                    let enc = std::mem::replace(enc, crate::cm::coder::Encoder::with_capacity(0));
+                    let mut out = vec![*head];
+                    out.extend_from_slice(&enc.finish());
+                    self.done = Some(Done::Encoded(out));
+                } else if *pos % crate::cm::LM_RESET == 0 {
+                    self.reset = true;
+                }
+            }
+            Job::CmDecode { dec, pred, raw_len } => {
+                pred.set_lm(f);
+                let x = pred.decode_byte(dec);
+                self.input = x as u16;
+                let n = pred.history().len();
+                if dec.overrun() {
+                    self.done = Some(Done::Decoded(Err(crate::cm::CmError::Truncated.into())));
+                } else if n == *raw_len {
+                    let r = crate::cm::finish(dec)
+                        .map(|_| pred.take_history())
+                        .map_err(LmError::from);
+                    self.done = Some(Done::Decoded(r));
+                } else if n % crate::cm::LM_RESET == 0 {
+                    self.reset = true;
                 }
             }
         }
@@ -273,11 +346,70 @@ impl LmCodec {
             pos: 0,
             enc: RangeEncoder::with_capacity(data.len() / 3 + 16),
         });
-        self.run(jobs, chunks.len())
+        self.run(jobs, chunks.len(), self.batch)
             .into_iter()
             .map(|d| match d {
                 Done::Encoded(v) => v,
                 _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    /// Codes each chunk with the context-mixing `preset` mixed with this
+    /// model (format-spec 8), in input order. Chunks are at most
+    /// [`crate::cm::MAX_CM_LM_CHUNK`] bytes.
+    pub fn encode_cm_chunks(&self, chunks: &[&[u8]], preset: crate::cm::Preset) -> Vec<Vec<u8>> {
+        let jobs = chunks.iter().map(|&data| {
+            assert!(data.len() <= crate::cm::MAX_CM_LM_CHUNK);
+            Job::CmEncode {
+                data,
+                pos: 0,
+                pred: Box::new(crate::cm::Predictor::new(preset, data.len(), true)),
+                enc: crate::cm::coder::Encoder::with_capacity(data.len() / 3 + 16),
+                head: preset.id | crate::cm::FLAG_LM,
+            }
+        });
+        self.run(jobs, chunks.len(), self.batch.min(CM_SLOTS))
+            .into_iter()
+            .map(|d| match d {
+                Done::Encoded(v) => v,
+                _ => unreachable!(),
+            })
+            .collect()
+    }
+
+    /// Decodes context-mixing `(payload, raw_len)` pairs whose payloads use
+    /// the model, in input order; as [`LmCodec::decode_chunks`].
+    pub fn decode_cm_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, LmError>> {
+        let mut early: Vec<Option<LmError>> = Vec::with_capacity(chunks.len());
+        for &(payload, raw_len) in chunks {
+            early.push(match crate::cm::parse_header(payload, raw_len) {
+                Ok((_, true)) => None,
+                Ok((_, false)) => Some(crate::cm::CmError::BadPreset(payload[0]).into()),
+                Err(e) => Some(e.into()),
+            });
+        }
+        let live: Vec<usize> = (0..chunks.len()).filter(|&i| early[i].is_none()).collect();
+        // Predictors are built lazily as slots free up: the iterator is
+        // consumed only when a slot takes its job.
+        let jobs = live.iter().map(|&i| {
+            let (payload, raw_len) = chunks[i];
+            let preset = crate::cm::parse_header(payload, raw_len).expect("checked").0;
+            Job::CmDecode {
+                dec: crate::cm::coder::Decoder::new(&payload[1..]),
+                pred: Box::new(crate::cm::Predictor::new(preset, raw_len, true)),
+                raw_len,
+            }
+        });
+        let mut results = self.run(jobs, live.len(), self.batch.min(CM_SLOTS)).into_iter();
+        early
+            .into_iter()
+            .map(|e| match e {
+                Some(e) => Err(e),
+                None => match results.next() {
+                    Some(Done::Decoded(r)) => r,
+                    _ => unreachable!(),
+                },
             })
             .collect()
     }
@@ -307,7 +439,7 @@ impl LmCodec {
             out: Vec::with_capacity(chunks[i].1.min(1 << 20)),
             raw_len: chunks[i].1,
         });
-        let mut results = self.run(jobs, live.len()).into_iter();
+        let mut results = self.run(jobs, live.len(), self.batch).into_iter();
         early
             .into_iter()
             .map(|e| match e {
@@ -329,7 +461,7 @@ impl LmCodec {
             pos: 0,
             bits: 0.0,
         });
-        self.run(jobs, chunks.len())
+        self.run(jobs, chunks.len(), self.batch)
             .into_iter()
             .map(|d| match d {
                 Done::Bits(b) => b,
@@ -349,20 +481,30 @@ impl LmCodec {
 
     /// The scheduler: runs `n` jobs with up to `batch` slots in flight and
     /// returns their results in job order.
-    fn run<'a>(&self, jobs: impl Iterator<Item = Job<'a>> + Send, n: usize) -> Vec<Done> {
+    fn run<'a>(
+        &self,
+        jobs: impl Iterator<Item = Job<'a>> + Send,
+        n: usize,
+        batch: usize,
+    ) -> Vec<Done> {
         match &self.pool {
             // the scheduler itself runs on a pool thread, so that each step
             // hands work to the other threads without a round trip through
             // the calling thread
-            Some(pool) => pool.install(|| self.run_inner(jobs, n)),
-            None => self.run_inner(jobs, n),
+            Some(pool) => pool.install(|| self.run_inner(jobs, n, batch)),
+            None => self.run_inner(jobs, n, batch),
         }
     }
 
-    fn run_inner<'a>(&self, jobs: impl Iterator<Item = Job<'a>>, n: usize) -> Vec<Done> {
+    fn run_inner<'a>(
+        &self,
+        jobs: impl Iterator<Item = Job<'a>>,
+        n: usize,
+        batch: usize,
+    ) -> Vec<Done> {
         let model = &*self.model;
         let ld = model.layers() * model.dim();
-        let cap = self.batch.min(n.max(1));
+        let cap = batch.min(n.max(1));
         let mut results: Vec<Option<Done>> = (0..n).map(|_| None).collect();
         let mut jobs = jobs.enumerate();
         let mut slots: Vec<Slot<'a>> = Vec::with_capacity(cap);
@@ -394,6 +536,7 @@ impl LmCodec {
                 input: 256,
                 job,
                 done: None,
+                reset: false,
             });
         }
         while !slots.is_empty() {
@@ -417,6 +560,7 @@ impl LmCodec {
                             input: 256,
                             job,
                             done: None,
+                            reset: false,
                         };
                         i += 1;
                     } else {
@@ -428,6 +572,13 @@ impl LmCodec {
                         slots.swap_remove(i);
                     }
                 } else {
+                    if slots[i].reset {
+                        // a fresh model state, as at the start of a chunk
+                        slots[i].reset = false;
+                        slots[i].input = 256;
+                        h[i * ld..(i + 1) * ld].fill(0.0);
+                        q[i * ld..(i + 1) * ld].fill(0);
+                    }
                     i += 1;
                 }
             }

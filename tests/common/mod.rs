@@ -282,6 +282,7 @@ pub fn archive_tree(base: &Path, inputs: &[&str], chunk_size: u32, threads: usiz
         threads,
         level: 6,
         chunk_size,
+        method: lza::create::Method::Zstd,
         lm: None,
     };
     lza::create::write_archive(Vec::new(), &sources, &opts, &mut |_| {}, &mut |_| {}).unwrap()

@@ -1,0 +1,536 @@
+//! The context-mixing predictor (format-spec 8.4): online context models,
+//! a match model, the language model's byte distribution as bit
+//! probabilities, a gated logistic mixer and two APM stages. Integer
+//! arithmetic only, in a fixed order: encoder and decoder compute the same
+//! probabilities on every platform.
+
+use super::tables::{RATES, STRETCH, squash, stretch16};
+
+
+/// Most hashed contexts a preset may use.
+const MAX_HASHED: usize = 8;
+/// Most mixer inputs.
+const MAX_INPUTS: usize = 16;
+/// Counter value of a context never seen: p = 1/2, count 0.
+const COUNTER_INIT: u32 = 1 << 31;
+/// Shortest match the match model follows.
+const MATCH_MIN: usize = 6;
+/// How far back a match candidate is verified.
+const MATCH_VERIFY: usize = 32;
+/// Weight bound (16.16 fixed point).
+const MAX_WEIGHT: i32 = 1 << 22;
+/// Mixer learning rate (error times rate, shifted right by 12).
+const MIXER_RATE: i32 = 3;
+
+/// A fixed set of models (format-spec 8.5). Which one a chunk uses is in
+/// its payload's first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preset {
+    /// Wire value.
+    pub id: u8,
+    /// Hashed context orders (bytes of history), in input order.
+    pub orders: &'static [u32],
+    /// Word contexts (current word; current and previous word).
+    pub words: bool,
+    /// Adaptation limit of hashed counters.
+    pub limit: u32,
+    /// log2 of the largest hashed table in bytes.
+    pub max_table_log: u32,
+}
+
+/// Fast: orders 1-4 and 6, the match model.
+pub const FAST: Preset = Preset {
+    id: 0,
+    orders: &[2, 3, 4, 6],
+    words: false,
+    limit: 127,
+    max_table_log: 24,
+};
+
+/// Default: orders 1-6, word contexts, the match model.
+pub const NORMAL: Preset = Preset {
+    id: 1,
+    orders: &[2, 3, 4, 5, 6, 8],
+    words: true,
+    limit: 127,
+    max_table_log: 26,
+};
+
+impl Preset {
+    /// The preset with wire value `id`.
+    pub fn from_id(id: u8) -> Option<Preset> {
+        match id {
+            0 => Some(FAST),
+            1 => Some(NORMAL),
+            _ => None,
+        }
+    }
+
+    fn hashed(&self) -> usize {
+        self.orders.len() + if self.words { 2 } else { 0 }
+    }
+}
+
+/// `ceil(log2(n))` for n >= 1.
+fn ceil_log2(n: usize) -> u32 {
+    usize::BITS - n.saturating_sub(1).leading_zeros()
+}
+
+/// An adaptive probability: 22 bits of P(1), 10 bits of count.
+#[inline(always)]
+fn counter_update(c: &mut u32, bit: u32, limit: u32) {
+    let n = *c & 1023;
+    let p = (*c >> 10) as i64;
+    let target = ((bit << 22) - bit) as i64;
+    let np = p + (((target - p) * RATES[n as usize] as i64) >> 16);
+    *c = ((np as u32) << 10) | (n + (n < limit) as u32);
+}
+
+#[inline(always)]
+fn counter_stretch(c: u32) -> i32 {
+    STRETCH[(c >> 20) as usize] as i32
+}
+
+#[inline(always)]
+fn hash2(a: u64, b: u64) -> u64 {
+    let h = (a ^ b.rotate_left(23))
+        .wrapping_add(b)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h ^ (h >> 29)
+}
+
+/// 16 counters on one cache line: slot 0 holds the context's check
+/// value, slots 1-15 the nodes of a nibble's binary tree.
+#[derive(Clone, Copy)]
+#[repr(align(64))]
+struct Bucket([u32; 16]);
+
+/// Adaptive probability map (secondary estimation): refines a probability
+/// given a context, interpolating between 33 buckets of its stretch.
+struct Apm {
+    t: Vec<u16>,
+    index: usize,
+}
+
+impl Apm {
+    fn new(contexts: usize) -> Apm {
+        let mut t = Vec::with_capacity(contexts * 33);
+        for _ in 0..contexts {
+            for j in 0..33 {
+                t.push(squash((j as i32 - 16) * 128) as u16);
+            }
+        }
+        Apm { t, index: 0 }
+    }
+
+    #[inline(always)]
+    fn refine(&mut self, p16: u32, cx: usize) -> u32 {
+        let s = stretch16(p16) + 2048; // 1..4095
+        let lo = (s >> 7) as usize;
+        let w = (s & 127) as u32;
+        let base = cx * 33 + lo;
+        self.index = base + (w >> 6) as usize;
+        (self.t[base] as u32 * (128 - w) + self.t[base + 1] as u32 * w) >> 7
+    }
+
+    #[inline(always)]
+    fn update(&mut self, bit: u32, rate: u32) {
+        let v = self.t[self.index] as i32;
+        let target = ((bit << 16) - bit) as i32;
+        self.t[self.index] = (v + ((target - v) >> rate)) as u16;
+    }
+}
+
+/// The predictor for one chunk. It owns the chunk's history (the bytes
+/// coded so far).
+pub struct Predictor {
+    preset: Preset,
+    nh: usize,
+    hist: Vec<u8>,
+    // bit state
+    c0: u32,
+    nib: u32,
+    bitpos: u32,
+    c8: u64,
+    word: u64,
+    word_prev: u64,
+    // direct tables
+    t0: Vec<u32>,
+    t1: Vec<u32>,
+    // hashed contexts: buckets of 16 counters (slot 0: check)
+    ht: Vec<Bucket>,
+    hmask: usize,
+    ctx: [u64; MAX_HASHED],
+    bucket: [usize; MAX_HASHED],
+    // match model
+    mm_tab: Vec<u32>,
+    mm_mask: usize,
+    mm_ptr: usize,
+    mm_len: usize,
+    mm_byte: u32,
+    mm_miss: bool,
+    mm_sm: Vec<u32>,
+    mm_cx: usize,
+    // language model
+    lm: bool,
+    cum: [u32; 257],
+    lm_st: i32,
+    // mixer
+    x: [i32; MAX_INPUTS],
+    nin: usize,
+    w: Vec<i32>,
+    set_a: usize,
+    set_b: usize,
+    dot_a: i32,
+    dot_b: i32,
+    // APMs
+    apm1: Apm,
+    apm2: Apm,
+    pr_mix: u32,
+    pr: u32,
+}
+
+impl Predictor {
+    /// A fresh predictor for a chunk of `raw_len` bytes; `lm` says whether
+    /// the language model's distribution is given for every byte.
+    pub fn new(preset: Preset, raw_len: usize, lm: bool) -> Predictor {
+        let nh = preset.hashed();
+        // hashed table: 16 bytes per input byte (rounded up to a power of
+        // two), at least 64 KiB, at most 2^max_table_log bytes
+        let table_log = (ceil_log2(raw_len.max(1)) + 4).clamp(16, preset.max_table_log);
+        let buckets = 1usize << (table_log - 6);
+        let mm_log = ceil_log2(raw_len.max(1)).saturating_sub(1).clamp(10, 22);
+        let nin = 3 + nh + 2 + if lm { 2 } else { 0 };
+        let mut w = vec![0i32; (256 + 64) * MAX_INPUTS];
+        for set in w.chunks_mut(MAX_INPUTS) {
+            for wi in set.iter_mut().take(nin).skip(1) {
+                *wi = 1 << 14;
+            }
+        }
+        let mut p = Predictor {
+            preset,
+            nh,
+            hist: Vec::with_capacity(raw_len),
+            c0: 1,
+            nib: 1,
+            bitpos: 0,
+            c8: 0,
+            word: 0,
+            word_prev: 0,
+            t0: vec![COUNTER_INIT; 256],
+            t1: vec![COUNTER_INIT; 65536],
+            ht: vec![Bucket([COUNTER_INIT; 16]); buckets],
+            hmask: buckets - 1,
+            ctx: [0; MAX_HASHED],
+            bucket: [0; MAX_HASHED],
+            mm_tab: vec![0; 1 << mm_log],
+            mm_mask: (1 << mm_log) - 1,
+            mm_ptr: 0,
+            mm_len: 0,
+            mm_byte: 0,
+            mm_miss: false,
+            mm_sm: vec![COUNTER_INIT; 64 * 2],
+            mm_cx: usize::MAX,
+            lm,
+            cum: [0; 257],
+            lm_st: 0,
+            x: [0; MAX_INPUTS],
+            nin,
+            w,
+            set_a: 0,
+            set_b: 0,
+            dot_a: 0,
+            dot_b: 0,
+            apm1: Apm::new(256),
+            apm2: Apm::new(1 << 16),
+            pr_mix: 32768,
+            pr: 32768,
+        };
+        p.byte_contexts();
+        p.predict();
+        p
+    }
+
+    /// The bytes coded so far.
+    pub fn history(&self) -> &[u8] {
+        &self.hist
+    }
+
+    /// The bytes coded so far, taken.
+    pub fn into_history(self) -> Vec<u8> {
+        self.hist
+    }
+
+    /// The bytes coded so far, taken out (the predictor is spent).
+    pub fn take_history(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.hist)
+    }
+
+    /// The language model's frequencies for the next byte (all 256 nonzero;
+    /// format-spec 7.4). Called before each byte when the predictor was made
+    /// with `lm`.
+    pub fn set_lm(&mut self, f: &[u32; 256]) {
+        debug_assert!(self.lm && self.bitpos == 0);
+        let mut s = 0u32;
+        self.cum[0] = 0;
+        for (i, &v) in f.iter().enumerate() {
+            s += v;
+            self.cum[i + 1] = s;
+        }
+        self.predict();
+    }
+
+    /// Probability (16 bits, in `[1, 65535]`) that the next bit is 1.
+    #[inline(always)]
+    pub fn p(&self) -> u32 {
+        self.pr
+    }
+
+    /// Code one byte with `enc`.
+    pub fn encode_byte(&mut self, enc: &mut super::coder::Encoder, byte: u8) {
+        for k in (0..8).rev() {
+            let bit = (byte as u32 >> k) & 1;
+            enc.encode(bit, self.pr);
+            self.update(bit);
+        }
+    }
+
+    /// Decode one byte with `dec`.
+    pub fn decode_byte(&mut self, dec: &mut super::coder::Decoder<'_>) -> u8 {
+        for _ in 0..8 {
+            let bit = dec.decode(self.pr);
+            self.update(bit);
+        }
+        *self.hist.last().expect("a byte was just decoded")
+    }
+
+    /// Hash bucket of a context for the current nibble (2-way, checked).
+    #[inline(always)]
+    fn find_bucket(&mut self, h: u64) -> usize {
+        let i = (h >> 20) as usize & self.hmask;
+        let chk = (h & 0xFFFF) as u32;
+        if self.ht[i].0[0] & 0xFFFF == chk {
+            return i;
+        }
+        let j = i ^ 1;
+        if self.ht[j].0[0] & 0xFFFF == chk {
+            return j;
+        }
+        // replace the less used of the two (count of its first node)
+        let r = if self.ht[i].0[1] & 1023 <= self.ht[j].0[1] & 1023 {
+            i
+        } else {
+            j
+        };
+        self.ht[r] = Bucket([COUNTER_INIT; 16]);
+        self.ht[r].0[0] = chk;
+        r
+    }
+
+    fn nibble_buckets(&mut self) {
+        let salt = if self.bitpos == 0 {
+            0
+        } else {
+            (self.c0 as u64) << 56
+        };
+        for i in 0..self.nh {
+            let h = hash2(self.ctx[i], salt | i as u64);
+            self.bucket[i] = self.find_bucket(h);
+        }
+    }
+
+    /// Contexts at a byte boundary.
+    fn byte_contexts(&mut self) {
+        let mut k = 0;
+        for &o in self.preset.orders {
+            let mask = if o >= 8 { u64::MAX } else { (1u64 << (8 * o)) - 1 };
+            self.ctx[k] = hash2(self.c8 & mask, o as u64 + 1);
+            k += 1;
+        }
+        if self.preset.words {
+            let c1 = self.c8 & 0xFF;
+            self.ctx[k] = hash2(self.word, 0x100 + if self.word == 0 { c1 } else { 0 });
+            self.ctx[k + 1] = hash2(self.word, self.word_prev.wrapping_add(0x200));
+        }
+        self.nibble_buckets();
+    }
+
+    /// Match model, after byte `b` was appended to the history.
+    fn match_update(&mut self) {
+        let pos = self.hist.len();
+        if self.mm_len > 0 {
+            if !self.mm_miss && self.hist[self.mm_ptr] == self.hist[pos - 1] {
+                self.mm_len = (self.mm_len + 1).min(65535);
+                self.mm_ptr += 1;
+            } else {
+                self.mm_len = 0;
+            }
+        }
+        if pos >= MATCH_MIN {
+            let key = self.c8 & ((1u64 << (8 * MATCH_MIN)) - 1);
+            let h = (hash2(key, 0x51) >> 30) as usize & self.mm_mask;
+            if self.mm_len == 0 {
+                let cand = self.mm_tab[h] as usize;
+                if cand > 0 {
+                    let mut l = 0;
+                    while l < MATCH_VERIFY && l < cand && self.hist[cand - 1 - l] == self.hist[pos - 1 - l]
+                    {
+                        l += 1;
+                    }
+                    if l >= MATCH_MIN {
+                        self.mm_len = l;
+                        self.mm_ptr = cand;
+                    }
+                }
+            }
+            self.mm_tab[h] = pos as u32;
+        }
+        self.mm_miss = false;
+        if self.mm_len > 0 {
+            self.mm_byte = self.hist[self.mm_ptr] as u32 | 0x100;
+        }
+    }
+
+    fn byte_update(&mut self) {
+        let b = (self.c0 & 0xFF) as u8;
+        self.hist.push(b);
+        self.c8 = (self.c8 << 8) | b as u64;
+        self.c0 = 1;
+        self.nib = 1;
+        self.bitpos = 0;
+        if self.preset.words {
+            let l = b.to_ascii_lowercase();
+            if l.is_ascii_lowercase() || b >= 0x80 {
+                self.word = (self.word.wrapping_add(l as u64 + 1)).wrapping_mul(0x2F0F_3D8B_5A1C_6E27);
+            } else if self.word != 0 {
+                self.word_prev = self.word;
+                self.word = 0;
+            }
+        }
+        self.match_update();
+        self.byte_contexts();
+    }
+
+    /// Compute the inputs, mix and refine: sets `self.pr`.
+    #[inline(always)]
+    fn predict(&mut self) {
+        let c1 = (self.c8 & 0xFF) as usize;
+        let mut n = 0;
+        self.x[n] = 256;
+        n += 1;
+        self.x[n] = counter_stretch(self.t0[self.c0 as usize]);
+        n += 1;
+        self.x[n] = counter_stretch(self.t1[c1 << 8 | self.c0 as usize]);
+        n += 1;
+        for i in 0..self.nh {
+            self.x[n] = counter_stretch(self.ht[self.bucket[i]].0[self.nib as usize]);
+            n += 1;
+        }
+        // match model
+        let mut mstate = 0;
+        self.mm_cx = usize::MAX;
+        if self.mm_len > 0 && !self.mm_miss {
+            let expect = (self.mm_byte >> (7 - self.bitpos)) & 1;
+            let l = self.mm_len;
+            let lq = if l < 16 { l } else { (16 + ((l - 16) >> 3)).min(31) };
+            self.mm_cx = lq * 2 + expect as usize;
+            let st = counter_stretch(self.mm_sm[self.mm_cx]);
+            self.x[n] = st;
+            self.x[n + 1] = if expect == 1 { lq as i32 * 32 } else { -(lq as i32) * 32 };
+            mstate = if l < 16 { 1 } else if l < 32 { 2 } else { 3 };
+        } else {
+            self.x[n] = 0;
+            self.x[n + 1] = 0;
+        }
+        n += 2;
+        let mut lmq = self.bitpos as usize;
+        if self.lm {
+            let k = self.bitpos;
+            let lo = ((self.c0 - (1 << k)) << (8 - k)) as usize;
+            let hi = lo + (1 << (8 - k));
+            let mid = lo + (1 << (7 - k));
+            let all = (self.cum[hi] - self.cum[lo]) as u64;
+            let ones = (self.cum[hi] - self.cum[mid]) as u64;
+            let p = if all == 0 {
+                32768
+            } else {
+                ((ones << 16) / all).clamp(1, 65535) as u32
+            };
+            let st = stretch16(p);
+            self.lm_st = st;
+            self.x[n] = st;
+            self.x[n + 1] = (p as i32 - 32768) >> 4;
+            n += 2;
+            lmq = (st.unsigned_abs() as usize >> 8).min(7);
+        }
+        debug_assert_eq!(n, self.nin);
+        // two weight sets: by partial byte, by match state and model confidence
+        self.set_a = self.c0 as usize;
+        self.set_b = 256 + (mstate * 8 + lmq);
+        self.dot_a = dot(&self.w[self.set_a * MAX_INPUTS..][..n], &self.x[..n]);
+        self.dot_b = dot(&self.w[self.set_b * MAX_INPUTS..][..n], &self.x[..n]);
+        let s = (self.dot_a + self.dot_b) >> 1;
+        let pm = squash(s) as u32;
+        self.pr_mix = pm;
+        let p1 = self.apm1.refine(pm, self.c0 as usize);
+        let p2 = self.apm2.refine(pm, self.c0 as usize | c1 << 8);
+        let p = (pm + p1 + 2 * p2 + 2) >> 2;
+        self.pr = p.clamp(1, 65535);
+    }
+
+    /// Learn from `bit` and move to the next bit.
+    #[inline(always)]
+    pub fn update(&mut self, bit: u32) {
+        let limit = self.preset.limit;
+        counter_update(&mut self.t0[self.c0 as usize], bit, 1023);
+        let c1 = (self.c8 & 0xFF) as usize;
+        counter_update(&mut self.t1[c1 << 8 | self.c0 as usize], bit, 1023);
+        for i in 0..self.nh {
+            counter_update(&mut self.ht[self.bucket[i]].0[self.nib as usize], bit, limit);
+        }
+        if self.mm_cx != usize::MAX {
+            counter_update(&mut self.mm_sm[self.mm_cx], bit, 1023);
+            if (self.mm_byte >> (7 - self.bitpos)) & 1 != bit {
+                self.mm_miss = true;
+            }
+        }
+        // mixers: error in 12 bits
+        let n = self.nin;
+        let pa = squash(self.dot_a) >> 4;
+        let pb = squash(self.dot_b) >> 4;
+        let t = (bit << 12) as i32 - bit as i32;
+        train(&mut self.w[self.set_a * MAX_INPUTS..][..n], &self.x[..n], (t - pa) * MIXER_RATE);
+        train(&mut self.w[self.set_b * MAX_INPUTS..][..n], &self.x[..n], (t - pb) * MIXER_RATE);
+        self.apm1.update(bit, 7);
+        self.apm2.update(bit, 7);
+
+        self.c0 = (self.c0 << 1) | bit;
+        self.nib = (self.nib << 1) | bit;
+        self.bitpos += 1;
+        if self.bitpos == 8 {
+            self.byte_update();
+        } else if self.bitpos == 4 {
+            self.nib = 1;
+            self.nibble_buckets();
+        }
+        if !(self.lm && self.bitpos == 0) {
+            self.predict();
+        }
+    }
+}
+
+#[inline(always)]
+fn dot(w: &[i32], x: &[i32]) -> i32 {
+    let mut s: i64 = 0;
+    for (a, b) in w.iter().zip(x) {
+        s += *a as i64 * *b as i64;
+    }
+    (s >> 16).clamp(-2047, 2047) as i32
+}
+
+#[inline(always)]
+fn train(w: &mut [i32], x: &[i32], err: i32) {
+    for (a, b) in w.iter_mut().zip(x) {
+        *a = (*a + ((b * err + 2048) >> 12)).clamp(-MAX_WEIGHT, MAX_WEIGHT);
+    }
+}
