@@ -61,12 +61,15 @@ pub enum Method {
     Default,
     /// As `Default` with chunks of up to 4 MiB: smaller, less parallel.
     Max,
+    /// The language model alone on text, in 16 KiB chunks (codec 2,
+    /// format-spec 7.6); zstd elsewhere.
+    Lm,
 }
 
 impl Method {
     /// Whether the method uses a language model.
     pub fn uses_lm(self) -> bool {
-        matches!(self, Method::Default | Method::Max)
+        matches!(self, Method::Default | Method::Max | Method::Lm)
     }
 
     /// The context-mixing preset.
@@ -409,6 +412,78 @@ pub fn lm_pieces(len: usize, max_piece: usize) -> usize {
     len.div_ceil(n.max(1)).max(1)
 }
 
+/// Method `Lm` (format-spec 7.6): for a text segment, language-model chunks
+/// where the model wins (each 16 KiB piece keeps the smaller of the model's
+/// and zstd's code), unless one zstd frame for the whole segment is smaller;
+/// zstd (or stored) otherwise.
+fn code_segments_lm(segments: Vec<Segment>, zstd_level: i32, lm: Option<&dyn TextCoder>) -> Vec<Emit> {
+    // Next to the model's cost, zstd's best level is cheap: a text segment
+    // is never larger than `zstd -19` would make it.
+    let whole: Vec<(bool, Frame)> = segments
+        .iter()
+        .map(|s| {
+            let text = lm.is_some() && codec::looks_like_text(&s.data);
+            let level = if text { zstd_level.max(19) } else { zstd_level };
+            let frame = codec::encode_zstd(&s.data, level);
+            let bpb = 8.0 * frame.payload.len() as f64 / s.data.len() as f64;
+            (text && bpb >= LM_ONLY_WORTH_TRYING_BPB, frame)
+        })
+        .collect();
+    // Every candidate segment's pieces go to the model in one batched call,
+    // so that they share model steps.
+    let mut lm_chunks: Vec<&[u8]> = Vec::new();
+    for (s, (try_lm, _)) in segments.iter().zip(&whole) {
+        if *try_lm {
+            lm_chunks.extend(s.data.chunks(LM_CHUNK_SIZE));
+        }
+    }
+    let mut lm_coded = match (lm, lm_chunks.is_empty()) {
+        (Some(lm), false) => lm.encode_chunks(&lm_chunks).into_iter(),
+        _ => Vec::new().into_iter(),
+    };
+    segments
+        .iter()
+        .zip(whole)
+        .map(|(s, (try_lm, whole))| {
+            let mut frames = vec![whole];
+            if try_lm {
+                let mut lm_frames = Vec::new();
+                for piece in s.data.chunks(LM_CHUNK_SIZE) {
+                    let coded = lm_coded.next().expect("one result per chunk");
+                    let zstd_piece = codec::encode_zstd(piece, zstd_level.max(19));
+                    let lm_frame = Frame::new(CodecId::LanguageModel, piece, coded);
+                    lm_frames.push(if lm_frame.payload.len() < zstd_piece.payload.len() {
+                        lm_frame
+                    } else {
+                        zstd_piece
+                    });
+                }
+                let lm_total: usize = lm_frames.iter().map(Frame::encoded_len).sum();
+                if lm_total < frames[0].encoded_len() {
+                    frames = lm_frames;
+                }
+            }
+            let mut bytes = Vec::with_capacity(frames.iter().map(Frame::encoded_len).sum());
+            for f in &frames {
+                f.write_to(&mut bytes);
+            }
+            Emit {
+                bytes,
+                entries: 0,
+                chunks: frames.len() as u64,
+                lm_chunks: frames
+                    .iter()
+                    .filter(|f| f.header.codec == CodecId::LanguageModel)
+                    .count() as u64,
+                raw: s.data.len() as u64,
+            }
+        })
+        .collect()
+}
+
+/// The `Lm` method's threshold (format-spec 7.6).
+const LM_ONLY_WORTH_TRYING_BPB: f64 = 1.2;
+
 /// How segments are coded.
 struct Coding {
     zstd_level: i32,
@@ -429,6 +504,9 @@ enum Plan {
 fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
     use rayon::prelude::*;
     let lm = c.lm.as_deref().filter(|_| c.method.uses_lm());
+    if c.method == Method::Lm {
+        return code_segments_lm(segments, c.zstd_level, lm);
+    }
     let plans: Vec<Plan> = segments
         .par_iter()
         .map(|s| {
@@ -585,7 +663,10 @@ fn write_archive_counted<W: Write>(
     // as many chunks as it codes side by side.
     let group_limit = lm
         .as_ref()
-        .map(|lm| lm.batch().min(crate::lm::CM_SLOTS) * opts.method.lm_piece());
+        .map(|lm| match opts.method {
+            Method::Lm => lm.batch() * LM_CHUNK_SIZE,
+            m => lm.batch().min(crate::lm::CM_SLOTS) * m.lm_piece(),
+        });
 
     let drain = |pipe: &mut Pipeline<Segment, Emit>,
                  w: &mut ArchiveWriter<W>,

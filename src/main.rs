@@ -108,6 +108,9 @@ enum MethodArg {
     Cm,
     Fast,
     Zstd,
+    /// The language model alone (codec 2), for comparisons and tests.
+    #[value(hide = true)]
+    Lm,
 }
 
 #[derive(Args)]
@@ -275,6 +278,8 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
         (MethodArg::Max, false) => Method::Max,
         (MethodArg::Fast, _) => Method::Fast,
         (MethodArg::Zstd, _) => Method::Zstd,
+        (MethodArg::Lm, true) => Method::Zstd,
+        (MethodArg::Lm, false) => Method::Lm,
     };
     let lm = if !method.uses_lm() {
         None

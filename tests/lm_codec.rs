@@ -108,6 +108,8 @@ fn archives_are_identical_across_kernels_threads_and_batches() {
         ok(lza(
             &[
                 "c",
+                "-m",
+                "lm",
                 "-f",
                 a.to_str().unwrap(),
                 "-C",
@@ -328,6 +330,8 @@ fn golden_archive_with_language_model_chunks() {
     ok(lza(
         &[
             "c",
+            "-m",
+            "lm",
             "-f",
             again.to_str().unwrap(),
             "-C",
@@ -351,6 +355,8 @@ fn regenerate_lm_golden() {
     ok(lza(
         &[
             "c",
+            "-m",
+            "lm",
             "-f",
             path.to_str().unwrap(),
             "-C",
@@ -370,6 +376,8 @@ fn file_archive_without_model_chunks_names_no_model() {
     ok(lza(
         &[
             "c",
+            "-m",
+            "lm",
             "-f",
             a.to_str().unwrap(),
             "--model",
