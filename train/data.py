@@ -56,7 +56,9 @@ def split_corpus(corpus, val_bytes):
         for s, e in zip(vst, ven):
             for c in range(s, e, CHUNK):
                 val.append((f["name"], np.frombuffer(text, np.uint8, count=min(CHUNK, e - c), offset=c)))
-    train = dict(text=np.concatenate(parts), starts=np.concatenate(starts), ends=np.concatenate(ends))
+    sizes = np.array([len(x) for x in parts], np.int64)
+    train = dict(text=np.concatenate(parts), starts=np.concatenate(starts), ends=np.concatenate(ends),
+                 files=[f["name"] for f in corpus], file_base=np.concatenate([[0], np.cumsum(sizes)]))
     return train, val
 
 
@@ -87,14 +89,28 @@ class ChunkSampler:
     random byte of the training text, then the 16 KiB grid cell of its
     document that holds it (so longer documents give proportionally more)."""
 
-    def __init__(self, train, rng, p_ascii=0.3, p_crlf=0.1, p_tabs=0.1):
+    def __init__(self, train, rng, p_ascii=0.3, p_crlf=0.1, p_tabs=0.1, weights=None):
+        """weights: optional {file name: sampling weight} (default 1): a file's
+        chunks are drawn weight times as often as its size alone would give."""
         self.t, self.rng = train, rng
         self.total = len(train["text"])
         self.aug = (p_ascii, p_crlf, p_tabs)
+        self.cum = None
+        if weights and any(w != 1 for w in weights.values()):
+            unknown = set(weights) - set(train["files"])
+            assert not unknown, f"unknown corpus files in weights: {sorted(unknown)}"
+            base = train["file_base"]
+            mass = np.array([weights.get(f, 1.0) * (base[i + 1] - base[i]) for i, f in enumerate(train["files"])])
+            self.cum = np.cumsum(mass) / mass.sum()
 
     def sample(self):
         t, rng = self.t, self.rng
-        p = int(rng.integers(self.total))
+        if self.cum is None:  # uniform over bytes (the original stream, draw for draw)
+            p = int(rng.integers(self.total))
+        else:  # a file by weight x size, then a uniform byte of it
+            f = min(int(np.searchsorted(self.cum, rng.random(), "right")), len(self.cum) - 1)
+            lo, hi = int(t["file_base"][f]), int(t["file_base"][f + 1])
+            p = lo + int(rng.integers(hi - lo))
         i = int(np.searchsorted(t["starts"], p, "right")) - 1
         s0, e = int(t["starts"][i]), int(t["ends"][i])
         if not (s0 <= p < e):  # p fell in a gap (cannot happen with contiguous docs)
@@ -122,10 +138,16 @@ class Streams:
         self.k = np.zeros(B, np.int64)
         self.nwin = np.zeros(B, np.int64)
         self.cols = np.arange(T)
+        # to resume without storing the chunks: the RNG state each row's current
+        # chunk was drawn from, and whether it was a row's first (cut) chunk
+        self.row_rng = [None] * B
+        self.row_first = np.zeros(B, bool)
         for b in range(B):
             self._load(b, first=True)
 
     def _load(self, b, first=False):
+        self.row_rng[b] = self.rng.bit_generator.state
+        self.row_first[b] = first
         c = self.s.sample()
         if first and len(c) > 1:  # de-synchronise the rows' chunk boundaries
             c = c[int(self.rng.integers(len(c) - 1)):]
@@ -147,6 +169,31 @@ class Streams:
         for b in np.nonzero(self.k >= self.nwin)[0]:
             self._load(int(b))
         return inp, tgt, mask, keep
+
+
+    def get_state(self):
+        """Everything needed to continue the stream exactly (small: no chunk bytes)."""
+        return {"rng": self.rng.bit_generator.state, "row_rng": list(self.row_rng),
+                "row_first": self.row_first.copy(), "k": self.k.copy()}
+
+    def set_state(self, st):
+        """Redraw every row's current chunk from its saved RNG state, then restore
+        each row's window position and the RNG. The sampler and this object share
+        one Generator, so both are pointed at a replaying one meanwhile."""
+        assert len(st["row_rng"]) == self.B
+        main = self.rng
+        replay = np.random.Generator(type(main.bit_generator)())
+        self.rng = self.s.rng = replay
+        try:
+            for b in range(self.B):
+                replay.bit_generator.state = st["row_rng"][b]
+                self._load(b, first=bool(st["row_first"][b]))
+        finally:
+            self.rng = self.s.rng = main
+        self.row_rng = list(st["row_rng"])
+        self.k[:] = st["k"]
+        assert (self.k < self.nwin).all()
+        main.bit_generator.state = st["rng"]
 
 
 def val_batch(val):

@@ -23,6 +23,9 @@ One process trains the candidates one after another. For each:
 
 Run from the repository root (see train/README.md):
   python3 train/train.py --candidates 192x2,256x2,384x2 --budgets 150,150,200 --out OUT
+One run split over two processes (e.g. two device calls):
+  python3 train/train.py --candidates 256x2 --steps N --stop-at K --ckpt CKPT --out OUT1
+  python3 train/train.py --candidates 256x2 --steps N --resume CKPT --out OUT2
 """
 import argparse, json, math, os, sys, time
 
@@ -264,7 +267,8 @@ class Trainer:
         self.lr = torch.zeros((), device=dev)
         self.loss_acc = torch.zeros((), device=dev)
         B, T = a.batch, a.bptt
-        self.streams = data.Streams(B, T, data.ChunkSampler(train, self.rng, a.p_ascii, a.p_crlf, a.p_tabs), self.rng)
+        sampler = data.ChunkSampler(train, self.rng, a.p_ascii, a.p_crlf, a.p_tabs, parse_weights(a.weights))
+        self.streams = data.Streams(B, T, sampler, self.rng)
         self.s_inp = torch.zeros(T, B, dtype=torch.long, device=dev)
         self.s_tgt = torch.zeros(T, B, dtype=torch.long, device=dev)
         self.s_mask = torch.zeros(T, B, device=dev)
@@ -359,6 +363,70 @@ class Trainer:
         else:
             g.replay()
 
+    def get_state(self, moments_dtype=torch.float32):
+        """Float training state: weights, Adam moments and step count, the carried
+        recurrent state, and the data stream's position (RNG states, no bytes)."""
+        sync()
+        cpu = lambda x, dt=torch.float32: x.detach().to("cpu", dt).clone()
+        return {"params": [cpu(p) for p in self.params], "m": [cpu(x, moments_dtype) for x in self.m],
+                "v": [cpu(x, moments_dtype) for x in self.v], "step_t": cpu(self.step_t),
+                "state": cpu(self.state), "streams": self.streams.get_state()}
+
+    def set_state(self, ck):
+        """Copies a get_state() into the live tensors in place (the CUDA graphs
+        keep their addresses), then replays the data stream to its position."""
+        sync()
+        with torch.no_grad():
+            for dst, src in ((self.params, ck["params"]), (self.m, ck["m"]), (self.v, ck["v"])):
+                assert len(dst) == len(src)
+                for x, y in zip(dst, src):
+                    assert x.shape == y.shape, (x.shape, y.shape)
+                    x.copy_(y.to(x.device, torch.float32))
+            self.step_t.copy_(ck["step_t"].to(self.dev))
+            self.state.copy_(ck["state"].to(self.dev))
+            self.loss_acc.zero_()
+        self.streams.set_state(ck["streams"])
+        sync()
+
+
+def parse_weights(spec):
+    """'code=2,books-1=0.5' -> {'code': 2.0, 'books-1': 0.5}; '' -> {}."""
+    out = {}
+    for item in filter(None, (spec or "").split(",")):
+        k, v = item.split("=")
+        out[k.strip()] = float(v)
+    return out
+
+
+# arguments that must be the same in a resumed run as in the one that saved the checkpoint
+RESUME_KEYS = ["steps", "batch", "bptt", "lr", "min_lr", "warmup", "clip", "qat_frac", "seed", "val_bytes",
+               "p_ascii", "p_crlf", "p_tabs", "weights"]
+CKPT_LIMIT = 15 * 2**20  # files that come back from the device must stay under 16 MiB
+
+
+def save_checkpoint(path, tr, meta):
+    n = sum(p.numel() for p in tr.params)
+    # params + 2 moments in fp32, plus the recurrent state; moments in bf16 if that is too much
+    fp32_bytes = 4 * (3 * n + tr.state.numel())
+    dt = torch.float32 if fp32_bytes < CKPT_LIMIT else torch.bfloat16
+    ck = dict(meta, version=1, moments_dtype=str(dt), **tr.get_state(dt))
+    tmp = path + ".tmp"
+    torch.save(ck, tmp)
+    os.replace(tmp, path)
+    log(f"checkpoint at step {meta['step']} -> {path} ({os.path.getsize(path)} bytes, moments {dt})")
+    return os.path.getsize(path)
+
+
+def load_checkpoint(path, a, d, L):
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    assert ck.get("version") == 1, "not a train.py checkpoint"
+    bad = {k: (ck["args"].get(k), getattr(a, k)) for k in RESUME_KEYS if ck["args"].get(k) != getattr(a, k)}
+    if (ck["d"], ck["L"]) != (d, L):
+        bad["candidate"] = (f"{ck['d']}x{ck['L']}", f"{d}x{L}")
+    if bad:
+        raise SystemExit(f"--resume {path}: arguments differ from the saved run (saved, given): {bad}")
+    return ck
+
 
 def lr_at(step, n, a):
     warm = min(1.0, (step + 1) / max(1, min(a.warmup, n // 10)))
@@ -370,7 +438,8 @@ def run_candidate(d, L, budget, a, train, vb, vnames, out, mode):
     name = f"lza-gru-d{d}l{L}"
     t_start = time.time()
     res = {"name": name, "d": d, "layers": L, "params": n_params(d, L), "macs_per_byte": macs_per_byte(d, L),
-           "batch": a.batch, "bptt": a.bptt, "lr": a.lr, "qat_frac": a.qat_frac, "seed": a.seed, "budget_s": budget}
+           "batch": a.batch, "bptt": a.bptt, "lr": a.lr, "qat_frac": a.qat_frac, "seed": a.seed, "budget_s": budget,
+           "weights": parse_weights(a.weights)}
     tries = [(mode, a.graph)] + [m for m in (("eager", True), ("eager", False)) if m != (mode, a.graph)]
     for i, (mode, graph) in enumerate(tries):
         tr = None
@@ -410,11 +479,27 @@ def run_candidate(d, L, budget, a, train, vb, vnames, out, mode):
     n_float = int(round(n * (1 - a.qat_frac)))
     log(f"{name}: {tm[False]*1e3:.1f} ms/step float, {tm[True]*1e3:.1f} ms/step qat "
         f"({pos/tm[False]/1e6:.2f}M / {pos/tm[True]/1e6:.2f}M positions/s); plan {n} steps, QAT from {n_float}")
-    hist, t_train, done = [], time.time(), 0
+    hist, start, calls = [], 0, []
+    if a.resume:
+        # the calibration steps above moved Adam's moments, the state and the data:
+        # all of that is overwritten here with the saved run's
+        ck = load_checkpoint(a.resume, a, d, L)
+        t = time.time()
+        tr.set_state(ck)
+        start, hist, calls = ck["step"], ck["hist"], ck["calls"]
+        for k in ("val_at_switch_float", "val_at_switch_ptq"):
+            if k in ck:
+                res[k] = ck[k]
+        res["resumed_from"] = {"file": os.path.basename(a.resume), "step": start}
+        log(f"{name}: resumed at step {start}/{n} from {a.resume} ({time.time() - t:.1f}s to restore)")
+    stop = min(a.stop_at, n) if a.stop_at else n
+    if not start < stop:
+        raise SystemExit(f"nothing to do: resume step {start}, stop at {stop}")
+    t_train, done, last_log, why = time.time(), start, start, None
     t_float_end = None
-    for step in range(n):
+    for step in range(start, stop):
         qat = step >= n_float
-        if qat and t_float_end is None:
+        if step == n_float:
             t_float_end = time.time()
             if a.eval_switch:
                 fp = tr.model.float_params()
@@ -426,10 +511,11 @@ def run_candidate(d, L, budget, a, train, vb, vnames, out, mode):
                 train_end += time.time() - t_float_end  # the eval does not eat training time
         tr.step(qat, lr_at(step, n, a))
         done = step + 1
-        if done % a.log_every == 0 or done == n:
-            k = a.log_every if done % a.log_every == 0 else done % a.log_every
-            bpb = tr.loss_acc.item() / k
+        late = a.deadline and time.time() - T0 > a.deadline
+        if done % a.log_every == 0 or done == stop or late:
+            bpb = tr.loss_acc.item() / (done - last_log)
             tr.loss_acc.zero_()
+            last_log = done
             hist.append([done, round(bpb, 4), int(qat)])
             log(f"{name}: step {done}/{n} {'qat' if qat else 'flt'} lr {lr_at(step, n, a):.2e} train bpb {bpb:.4f}")
             if not math.isfinite(bpb):
@@ -437,12 +523,35 @@ def run_candidate(d, L, budget, a, train, vb, vnames, out, mode):
         if time.time() > train_end and not a.steps:
             log(f"{name}: stopping at step {done} of {n}: time budget")
             break
+        if late and done < stop:
+            why = f"deadline ({a.deadline}s after start)"
+            log(f"{name}: stopping at step {done} of {n}: {why}")
+            break
     sync()
     res["train_s"] = round(time.time() - t_train, 1)
+    calls.append({"steps": [start, done], "train_s": res["train_s"], "ms_per_step": res["ms_per_step"],
+                  "gpu": torch.cuda.get_device_name(0) if tr.dev.type == "cuda" else "cpu"})
+    res["calls"] = calls
     res["steps"], res["steps_planned"], res["steps_float"] = done, n, min(done, n_float)
     res["positions_seen"] = done * pos
     res["train_bpb_hist"] = hist
     res["train_bpb_final"] = hist[-1][1] if hist else None
+    if why or a.stop_at:
+        # checkpoint, so that another process can go on from here
+        path = a.ckpt or os.path.join(out, name + ".ckpt.pt")
+        meta = {"name": name, "d": d, "L": L, "step": done, "n": n, "n_float": n_float, "hist": hist,
+                "calls": calls, "args": {k: getattr(a, k) for k in RESUME_KEYS}}
+        meta.update({k: res[k] for k in ("val_at_switch_float", "val_at_switch_ptq") if k in res})
+        res["ckpt"], res["ckpt_bytes"] = os.path.basename(path), save_checkpoint(path, tr, meta)
+        if why:
+            res["stopped_early"] = why
+        if a.stop_at:  # the first part of a split run: no export
+            res["total_s"] = round(time.time() - t_start, 1)
+            log(f"{name}: stopped at step {done} of {n}; resume with --resume {path}")
+            del tr
+            free_cuda()
+            return res, None
+        log(f"{name}: WARNING: exporting a model whose schedule is unfinished ({done} of {n} steps)")
     # export, read back, evaluate the file
     fp = tr.model.float_params()
     res["val_float"] = evaluate(Evaluator(fp, d, L, False, a.device), vb, vnames, a.eval_steps)
@@ -493,6 +602,14 @@ def main():
     ap.add_argument("--candidates", default="192x2,256x2,384x2", help="dxL,...")
     ap.add_argument("--budgets", default="150,150,200", help="seconds per candidate, training + eval")
     ap.add_argument("--steps", type=int, default=0, help="fixed step count (reproduction); ignores budgets")
+    ap.add_argument("--stop-at", type=int, default=0,
+                    help="with --steps N: stop after step K of the N-step schedule and write a checkpoint")
+    ap.add_argument("--resume", default="", help="continue from a checkpoint (same --steps and schedule flags)")
+    ap.add_argument("--ckpt", default="", help="checkpoint path (default OUT/<name>.ckpt.pt)")
+    ap.add_argument("--deadline", type=float, default=0,
+                    help="seconds after start: stop training then, write a checkpoint, and (unless --stop-at) "
+                         "still export and evaluate; keep room for the evaluation")
+    ap.add_argument("--weights", default="", help="sampling weights per corpus file, e.g. code=2 (default 1)")
     ap.add_argument("--batch", type=int, default=1024)
     ap.add_argument("--bptt", type=int, default=256)
     ap.add_argument("--lr", type=float, default=3e-3)
@@ -517,6 +634,12 @@ def main():
     ap.add_argument("--bench", action="store_true", help="only time compile/eager x graph for the candidates")
     a = ap.parse_args()
     a.eval_steps = a.eval_steps or None
+    if (a.stop_at or a.resume) and not a.steps:
+        ap.error("--stop-at and --resume need a fixed schedule: pass --steps")
+    if (a.stop_at or a.resume or a.ckpt) and "," in a.candidates:
+        ap.error("--stop-at/--resume/--ckpt take one candidate")
+    if a.stop_at and not 0 < a.stop_at < a.steps:
+        ap.error("--stop-at K needs 0 < K < --steps")
 
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
@@ -576,9 +699,10 @@ def main():
             res, fp = run_candidate(d, L, budget, a, train, vb, vnames, a.out, a.mode)
             # float weights, to fine-tune or re-quantize later (one file per candidate: each
             # file that comes back from the device must stay under 16 MiB)
-            torch.save({k: ([None if x is None else torch.from_numpy(x) for x in v] if isinstance(v, list)
-                            else torch.from_numpy(v)) for k, v in fp.items()},
-                       os.path.join(a.out, res["name"] + ".float.pt"))
+            if fp is not None:
+                torch.save({k: ([None if x is None else torch.from_numpy(x) for x in v] if isinstance(v, list)
+                                else torch.from_numpy(v)) for k, v in fp.items()},
+                           os.path.join(a.out, res["name"] + ".float.pt"))
         except Exception as e:
             import traceback
             traceback.print_exc()
