@@ -7,10 +7,12 @@
 use super::tables::{RATES, STRETCH, squash, stretch16};
 
 
+
+
 /// Most hashed contexts a preset may use.
-const MAX_HASHED: usize = 8;
+const MAX_HASHED: usize = 12;
 /// Most mixer inputs.
-const MAX_INPUTS: usize = 16;
+const MAX_INPUTS: usize = 20;
 /// Counter value of a context never seen: p = 1/2, count 0.
 const COUNTER_INIT: u32 = 1 << 31;
 /// Shortest match the match model follows.
@@ -21,6 +23,8 @@ const MATCH_VERIFY: usize = 32;
 const MAX_WEIGHT: i32 = 1 << 22;
 /// Mixer learning rate (error times rate, shifted right by 12).
 const MIXER_RATE: i32 = 3;
+/// APM adaptation: 1/2^APM_RATE of the error.
+const APM_RATE: u32 = 6;
 
 /// A fixed set of models (format-spec 8.5). Which one a chunk uses is in
 /// its payload's first byte.
@@ -32,8 +36,9 @@ pub struct Preset {
     pub orders: &'static [u32],
     /// Word contexts (current word; current and previous word).
     pub words: bool,
-    /// Adaptation limit of hashed counters.
-    pub limit: u32,
+    /// Column context (position in the line, byte above) and a sparse
+    /// context (the two bytes before the last).
+    pub columns: bool,
     /// log2 of the largest hashed table in bytes.
     pub max_table_log: u32,
 }
@@ -43,7 +48,7 @@ pub const FAST: Preset = Preset {
     id: 0,
     orders: &[2, 3, 4, 6],
     words: false,
-    limit: 127,
+    columns: false,
     max_table_log: 24,
 };
 
@@ -52,7 +57,7 @@ pub const NORMAL: Preset = Preset {
     id: 1,
     orders: &[2, 3, 4, 5, 6, 8],
     words: true,
-    limit: 127,
+    columns: true,
     max_table_log: 26,
 };
 
@@ -67,7 +72,7 @@ impl Preset {
     }
 
     fn hashed(&self) -> usize {
-        self.orders.len() + if self.words { 2 } else { 0 }
+        self.orders.len() + if self.words { 2 } else { 0 } + if self.columns { 2 } else { 0 }
     }
 }
 
@@ -99,11 +104,51 @@ fn hash2(a: u64, b: u64) -> u64 {
     h ^ (h >> 29)
 }
 
-/// 16 counters on one cache line: slot 0 holds the context's check
-/// value, slots 1-15 the nodes of a nibble's binary tree.
+/// Four buckets on one cache line. A bucket is 16 bytes: byte 0 holds the
+/// context's check value, bytes 1-15 the bit-history states of the nodes of
+/// a nibble's binary tree.
 #[derive(Clone, Copy)]
 #[repr(align(64))]
-struct Bucket([u32; 16]);
+struct Line([[u8; 16]; 4]);
+
+/// Bit-history state `n0 << 4 | n1`: how often 0 and 1 were seen in a
+/// context (at most 15 each), the other count halved (plus one) above 2
+/// each time a bit is seen, so that recent bits weigh more.
+const fn build_next() -> [[u8; 2]; 256] {
+    let mut t = [[0u8; 2]; 256];
+    let mut s = 0;
+    while s < 256 {
+        let (n0, n1) = ((s >> 4) as u32, (s & 15) as u32);
+        let mut b = 0;
+        while b < 2 {
+            let (mut a, mut o) = if b == 1 { (n1, n0) } else { (n0, n1) };
+            if a < 15 {
+                a += 1;
+            }
+            if o > 2 {
+                o = o / 2 + 1;
+            }
+            let (m0, m1) = if b == 1 { (o, a) } else { (a, o) };
+            t[s][b] = (m0 << 4 | m1) as u8;
+            b += 1;
+        }
+        s += 1;
+    }
+    t
+}
+
+static NEXT: [[u8; 2]; 256] = build_next();
+
+/// Initial probability of a bit-history state: (n1 + 1) / (n0 + n1 + 2).
+fn state_map_init() -> Vec<u32> {
+    (0..256u32)
+        .map(|s| {
+            let (n0, n1) = (s >> 4, s & 15);
+            let p = ((n1 * 2 + 1) << 22) / (2 * (n0 + n1) + 2);
+            (p.min((1 << 22) - 1)) << 10
+        })
+        .collect()
+}
 
 /// Adaptive probability map (secondary estimation): refines a probability
 /// given a context, interpolating between 33 buckets of its stretch.
@@ -154,12 +199,17 @@ pub struct Predictor {
     c8: u64,
     word: u64,
     word_prev: u64,
+    /// Start of the current line and of the line before it.
+    line: usize,
+    line_prev: usize,
     // direct tables
     t0: Vec<u32>,
     t1: Vec<u32>,
     // hashed contexts: buckets of 16 counters (slot 0: check)
-    ht: Vec<Bucket>,
+    ht: Vec<Line>,
     hmask: usize,
+    /// One state map (state -> adaptive probability) per hashed context.
+    sm: Vec<u32>,
     ctx: [u64; MAX_HASHED],
     bucket: [usize; MAX_HASHED],
     // match model
@@ -181,11 +231,14 @@ pub struct Predictor {
     w: Vec<i32>,
     set_a: usize,
     set_b: usize,
+    set_c: usize,
+    dot_c: i32,
     dot_a: i32,
     dot_b: i32,
     // APMs
     apm1: Apm,
     apm2: Apm,
+    apm3: Apm,
     pr_mix: u32,
     pr: u32,
 }
@@ -198,10 +251,10 @@ impl Predictor {
         // hashed table: 16 bytes per input byte (rounded up to a power of
         // two), at least 64 KiB, at most 2^max_table_log bytes
         let table_log = (ceil_log2(raw_len.max(1)) + 4).clamp(16, preset.max_table_log);
-        let buckets = 1usize << (table_log - 6);
+        let lines = 1usize << (table_log - 6);
         let mm_log = ceil_log2(raw_len.max(1)).saturating_sub(1).clamp(10, 22);
         let nin = 3 + nh + 2 + if lm { 2 } else { 0 };
-        let mut w = vec![0i32; (256 + 64) * MAX_INPUTS];
+        let mut w = vec![0i32; (256 + 64 + 256 * 8) * MAX_INPUTS];
         for set in w.chunks_mut(MAX_INPUTS) {
             for wi in set.iter_mut().take(nin).skip(1) {
                 *wi = 1 << 14;
@@ -217,10 +270,13 @@ impl Predictor {
             c8: 0,
             word: 0,
             word_prev: 0,
+            line: 0,
+            line_prev: 0,
             t0: vec![COUNTER_INIT; 256],
             t1: vec![COUNTER_INIT; 65536],
-            ht: vec![Bucket([COUNTER_INIT; 16]); buckets],
-            hmask: buckets - 1,
+            ht: vec![Line([[0; 16]; 4]); lines],
+            hmask: lines - 1,
+            sm: (0..nh).flat_map(|_| state_map_init()).collect(),
             ctx: [0; MAX_HASHED],
             bucket: [0; MAX_HASHED],
             mm_tab: vec![0; 1 << mm_log],
@@ -239,10 +295,13 @@ impl Predictor {
             w,
             set_a: 0,
             set_b: 0,
+            set_c: 0,
+            dot_c: 0,
             dot_a: 0,
             dot_b: 0,
             apm1: Apm::new(256),
             apm2: Apm::new(1 << 16),
+            apm3: Apm::new(if lm { 1 << 13 } else { 1 }),
             pr_mix: 32768,
             pr: 32768,
         };
@@ -304,27 +363,30 @@ impl Predictor {
         *self.hist.last().expect("a byte was just decoded")
     }
 
-    /// Hash bucket of a context for the current nibble (2-way, checked).
+    /// Bucket of a context for the current nibble: one of the four in a
+    /// line with the check byte; a miss takes the least used of the four
+    /// (fewest bits seen at the nibble's first node), emptied.
     #[inline(always)]
     fn find_bucket(&mut self, h: u64) -> usize {
-        let i = (h >> 20) as usize & self.hmask;
-        let chk = (h & 0xFFFF) as u32;
-        if self.ht[i].0[0] & 0xFFFF == chk {
-            return i;
+        let line = (h >> 20) as usize & self.hmask;
+        let chk = (h & 0xFF) as u8;
+        let l = &mut self.ht[line].0;
+        let mut best = 0;
+        let mut best_n = u32::MAX;
+        for (k, b) in l.iter().enumerate() {
+            if b[0] == chk {
+                return line * 4 + k;
+            }
+            let s = b[1] as u32;
+            let n = (s >> 4) + (s & 15);
+            if n < best_n {
+                best_n = n;
+                best = k;
+            }
         }
-        let j = i ^ 1;
-        if self.ht[j].0[0] & 0xFFFF == chk {
-            return j;
-        }
-        // replace the less used of the two (count of its first node)
-        let r = if self.ht[i].0[1] & 1023 <= self.ht[j].0[1] & 1023 {
-            i
-        } else {
-            j
-        };
-        self.ht[r] = Bucket([COUNTER_INIT; 16]);
-        self.ht[r].0[0] = chk;
-        r
+        l[best] = [0; 16];
+        l[best][0] = chk;
+        line * 4 + best
     }
 
     fn nibble_buckets(&mut self) {
@@ -333,9 +395,13 @@ impl Predictor {
         } else {
             (self.c0 as u64) << 56
         };
+        let mut hs = [0u64; MAX_HASHED];
         for i in 0..self.nh {
-            let h = hash2(self.ctx[i], salt | i as u64);
-            self.bucket[i] = self.find_bucket(h);
+            hs[i] = hash2(self.ctx[i], salt | i as u64);
+            crate::lm::kernels::prefetch(&self.ht[(hs[i] >> 20) as usize & self.hmask]);
+        }
+        for i in 0..self.nh {
+            self.bucket[i] = self.find_bucket(hs[i]);
         }
     }
 
@@ -351,6 +417,18 @@ impl Predictor {
             let c1 = self.c8 & 0xFF;
             self.ctx[k] = hash2(self.word, 0x100 + if self.word == 0 { c1 } else { 0 });
             self.ctx[k + 1] = hash2(self.word, self.word_prev.wrapping_add(0x200));
+            k += 2;
+        }
+        if self.preset.columns {
+            let pos = self.hist.len();
+            let col = pos - self.line;
+            let above = if self.line_prev + col < self.line {
+                self.hist[self.line_prev + col] as u64
+            } else {
+                0x100
+            };
+            self.ctx[k] = hash2((col.min(255) as u64) << 9 | above, 0x300 + (self.c8 & 0xFF));
+            self.ctx[k + 1] = hash2((self.c8 >> 8) & 0xFFFF, 0x400);
         }
         self.nibble_buckets();
     }
@@ -366,8 +444,9 @@ impl Predictor {
                 self.mm_len = 0;
             }
         }
-        if pos >= MATCH_MIN {
-            let key = self.c8 & ((1u64 << (8 * MATCH_MIN)) - 1);
+        let mmin = MATCH_MIN;
+        if pos >= mmin {
+            let key = if mmin >= 8 { self.c8 } else { self.c8 & ((1u64 << (8 * mmin)) - 1) };
             let h = (hash2(key, 0x51) >> 30) as usize & self.mm_mask;
             if self.mm_len == 0 {
                 let cand = self.mm_tab[h] as usize;
@@ -377,7 +456,7 @@ impl Predictor {
                     {
                         l += 1;
                     }
-                    if l >= MATCH_MIN {
+                    if l >= mmin {
                         self.mm_len = l;
                         self.mm_ptr = cand;
                     }
@@ -395,6 +474,10 @@ impl Predictor {
         let b = (self.c0 & 0xFF) as u8;
         self.hist.push(b);
         self.c8 = (self.c8 << 8) | b as u64;
+        if b == b'\n' {
+            self.line_prev = self.line;
+            self.line = self.hist.len();
+        }
         self.c0 = 1;
         self.nib = 1;
         self.bitpos = 0;
@@ -423,7 +506,9 @@ impl Predictor {
         self.x[n] = counter_stretch(self.t1[c1 << 8 | self.c0 as usize]);
         n += 1;
         for i in 0..self.nh {
-            self.x[n] = counter_stretch(self.ht[self.bucket[i]].0[self.nib as usize]);
+            let b = self.bucket[i];
+            let st = self.ht[b >> 2].0[b & 3][self.nib as usize] as usize;
+            self.x[n] = counter_stretch(self.sm[i * 256 + st]);
             n += 1;
         }
         // match model
@@ -466,27 +551,38 @@ impl Predictor {
         debug_assert_eq!(n, self.nin);
         // two weight sets: by partial byte, by match state and model confidence
         self.set_a = self.c0 as usize;
-        self.set_b = 256 + (mstate * 8 + lmq);
+        self.set_b = 256 + mstate * 8 + lmq;
         self.dot_a = dot(&self.w[self.set_a * MAX_INPUTS..][..n], &self.x[..n]);
         self.dot_b = dot(&self.w[self.set_b * MAX_INPUTS..][..n], &self.x[..n]);
-        let s = (self.dot_a + self.dot_b) >> 1;
+        self.set_c = 320 + (c1 << 3 | self.bitpos as usize);
+        self.dot_c = dot(&self.w[self.set_c * MAX_INPUTS..][..n], &self.x[..n]);
+        let s = (self.dot_a + self.dot_b + self.dot_c) / 3;
         let pm = squash(s) as u32;
         self.pr_mix = pm;
         let p1 = self.apm1.refine(pm, self.c0 as usize);
         let p2 = self.apm2.refine(pm, self.c0 as usize | c1 << 8);
-        let p = (pm + p1 + 2 * p2 + 2) >> 2;
+        let p = (p1 + 3 * p2 + 2) >> 2;
+        let p = if self.lm {
+            // refined once more in the context of the model's own opinion
+            let cx = (((self.lm_st + 2048) >> 7) as usize) << 8 | self.c0 as usize;
+            (3 * p + self.apm3.refine(pm, cx) + 2) >> 2
+        } else {
+            p
+        };
         self.pr = p.clamp(1, 65535);
     }
 
     /// Learn from `bit` and move to the next bit.
     #[inline(always)]
     pub fn update(&mut self, bit: u32) {
-        let limit = self.preset.limit;
         counter_update(&mut self.t0[self.c0 as usize], bit, 1023);
         let c1 = (self.c8 & 0xFF) as usize;
         counter_update(&mut self.t1[c1 << 8 | self.c0 as usize], bit, 1023);
         for i in 0..self.nh {
-            counter_update(&mut self.ht[self.bucket[i]].0[self.nib as usize], bit, limit);
+            let b = self.bucket[i];
+            let slot = &mut self.ht[b >> 2].0[b & 3][self.nib as usize];
+            counter_update(&mut self.sm[i * 256 + *slot as usize], bit, 1023);
+            *slot = NEXT[*slot as usize][bit as usize];
         }
         if self.mm_cx != usize::MAX {
             counter_update(&mut self.mm_sm[self.mm_cx], bit, 1023);
@@ -499,10 +595,15 @@ impl Predictor {
         let pa = squash(self.dot_a) >> 4;
         let pb = squash(self.dot_b) >> 4;
         let t = (bit << 12) as i32 - bit as i32;
+        let pc = squash(self.dot_c) >> 4;
+        train(&mut self.w[self.set_c * MAX_INPUTS..][..n], &self.x[..n], (t - pc) * MIXER_RATE);
         train(&mut self.w[self.set_a * MAX_INPUTS..][..n], &self.x[..n], (t - pa) * MIXER_RATE);
         train(&mut self.w[self.set_b * MAX_INPUTS..][..n], &self.x[..n], (t - pb) * MIXER_RATE);
-        self.apm1.update(bit, 7);
-        self.apm2.update(bit, 7);
+        self.apm1.update(bit, APM_RATE);
+        self.apm2.update(bit, APM_RATE);
+        if self.lm {
+            self.apm3.update(bit, APM_RATE);
+        }
 
         self.c0 = (self.c0 << 1) | bit;
         self.nib = (self.nib << 1) | bit;
