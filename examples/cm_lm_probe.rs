@@ -9,6 +9,7 @@ fn main() {
     let threads: usize = std::env::var("THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
     let preset = match std::env::var("PRESET").as_deref() {
         Ok("fast") => lza::cm::FAST,
+        Ok("lm") => lza::cm::WITH_LM,
         _ => lza::cm::NORMAL,
     };
     let bytes = match std::env::var("MODEL") {

@@ -408,7 +408,16 @@ const CM_MIN_GAIN: f64 = 0.02;
 /// least two pieces from 64 KiB on, so that two threads share even a single
 /// file (format-spec 8.6). The cut depends only on the segment's length.
 pub fn lm_pieces(len: usize, max_piece: usize) -> usize {
-    let n = len.div_ceil(max_piece).max(if len >= 64 << 10 { 2 } else { 1 });
+    split_len(len, max_piece, 64 << 10)
+}
+
+/// Largest chunk of the fast method (format-spec 8.6).
+const FAST_PIECE: usize = 8 << 20;
+
+/// The piece length that cuts `len` bytes into pieces of at most `max`
+/// bytes, and into at least two from `two_from` bytes on.
+fn split_len(len: usize, max: usize, two_from: usize) -> usize {
+    let n = len.div_ceil(max).max(if len >= two_from { 2 } else { 1 });
     len.div_ceil(n.max(1)).max(1)
 }
 
@@ -513,7 +522,11 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
             let text = c.method != Method::Zstd && codec::looks_like_text(&s.data);
             // Next to the models' cost, zstd's best level is cheap: text is
             // never larger than `zstd -19` would make it.
-            let level = if text { c.zstd_level.max(19) } else { c.zstd_level };
+            let level = if text && c.method != Method::Fast {
+                c.zstd_level.max(19)
+            } else {
+                c.zstd_level
+            };
             let whole = codec::encode_zstd(&s.data, level);
             let bpb = 8.0 * whole.payload.len() as f64 / s.data.len() as f64;
             if c.method == Method::Zstd || bpb >= 8.0 * (1.0 - CM_MIN_GAIN) {
@@ -523,6 +536,20 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
                 let n = lm_pieces(s.data.len(), c.method.lm_piece());
                 let pieces = s.data.chunks(n).map(|p| codec::encode_zstd(p, level)).collect();
                 return Plan::Lm(whole, pieces);
+            }
+            if c.method == Method::Fast {
+                // pieces, so that two threads share even one file
+                let n = split_len(s.data.len(), FAST_PIECE, 1 << 20);
+                let frames = s
+                    .data
+                    .par_chunks(n)
+                    .map(|piece| {
+                        let cm = codec::encode_cm(piece, c.method.preset());
+                        let z = codec::encode_zstd(piece, level);
+                        if cm.payload.len() < z.payload.len() { cm } else { z }
+                    })
+                    .collect();
+                return Plan::Done(frames);
             }
             let cm = codec::encode_cm(&s.data, c.method.preset());
             Plan::Done(vec![if cm.payload.len() < whole.payload.len() {
@@ -542,7 +569,7 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
         }
     }
     let mut coded = match lm {
-        Some(lm) if !pieces.is_empty() => lm.encode_cm_chunks(&pieces, c.method.preset()).into_iter(),
+        Some(lm) if !pieces.is_empty() => lm.encode_cm_chunks(&pieces, crate::cm::WITH_LM).into_iter(),
         _ => Vec::new().into_iter(),
     };
     segments

@@ -41,6 +41,9 @@ pub struct Preset {
     pub columns: bool,
     /// log2 of the largest hashed table in bytes.
     pub max_table_log: u32,
+    /// One weight set (by partial byte) and one APM stage instead of three
+    /// weight sets and two or three stages.
+    pub single_mixer: bool,
 }
 
 /// Fast: orders 1-4 and 6, the match model.
@@ -50,6 +53,7 @@ pub const FAST: Preset = Preset {
     words: false,
     columns: false,
     max_table_log: 24,
+    single_mixer: true,
 };
 
 /// Default: orders 1-6, word contexts, the match model.
@@ -59,6 +63,17 @@ pub const NORMAL: Preset = Preset {
     words: true,
     columns: true,
     max_table_log: 26,
+    single_mixer: false,
+};
+
+/// Lighter contexts next to the language model.
+pub const WITH_LM: Preset = Preset {
+    id: 2,
+    orders: &[2, 3, 4, 6],
+    words: true,
+    columns: true,
+    max_table_log: 26,
+    single_mixer: false,
 };
 
 impl Preset {
@@ -67,6 +82,7 @@ impl Preset {
         match id {
             0 => Some(FAST),
             1 => Some(NORMAL),
+            2 => Some(WITH_LM),
             _ => None,
         }
     }
@@ -310,6 +326,19 @@ impl Predictor {
         p
     }
 
+    /// Bytes of memory a predictor for a chunk of `raw_len` bytes takes
+    /// (tables and history), for scheduling.
+    pub fn memory(preset: Preset, raw_len: usize, lm: bool) -> usize {
+        let table_log = (ceil_log2(raw_len.max(1)) + 4).clamp(16, preset.max_table_log);
+        let mm_log = ceil_log2(raw_len.max(1)).saturating_sub(1).clamp(10, 22);
+        (1 << table_log)
+            + (4 << mm_log)
+            + raw_len
+            + 2 * 33 * ((1 << 16) + 256 + if lm { 1 << 13 } else { 0 })
+            + 4 * (256 + 65536)
+            + 4 * MAX_INPUTS * (256 + 64 + 256 * 8)
+    }
+
     /// The bytes coded so far.
     pub fn history(&self) -> &[u8] {
         &self.hist
@@ -551,8 +580,15 @@ impl Predictor {
         debug_assert_eq!(n, self.nin);
         // two weight sets: by partial byte, by match state and model confidence
         self.set_a = self.c0 as usize;
-        self.set_b = 256 + mstate * 8 + lmq;
         self.dot_a = dot(&self.w[self.set_a * MAX_INPUTS..][..n], &self.x[..n]);
+        if self.preset.single_mixer {
+            let pm = squash(self.dot_a) as u32;
+            self.pr_mix = pm;
+            let p2 = self.apm2.refine(pm, self.c0 as usize | c1 << 8);
+            self.pr = ((pm + 3 * p2 + 2) >> 2).clamp(1, 65535);
+            return;
+        }
+        self.set_b = 256 + mstate * 8 + lmq;
         self.dot_b = dot(&self.w[self.set_b * MAX_INPUTS..][..n], &self.x[..n]);
         self.set_c = 320 + (c1 << 3 | self.bitpos as usize);
         self.dot_c = dot(&self.w[self.set_c * MAX_INPUTS..][..n], &self.x[..n]);
@@ -592,16 +628,18 @@ impl Predictor {
         }
         // mixers: error in 12 bits
         let n = self.nin;
-        let pa = squash(self.dot_a) >> 4;
-        let pb = squash(self.dot_b) >> 4;
         let t = (bit << 12) as i32 - bit as i32;
-        let pc = squash(self.dot_c) >> 4;
-        train(&mut self.w[self.set_c * MAX_INPUTS..][..n], &self.x[..n], (t - pc) * MIXER_RATE);
+        let pa = squash(self.dot_a) >> 4;
         train(&mut self.w[self.set_a * MAX_INPUTS..][..n], &self.x[..n], (t - pa) * MIXER_RATE);
-        train(&mut self.w[self.set_b * MAX_INPUTS..][..n], &self.x[..n], (t - pb) * MIXER_RATE);
-        self.apm1.update(bit, APM_RATE);
+        if !self.preset.single_mixer {
+            let pb = squash(self.dot_b) >> 4;
+            let pc = squash(self.dot_c) >> 4;
+            train(&mut self.w[self.set_b * MAX_INPUTS..][..n], &self.x[..n], (t - pb) * MIXER_RATE);
+            train(&mut self.w[self.set_c * MAX_INPUTS..][..n], &self.x[..n], (t - pc) * MIXER_RATE);
+            self.apm1.update(bit, APM_RATE);
+        }
         self.apm2.update(bit, APM_RATE);
-        if self.lm {
+        if self.lm && !self.preset.single_mixer {
             self.apm3.update(bit, APM_RATE);
         }
 

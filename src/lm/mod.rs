@@ -102,9 +102,20 @@ pub enum LmError {
     Cm(#[from] crate::cm::CmError),
 }
 
-/// Most context-mixing chunks coded side by side (each holds its own
-/// tables, several MiB; format-spec 8.1 bounds them by the chunk length).
-pub const CM_SLOTS: usize = 16;
+/// Memory the context-mixing chunks of one call may hold at a time: as
+/// many chunks are coded side by side as their predictors fit in this
+/// (at least one). 1 MiB chunks take about 24 MiB each.
+pub const CM_MEMORY: usize = 200 << 20;
+
+/// Chunks of at most this length are what a group of context-mixing
+/// chunks is sized for (the encoder's default piece).
+pub const CM_SLOTS: usize = 8;
+
+/// Slots for context-mixing chunks of at most `max_len` bytes.
+fn cm_slots(batch: usize, preset: crate::cm::Preset, max_len: usize) -> usize {
+    let per = crate::cm::Predictor::memory(preset, max_len, true);
+    batch.min(CM_MEMORY / per).max(1)
+}
 
 /// Encoder and decoder of language-model chunks for one model.
 pub struct LmCodec {
@@ -369,7 +380,8 @@ impl LmCodec {
                 head: preset.id | crate::cm::FLAG_LM,
             }
         });
-        self.run(jobs, chunks.len(), self.batch.min(CM_SLOTS))
+        let max_len = chunks.iter().map(|c| c.len()).max().unwrap_or(0);
+        self.run_split(jobs, chunks.len(), cm_slots(self.batch, preset, max_len))
             .into_iter()
             .map(|d| match d {
                 Done::Encoded(v) => v,
@@ -401,7 +413,10 @@ impl LmCodec {
                 raw_len,
             }
         });
-        let mut results = self.run(jobs, live.len(), self.batch.min(CM_SLOTS)).into_iter();
+        let max_len = live.iter().map(|&i| chunks[i].1).max().unwrap_or(0);
+        let mut results = self
+            .run_split(jobs, live.len(), cm_slots(self.batch, crate::cm::NORMAL, max_len))
+            .into_iter();
         early
             .into_iter()
             .map(|e| match e {
@@ -487,40 +502,89 @@ impl LmCodec {
         n: usize,
         batch: usize,
     ) -> Vec<Done> {
+        let mut results: Vec<Option<Done>> = (0..n).map(|_| None).collect();
+        let mut jobs = jobs.enumerate();
+        let cap = batch.min(n.max(1));
         match &self.pool {
             // the scheduler itself runs on a pool thread, so that each step
             // hands work to the other threads without a round trip through
             // the calling thread
-            Some(pool) => pool.install(|| self.run_inner(jobs, n, batch)),
-            None => self.run_inner(jobs, n, batch),
+            Some(pool) => pool.install(|| {
+                self.run_inner(&mut || jobs.next(), &mut |i, d| results[i] = Some(d), cap, false)
+            }),
+            None => self.run_inner(&mut || jobs.next(), &mut |i, d| results[i] = Some(d), cap, false),
         }
+        results
+            .into_iter()
+            .map(|r| r.expect("every job finishes"))
+            .collect()
     }
 
-    fn run_inner<'a>(
+    /// Like [`LmCodec::run`], but each thread runs its own scheduler over
+    /// its share of the slots, taking jobs from a common queue: no
+    /// synchronisation per step. For context-mixing jobs, whose coding step
+    /// is as costly as the model step and whose slots are few.
+    fn run_split<'a>(
         &self,
-        jobs: impl Iterator<Item = Job<'a>>,
+        jobs: impl Iterator<Item = Job<'a>> + Send,
         n: usize,
         batch: usize,
     ) -> Vec<Done> {
+        let cap = batch.min(n.max(1));
+        let pool = match &self.pool {
+            Some(pool) if cap > 1 => pool,
+            _ => return self.run(jobs, n, batch),
+        };
+        let workers = self.threads.min(cap);
+        let per = cap.div_ceil(workers);
+        let queue = std::sync::Mutex::new(jobs.enumerate());
+        let results: std::sync::Mutex<Vec<Option<Done>>> =
+            std::sync::Mutex::new((0..n).map(|_| None).collect());
+        pool.scope(|sc| {
+            for _ in 0..workers {
+                sc.spawn(|_| {
+                    self.run_inner(
+                        &mut || queue.lock().expect("job queue").next(),
+                        &mut |i, d| results.lock().expect("results")[i] = Some(d),
+                        per,
+                        true,
+                    )
+                });
+            }
+        });
+        results
+            .into_inner()
+            .expect("results")
+            .into_iter()
+            .map(|r| r.expect("every job finishes"))
+            .collect()
+    }
+
+    /// Runs jobs from `next` with up to `cap` slots, handing each result to
+    /// `put`; `local` keeps every step on the calling thread.
+    fn run_inner<'a>(
+        &self,
+        next: &mut dyn FnMut() -> Option<(usize, Job<'a>)>,
+        put: &mut dyn FnMut(usize, Done),
+        cap: usize,
+        local: bool,
+    ) {
         let model = &*self.model;
         let ld = model.layers() * model.dim();
-        let cap = batch.min(n.max(1));
-        let mut results: Vec<Option<Done>> = (0..n).map(|_| None).collect();
-        let mut jobs = jobs.enumerate();
         let mut slots: Vec<Slot<'a>> = Vec::with_capacity(cap);
         let mut h = vec![0.0f32; cap * ld];
         let mut q = vec![0i8; cap * ld];
-        let nthreads = self.threads.min(cap);
+        let nthreads = if local { 1 } else { self.threads.min(cap) };
         let per = cap.div_ceil(nthreads).min(SUB_BATCH);
         let mut scratch: Vec<engine::Scratch> = (0..nthreads)
             .map(|_| engine::Scratch::new(model, per))
             .collect();
 
         // next job that has at least one symbol; empty ones finish here
-        let mut next_job = |results: &mut Vec<Option<Done>>| -> Option<(usize, Job<'a>)> {
-            for (i, job) in jobs.by_ref() {
+        let mut next_job = |put: &mut dyn FnMut(usize, Done)| -> Option<(usize, Job<'a>)> {
+            while let Some((i, job)) = next() {
                 match job.finished_empty() {
-                    Ok(done) => results[i] = Some(done),
+                    Ok(done) => put(i, done),
                     Err(job) => return Some((i, job)),
                 }
             }
@@ -528,7 +592,7 @@ impl LmCodec {
         };
 
         while slots.len() < cap {
-            let Some((index, job)) = next_job(&mut results) else {
+            let Some((index, job)) = next_job(put) else {
                 break;
             };
             slots.push(Slot {
@@ -551,10 +615,10 @@ impl LmCodec {
             let mut i = 0;
             while i < slots.len() {
                 if let Some(done) = slots[i].done.take() {
-                    results[slots[i].index] = Some(done);
+                    put(slots[i].index, done);
                     h[i * ld..(i + 1) * ld].fill(0.0);
                     q[i * ld..(i + 1) * ld].fill(0);
-                    if let Some((index, job)) = next_job(&mut results) {
+                    if let Some((index, job)) = next_job(put) {
                         slots[i] = Slot {
                             index,
                             input: 256,
@@ -583,10 +647,6 @@ impl LmCodec {
                 }
             }
         }
-        results
-            .into_iter()
-            .map(|r| r.expect("every job finishes"))
-            .collect()
     }
 
     /// One model step for every live slot, split over the threads in fixed
@@ -627,7 +687,7 @@ impl LmCodec {
                 }
             };
         match &self.pool {
-            Some(pool) if live > 1 => {
+            Some(pool) if live > 1 && scratch.len() > 1 => {
                 let parts = scratch.len().min(live);
                 pool.scope(|sc| {
                     let (mut slots, mut h, mut q) = (slots, h, q);
