@@ -1,5 +1,5 @@
 //! Checking that an archive's symbolic links stay inside the destination
-//! (format-spec section 8), in time linear in the links' bytes.
+//! (format-spec section 9), in time linear in the links' bytes.
 //!
 //! A link's target is resolved lexically, component by component, from the
 //! link's directory: `..` goes up one level (above the destination is an

@@ -21,7 +21,7 @@ use lza::format::{Entry, EntryKind};
 use lza::reader::Limits;
 
 /// Limits the byte-oriented targets read with: tighter than the defaults so
-/// that the work per input stays small (format-spec section 9 lets a caller
+/// that the work per input stays small (format-spec section 10 lets a caller
 /// set both). The largest single allocation stays one chunk payload
 /// (`stored_len` <= 72 MiB + 1 KiB) and `max_size` caps the raw bytes of
 /// all chunks at 64 MiB.
