@@ -403,12 +403,17 @@ const LM_WORTH_TRYING_BPB: f64 = 0.9;
 /// context mixing (compressed or random data): zstd's frame is kept.
 const CM_MIN_GAIN: f64 = 0.02;
 
-/// How a segment's text is cut into context-mixing chunks that use the
-/// language model: into pieces of at most `max_piece` bytes, and into at
-/// least two pieces from 64 KiB on, so that two threads share even a single
-/// file (format-spec 8.6). The cut depends only on the segment's length.
-pub fn lm_pieces(len: usize, max_piece: usize) -> usize {
-    split_len(len, max_piece, 64 << 10)
+/// The piece length that cuts a segment's text into context-mixing chunks
+/// that use the language model: pieces of at most `method.lm_piece()`
+/// bytes; with the default method, at least two from 64 KiB on, so that two
+/// threads share even a single file (format-spec 8.6). The cut depends only
+/// on the segment's length.
+pub fn lm_pieces(len: usize, method: Method) -> usize {
+    match method {
+        // ratio first: one chunk up to 4 MiB
+        Method::Max => split_len(len, method.lm_piece(), usize::MAX),
+        _ => split_len(len, method.lm_piece(), 64 << 10),
+    }
 }
 
 /// Largest chunk of the fast method (format-spec 8.6).
@@ -533,7 +538,7 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
                 return Plan::Done(vec![whole]);
             }
             if lm.is_some() && text && bpb >= LM_WORTH_TRYING_BPB {
-                let n = lm_pieces(s.data.len(), c.method.lm_piece());
+                let n = lm_pieces(s.data.len(), c.method);
                 let pieces = s.data.chunks(n).map(|p| codec::encode_zstd(p, level)).collect();
                 return Plan::Lm(whole, pieces);
             }
@@ -561,11 +566,10 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
         .collect();
     // Every language-model piece of the group goes to the model in one
     // call, so that the pieces share batched model steps.
-    let max_piece = c.method.lm_piece();
     let mut pieces: Vec<&[u8]> = Vec::new();
     for (s, plan) in segments.iter().zip(&plans) {
         if let Plan::Lm(..) = plan {
-            pieces.extend(s.data.chunks(lm_pieces(s.data.len(), max_piece)));
+            pieces.extend(s.data.chunks(lm_pieces(s.data.len(), c.method)));
         }
     }
     let mut coded = match lm {
@@ -580,7 +584,7 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
                 Plan::Done(frames) => frames,
                 Plan::Lm(whole, zstd_pieces) => {
                     let mut frames = Vec::new();
-                    let n = lm_pieces(s.data.len(), max_piece);
+                    let n = lm_pieces(s.data.len(), c.method);
                     for (piece, zstd_piece) in s.data.chunks(n).zip(zstd_pieces) {
                         let payload = coded.next().expect("one result per piece");
                         frames.push(if payload.len() < zstd_piece.payload.len() {
