@@ -572,14 +572,31 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
             pieces.extend(s.data.chunks(lm_pieces(s.data.len(), c.method)));
         }
     }
-    let mut coded = match lm {
-        Some(lm) if !pieces.is_empty() => lm.encode_cm_chunks(&pieces, crate::cm::WITH_LM).into_iter(),
-        _ => Vec::new().into_iter(),
-    };
+    // Side by side with the model: each such segment as one chunk without
+    // it, which wins where the segment's own repetitions matter more than
+    // language (tables, lists of URLs, reference works).
+    let (coded, trials) = rayon::join(
+        || match lm {
+            Some(lm) if !pieces.is_empty() => lm.encode_cm_chunks(&pieces, crate::cm::WITH_LM),
+            _ => Vec::new(),
+        },
+        || {
+            segments
+                .par_iter()
+                .zip(&plans)
+                .map(|(s, plan)| match plan {
+                    Plan::Lm(..) => Some(codec::encode_cm(&s.data, crate::cm::NORMAL)),
+                    Plan::Done(_) => None,
+                })
+                .collect::<Vec<_>>()
+        },
+    );
+    let mut coded = coded.into_iter();
     segments
         .iter()
         .zip(plans)
-        .map(|(s, plan)| {
+        .zip(trials)
+        .map(|((s, plan), trial)| {
             let frames = match plan {
                 Plan::Done(frames) => frames,
                 Plan::Lm(whole, zstd_pieces) => {
@@ -594,7 +611,11 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
                         });
                     }
                     let total: usize = frames.iter().map(Frame::encoded_len).sum();
-                    if total < whole.encoded_len() { frames } else { vec![whole] }
+                    let single = match trial {
+                        Some(cm) if cm.payload.len() < whole.payload.len() => cm,
+                        _ => whole,
+                    };
+                    if total < single.encoded_len() { frames } else { vec![single] }
                 }
             };
             let mut bytes = Vec::with_capacity(frames.iter().map(Frame::encoded_len).sum());

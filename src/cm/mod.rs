@@ -17,7 +17,7 @@ pub mod coder;
 pub mod model;
 mod tables;
 
-pub use model::{FAST, NORMAL, Preset, Predictor, WITH_LM};
+pub use model::{FAST, NORMAL, Preset, Predictor, WITH_LM, lm_byte_bits};
 
 /// Payload header flag: the language model takes part.
 pub const FLAG_LM: u8 = 0x80;

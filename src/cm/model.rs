@@ -241,6 +241,7 @@ pub struct Predictor {
     lm: bool,
     cum: [u32; 257],
     lm_st: i32,
+    lm_bits: Option<[u16; 8]>,
     // mixer
     x: [i32; MAX_INPUTS],
     nin: usize,
@@ -306,6 +307,7 @@ impl Predictor {
             lm,
             cum: [0; 257],
             lm_st: 0,
+            lm_bits: None,
             x: [0; MAX_INPUTS],
             nin,
             w,
@@ -359,12 +361,16 @@ impl Predictor {
     /// with `lm`.
     pub fn set_lm(&mut self, f: &[u32; 256]) {
         debug_assert!(self.lm && self.bitpos == 0);
-        let mut s = 0u32;
-        self.cum[0] = 0;
-        for (i, &v) in f.iter().enumerate() {
-            s += v;
-            self.cum[i + 1] = s;
-        }
+        cumulate(f, &mut self.cum);
+        self.lm_bits = None;
+        self.predict();
+    }
+
+    /// As [`Predictor::set_lm`] for an encoder that already knows the byte:
+    /// the model's probabilities for its 8 bits, from [`lm_byte_bits`].
+    pub fn set_lm_bits(&mut self, bits: &[u16; 8]) {
+        debug_assert!(self.lm && self.bitpos == 0);
+        self.lm_bits = Some(*bits);
         self.predict();
     }
 
@@ -559,16 +565,9 @@ impl Predictor {
         n += 2;
         let mut lmq = self.bitpos as usize;
         if self.lm {
-            let k = self.bitpos;
-            let lo = ((self.c0 - (1 << k)) << (8 - k)) as usize;
-            let hi = lo + (1 << (8 - k));
-            let mid = lo + (1 << (7 - k));
-            let all = (self.cum[hi] - self.cum[lo]) as u64;
-            let ones = (self.cum[hi] - self.cum[mid]) as u64;
-            let p = if all == 0 {
-                32768
-            } else {
-                ((ones << 16) / all).clamp(1, 65535) as u32
+            let p = match &self.lm_bits {
+                Some(b) => b[self.bitpos as usize] as u32,
+                None => lm_bit_p(&self.cum, self.c0, self.bitpos),
             };
             let st = stretch16(p);
             self.lm_st = st;
@@ -656,6 +655,47 @@ impl Predictor {
             self.predict();
         }
     }
+}
+
+/// Cumulative frequencies: `cum[v] = f[0] + ... + f[v-1]`.
+#[inline(always)]
+fn cumulate(f: &[u32; 256], cum: &mut [u32; 257]) {
+    let mut s = 0u32;
+    cum[0] = 0;
+    for (i, &v) in f.iter().enumerate() {
+        s += v;
+        cum[i + 1] = s;
+    }
+}
+
+/// The model's probability (16 bits) that bit `k` of the byte is 1 given
+/// the bits `c0` before it (format-spec 8.4, "The model's bits").
+#[inline(always)]
+fn lm_bit_p(cum: &[u32; 257], c0: u32, k: u32) -> u32 {
+    let lo = ((c0 - (1 << k)) << (8 - k)) as usize;
+    let hi = lo + (1 << (8 - k));
+    let mid = lo + (1 << (7 - k));
+    let all = (cum[hi] - cum[lo]) as u64;
+    let ones = (cum[hi] - cum[mid]) as u64;
+    if all == 0 {
+        32768
+    } else {
+        ((ones << 16) / all).clamp(1, 65535) as u32
+    }
+}
+
+/// The model's probabilities for the 8 bits of `byte` given its
+/// frequencies `f`: what [`Predictor::set_lm`] would compute bit by bit.
+pub fn lm_byte_bits(f: &[u32; 256], byte: u8) -> [u16; 8] {
+    let mut cum = [0u32; 257];
+    cumulate(f, &mut cum);
+    let mut out = [0u16; 8];
+    let mut c0 = 1u32;
+    for k in 0..8 {
+        out[k as usize] = lm_bit_p(&cum, c0, k) as u16;
+        c0 = (c0 << 1) | ((byte as u32 >> (7 - k)) & 1);
+    }
+    out
 }
 
 #[inline(always)]

@@ -166,9 +166,16 @@ enum Job<'a> {
         pred: Box<crate::cm::Predictor>,
         raw_len: usize,
     },
+    /// The model's bit probabilities of each byte (for the encoder).
+    Probs {
+        data: &'a [u8],
+        pos: usize,
+        out: Vec<[u16; 8]>,
+    },
 }
 
 enum Done {
+    Probs(Vec<[u16; 8]>),
     Encoded(Vec<u8>),
     Decoded(Result<Vec<u8>, LmError>),
     Bits(f64),
@@ -195,6 +202,7 @@ impl<'a> Job<'a> {
                 raw_len: 0,
             } => Ok(Done::Decoded(dec.finish().map(|_| out))),
             Job::Bits { data: [], .. } => Ok(Done::Bits(0.0)),
+            Job::Probs { data: [], out, .. } => Ok(Done::Probs(out)),
             Job::CmEncode {
                 data: [], enc, head, ..
             } => {
@@ -267,6 +275,15 @@ impl Slot<'_> {
                     self.done = Some(Done::Encoded(out));
                 } else if *pos % crate::cm::LM_RESET == 0 {
                     self.reset = true;
+                }
+            }
+            Job::Probs { data, pos, out } => {
+                let x = data[*pos];
+                out.push(crate::cm::lm_byte_bits(f, x));
+                *pos += 1;
+                self.input = x as u16;
+                if *pos == data.len() {
+                    self.done = Some(Done::Probs(std::mem::take(out)));
                 }
             }
             Job::CmDecode { dec, pred, raw_len } => {
@@ -369,16 +386,64 @@ impl LmCodec {
     /// Codes each chunk with the context-mixing `preset` mixed with this
     /// model (format-spec 8), in input order. Chunks are at most
     /// [`crate::cm::MAX_CM_LM_CHUNK`] bytes.
+    ///
+    /// The encoder knows every byte, so the model runs first, batched over
+    /// the chunks' 16 KiB stretches (its state is reset at each, so they are
+    /// independent), and leaves 8 bit probabilities per byte; the chunks are
+    /// then coded side by side on the threads. The payloads are those a
+    /// byte-by-byte run would give (`decode_cm_chunks` is that run).
     pub fn encode_cm_chunks(&self, chunks: &[&[u8]], preset: crate::cm::Preset) -> Vec<Vec<u8>> {
-        let jobs = chunks.iter().map(|&data| {
+        use rayon::prelude::*;
+        let stretches: Vec<&[u8]> = chunks
+            .iter()
+            .flat_map(|c| c.chunks(crate::cm::LM_RESET))
+            .collect();
+        let jobs = stretches.iter().map(|&data| Job::Probs {
+            data,
+            pos: 0,
+            out: Vec::with_capacity(data.len()),
+        });
+        let mut probs = self.run(jobs, stretches.len(), self.batch).into_iter().map(|d| match d {
+            Done::Probs(p) => p,
+            _ => unreachable!(),
+        });
+        let per_chunk: Vec<Vec<Vec<[u16; 8]>>> = chunks
+            .iter()
+            .map(|c| probs.by_ref().take(c.len().div_ceil(crate::cm::LM_RESET)).collect())
+            .collect();
+        let code = |(data, probs): (&&[u8], &Vec<Vec<[u16; 8]>>)| -> Vec<u8> {
             assert!(data.len() <= crate::cm::MAX_CM_LM_CHUNK);
-            Job::CmEncode {
-                data,
-                pos: 0,
-                pred: Box::new(crate::cm::Predictor::new(preset, data.len(), true)),
-                enc: crate::cm::coder::Encoder::with_capacity(data.len() / 3 + 16),
-                head: preset.id | crate::cm::FLAG_LM,
+            let mut pred = crate::cm::Predictor::new(preset, data.len(), true);
+            let mut enc = crate::cm::coder::Encoder::with_capacity(data.len() / 3 + 16);
+            for (&x, bits) in data.iter().zip(probs.iter().flatten()) {
+                pred.set_lm_bits(bits);
+                pred.encode_byte(&mut enc, x);
             }
+            let mut out = vec![preset.id | crate::cm::FLAG_LM];
+            out.extend_from_slice(&enc.finish());
+            out
+        };
+        match &self.pool {
+            Some(pool) => pool.install(|| chunks.par_iter().zip(&per_chunk).map(code).collect()),
+            None => chunks.iter().zip(&per_chunk).map(code).collect(),
+        }
+    }
+
+    /// [`LmCodec::encode_cm_chunks`] done byte by byte, the model and the
+    /// coder in step as the decoder runs them: the same payloads, more
+    /// slowly. For tests.
+    #[doc(hidden)]
+    pub fn encode_cm_chunks_stepwise(
+        &self,
+        chunks: &[&[u8]],
+        preset: crate::cm::Preset,
+    ) -> Vec<Vec<u8>> {
+        let jobs = chunks.iter().map(|&data| Job::CmEncode {
+            data,
+            pos: 0,
+            pred: Box::new(crate::cm::Predictor::new(preset, data.len(), true)),
+            enc: crate::cm::coder::Encoder::with_capacity(data.len() / 3 + 16),
+            head: preset.id | crate::cm::FLAG_LM,
         });
         let max_len = chunks.iter().map(|c| c.len()).max().unwrap_or(0);
         self.run_split(jobs, chunks.len(), cm_slots(self.batch, preset, max_len))

@@ -326,3 +326,45 @@ fn engine_matches_naive_reference() {
         );
     }
 }
+
+/// Context-mixing chunks that use the model: the batched encoder (model
+/// first, coder after) gives the payloads of the byte-by-byte run, for any
+/// threads and batch, across a model reset at 16 KiB; every payload decodes.
+#[test]
+fn cm_chunks_batched_equal_stepwise_and_round_trip() {
+    let text = b"It was the best of times, it was the worst of times; <td class=\"x\">42</td>\n"
+        .repeat(300);
+    let mut chunks = sample_chunks();
+    chunks.push(text[..crate::cm::LM_RESET + 777].to_vec()); // crosses a reset
+    chunks.push(text[..crate::cm::LM_RESET].to_vec()); // ends at one
+    let refs: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
+    let mut reference: Option<Vec<Vec<u8>>> = None;
+    for (threads, batch) in [(1, 1), (1, 5), (2, 3), (3, 256)] {
+        let codec = LmCodec::new(test_model(), KernelPath::detect().unwrap(), threads, batch).unwrap();
+        for preset in [crate::cm::WITH_LM, crate::cm::FAST] {
+            let batched = codec.encode_cm_chunks(&refs, preset);
+            let stepwise = codec.encode_cm_chunks_stepwise(&refs, preset);
+            assert!(batched == stepwise, "threads {threads} batch {batch} preset {}", preset.id);
+            let inputs: Vec<(&[u8], usize)> =
+                batched.iter().zip(&refs).map(|(p, c)| (p.as_slice(), c.len())).collect();
+            for (r, c) in codec.decode_cm_chunks(&inputs).into_iter().zip(&refs) {
+                assert_eq!(r.unwrap().as_slice(), *c);
+            }
+            if preset == crate::cm::WITH_LM {
+                match &reference {
+                    None => reference = Some(batched),
+                    Some(r) => assert!(*r == batched, "threads {threads} batch {batch}"),
+                }
+            }
+        }
+    }
+    // a payload without the flag, or corrupt, fails only its own chunk
+    let codec = LmCodec::new(test_model(), KernelPath::detect().unwrap(), 2, 4).unwrap();
+    let good = codec.encode_cm_chunks(&[&text[..2000]], crate::cm::WITH_LM).remove(0);
+    let plain = crate::cm::encode(&text[..2000], crate::cm::WITH_LM);
+    let mut cut = good.clone();
+    cut.truncate(good.len() - 2);
+    let out = codec.decode_cm_chunks(&[(&plain, 2000), (&cut, 2000), (&good, 2000), (&[0x85], 5)]);
+    assert!(out[0].is_err() && out[1].is_err() && out[3].is_err());
+    assert_eq!(out[2].as_ref().unwrap().as_slice(), &text[..2000]);
+}
