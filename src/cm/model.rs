@@ -302,7 +302,7 @@ impl Predictor {
             mm_len: 0,
             mm_byte: 0,
             mm_miss: false,
-            mm_sm: vec![COUNTER_INIT; 64 * 2],
+            mm_sm: vec![COUNTER_INIT; 64],
             mm_cx: usize::MAX,
             lm,
             cum: [0; 257],
@@ -400,9 +400,10 @@ impl Predictor {
 
     /// Bucket of a context for the current nibble: one of the four in a
     /// line with the check byte; a miss takes the least used of the four
-    /// (fewest bits seen at the nibble's first node), emptied.
+    /// (fewest bits seen at the nibble's first node) that no earlier context
+    /// took in this lookup (`taken`), emptied.
     #[inline(always)]
-    fn find_bucket(&mut self, h: u64) -> usize {
+    fn find_bucket(&mut self, h: u64, taken: &[usize]) -> usize {
         let line = (h >> 20) as usize & self.hmask;
         let chk = (h & 0xFF) as u8;
         let l = &mut self.ht[line].0;
@@ -414,7 +415,7 @@ impl Predictor {
             }
             let s = b[1] as u32;
             let n = (s >> 4) + (s & 15);
-            if n < best_n {
+            if n < best_n && !taken.contains(&(line * 4 + k)) {
                 best_n = n;
                 best = k;
             }
@@ -436,7 +437,8 @@ impl Predictor {
             crate::lm::kernels::prefetch(&self.ht[(hs[i] >> 20) as usize & self.hmask]);
         }
         for i in 0..self.nh {
-            self.bucket[i] = self.find_bucket(hs[i]);
+            let taken = self.bucket;
+            self.bucket[i] = self.find_bucket(hs[i], &taken[..i]);
         }
     }
 
