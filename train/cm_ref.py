@@ -313,9 +313,14 @@ class Predictor:
                     found = base + 16 * b
                     break
             if found < 0:
-                best = -1
+                # buckets earlier contexts took in this lookup are not
+                # replaced; the line's first if all four were taken
+                taken = self.bucket[:i]
+                best = base
                 bestn = None
                 for b in range(4):
+                    if base + 16 * b in taken:
+                        continue
                     s = T[base + 16 * b + 1]
                     n = (s >> 4) + (s & 15)
                     if bestn is None or n < bestn:
