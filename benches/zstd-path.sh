@@ -33,9 +33,9 @@ echo "Input: $dir ($raw bytes), $threads threads, $(grep -m1 'model name' /proc/
 echo
 echo "| tool | bytes | ratio | bits/byte | create MB/s | extract MB/s | create peak MiB | extract peak MiB |"
 echo "|---|---|---|---|---|---|---|---|"
-measure "lza c --no-model -l 9 (zstd 19)" "'$lza' c --no-model -l 9 -T $threads -f '$work/a.lza' -C '$parent' '$base'" \
+measure "lza c -m zstd -l 9 (zstd 19)" "'$lza' c -m zstd -l 9 -T $threads -f '$work/a.lza' -C '$parent' '$base'" \
   "'$lza' x -T $threads -f '$work/a.lza' -C '$work/out'" "$work/a.lza"
-measure "lza c --no-model -l 6 (zstd 12)" "'$lza' c --no-model -l 6 -T $threads -f '$work/a.lza' -C '$parent' '$base'" \
+measure "lza c -m zstd -l 6 (zstd 12)" "'$lza' c -m zstd -l 6 -T $threads -f '$work/a.lza' -C '$parent' '$base'" \
   "'$lza' x -T $threads -f '$work/a.lza' -C '$work/out'" "$work/a.lza"
 measure "tar \| zstd -19 -T$threads" "tar -C '$parent' -cf - '$base' | zstd -q -19 -T$threads -o '$work/a.tar.zst'" \
   "zstd -q -dc '$work/a.tar.zst' | tar -C '$work/out' -xf -" "$work/a.tar.zst"
