@@ -14,6 +14,7 @@ pub const KIND_HARDLINK: u8 = 3;
 pub const CODEC_STORED: u8 = 0;
 pub const CODEC_ZSTD: u8 = 1;
 pub const CODEC_LM: u8 = 2;
+pub const CODEC_CM: u8 = 3;
 
 /// Header fields, all settable.
 #[derive(Clone, Copy)]

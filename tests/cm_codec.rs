@@ -1,0 +1,993 @@
+//! The context-mixing codec (codec 3, format-spec section 8) through whole
+//! archives: round trips for every method that uses it, the payload's preset
+//! byte, determinism across threads, batch sizes and kernel paths, golden
+//! archives pinning sections 8.2-8.5, and hostile or corrupt payloads.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use common::spec::*;
+use lza::codec::TextCoder;
+use lza::extract::{DestWriter, ReadOptions, read_archive};
+use lza::format::{CodecId, ModelHash};
+use lza::reader::{ArchiveReader, Event, Limits};
+use lza::{CorruptKind, Error};
+
+const LZA: &str = env!("CARGO_BIN_EXE_lza");
+
+fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+fn lza(args: &[&str], envs: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(LZA);
+    c.args(args)
+        .env_remove("LZA_KERNEL")
+        .env("LZA_MODEL_PATH", "")
+        .env("HOME", "/nonexistent");
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn ok(out: Output) -> Output {
+    assert!(
+        out.status.success(),
+        "lza failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+// ---- test data -----------------------------------------------------------
+
+/// splitmix64: the generators below must never change, or the golden
+/// archives built from their output must be regenerated.
+struct Sm(u64);
+
+impl Sm {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+const VOCABULARY: &str = "the of and to a in is it that was he for on are as with his they at be \
+    this from have or by one had not but what all were when we there can an your which their said \
+    if do will each about how up out them then she many some so these would other into has more \
+    her two like him see time could no make than first been its who now people my made over did \
+    down only way find use may water long little very after words called just where most know get \
+    through back much before go good new write our used me man too any day same right look think \
+    also around another came come work three word must because does part even place well such here \
+    take why things help put years different away again off went old number great tell men say \
+    small every found still between name should home big give air line set own under read last \
+    never us left end along while might next sound below saw something thought both few those \
+    always looked show large often together asked house don't world going want school important \
+    until form food keep children feet land side without boy once animals life enough took \
+    sometimes four head above kind began almost live page got earth need far hand high year mother \
+    light parts country father let night following picture being study second eyes soon times \
+    story boys since white days ever paper hard near sentence better best across during today \
+    others however sure means knew it's try told young miles sun ways thing whole hear example \
+    heard several change answer room sea against top turned learn point city play toward five \
+    using himself usually harbour lighthouse ferry café naïve façade Mira Oslo Tuesday";
+
+/// Deterministic pseudo-English prose of about `n` bytes: sentences of
+/// common words (more often the earlier ones), capitals, commas, numbers,
+/// lines wrapped at 72 columns and blank lines between paragraphs. zstd -19
+/// codes it well above 0.9 bits per byte, so the default method gives it to
+/// the language model.
+fn prose(n: usize, seed: u64) -> Vec<u8> {
+    let words: Vec<&str> = VOCABULARY.split_whitespace().collect();
+    let mut r = Sm(seed);
+    let mut out = String::with_capacity(n + 200);
+    let mut col = 0;
+    let mut sentences = 0;
+    while out.len() < n {
+        let len = 4 + r.below(15);
+        for i in 0..len {
+            // skewed toward the front of the list
+            let a = r.below(words.len());
+            let b = r.below(words.len());
+            let mut w = words[a.min(b)].to_string();
+            if r.below(40) == 0 {
+                w = format!("{}", r.below(2000));
+            }
+            if i == 0 {
+                let mut c = w.chars();
+                let first = c.next().unwrap();
+                w = first.to_uppercase().chain(c).collect();
+            }
+            if i + 1 == len {
+                w.push(match r.below(20) {
+                    0 | 1 => '?',
+                    2 => '!',
+                    _ => '.',
+                });
+            } else if r.below(9) == 0 {
+                w.push(',');
+            }
+            if col > 0 && col + 1 + w.chars().count() > 72 {
+                out.push('\n');
+                col = 0;
+            } else if col > 0 {
+                out.push(' ');
+                col += 1;
+            }
+            col += w.chars().count();
+            out.push_str(&w);
+        }
+        sentences += 1;
+        if sentences % (3 + r.below(5)) == 0 {
+            out.push_str("\n\n");
+            col = 0;
+        }
+    }
+    out.push('\n');
+    out.into_bytes()
+}
+
+/// A repetitive log of about `n` bytes: zstd -19 codes it below 0.9 bits
+/// per byte, so the default method codes it with preset 1, without the
+/// model.
+fn log_lines(n: usize, seed: u64) -> Vec<u8> {
+    let mut r = Sm(seed);
+    let mut out = String::new();
+    let paths = [
+        "/api/v1/items",
+        "/api/v1/users",
+        "/health",
+        "/static/app.js",
+    ];
+    let mut i = 0;
+    while out.len() < n {
+        let status = if r.below(20) == 0 { 404 } else { 200 };
+        out.push_str(&format!(
+            "2026-11-27T12:{:02}:{:02}Z INFO request id={} method=GET path={} status={} took={}ms\n",
+            (i / 60) % 60,
+            i % 60,
+            1000 + i,
+            paths[r.below(paths.len())],
+            status,
+            r.below(12)
+        ));
+        i += 1;
+    }
+    out.into_bytes()
+}
+
+/// Incompressible bytes.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut r = Sm(seed);
+    (0..n).map(|_| (r.next() >> 56) as u8).collect()
+}
+
+/// A tree with prose of `big` bytes, a smaller prose file, a log, a
+/// one-line file, an empty file and incompressible bytes, under `root/t`
+/// with fixed mtimes.
+fn make_tree(root: &Path, big: usize) {
+    let t = root.join("t");
+    common::write_file(&t.join("prose.txt"), &prose(big, 1), 0o644);
+    common::write_file(&t.join("notes/short.txt"), &prose(3000, 2), 0o600);
+    common::write_file(&t.join("notes/tiny.txt"), &prose(1000, 3), 0o644);
+    common::write_file(&t.join("server.log"), &log_lines(30_000, 4), 0o644);
+    common::write_file(&t.join("one.txt"), b"x", 0o644);
+    common::write_file(&t.join("empty.txt"), b"", 0o644);
+    common::write_file(&t.join("noise.bin"), &noise(3000, 9), 0o644);
+    common::fix_mtimes(&t, 1_700_000_000_000_000_000);
+}
+
+// ---- reading archives ----------------------------------------------------
+
+/// One chunk frame of an archive.
+#[derive(Debug, Clone)]
+struct Chunk {
+    entry: String,
+    offset: u64,
+    codec: CodecId,
+    raw_len: u32,
+    /// The payload's first byte (a context-mixing chunk's preset byte).
+    head: Option<u8>,
+    /// Where the payload starts in the archive, and its length.
+    payload_at: usize,
+    payload_len: usize,
+}
+
+fn chunks(archive: &[u8]) -> Vec<Chunk> {
+    let mut r = ArchiveReader::new(archive, Limits::default()).unwrap();
+    let mut out = Vec::new();
+    while let Some(ev) = r.next_event().unwrap() {
+        if let Event::Chunk(c) = ev {
+            out.push(Chunk {
+                entry: c.entry.clone(),
+                offset: c.offset,
+                codec: c.header.codec,
+                raw_len: c.header.raw_len,
+                head: c.payload.first().copied(),
+                payload_at: c.offset as usize + lza::format::FRAME_HEADER_LEN,
+                payload_len: c.payload.len(),
+            });
+        }
+    }
+    out
+}
+
+/// The chunks of one file.
+fn of<'a>(all: &'a [Chunk], entry: &str) -> Vec<&'a Chunk> {
+    all.iter().filter(|c| c.entry == entry).collect()
+}
+
+fn model_hash(archive: &[u8]) -> ModelHash {
+    lza::format::Header::parse(archive[..40].try_into().unwrap())
+        .unwrap()
+        .model_hash
+}
+
+fn embedded_hash() -> ModelHash {
+    ModelHash::of_bytes(lza::models::EMBEDDED_MODEL)
+}
+
+/// The embedded model as a coder, as `lza x` would open it.
+fn embedded_coder() -> Arc<dyn TextCoder> {
+    lza::models::open_coder(&lza::models::ModelFile::embedded(), 2, 16).unwrap()
+}
+
+fn create(
+    method: &str,
+    base: &Path,
+    archive: &Path,
+    extra: &[&str],
+    envs: &[(&str, &str)],
+) -> Vec<u8> {
+    let mut args = vec![
+        "c",
+        "--method",
+        method,
+        "-f",
+        archive.to_str().unwrap(),
+        "--overwrite",
+        "-C",
+        base.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    args.push("t");
+    ok(lza(&args, envs));
+    fs::read(archive).unwrap()
+}
+
+fn extract_cli(archive: &Path, dest: &Path, extra: &[&str], envs: &[(&str, &str)]) {
+    let mut args = vec![
+        "x",
+        "-f",
+        archive.to_str().unwrap(),
+        "-C",
+        dest.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    ok(lza(&args, envs));
+}
+
+// ---- round trips ---------------------------------------------------------
+
+#[test]
+fn every_method_round_trips_and_uses_context_mixing() {
+    let tmp = tempfile::tempdir().unwrap();
+    // 100 KB: two pieces with the default method
+    make_tree(tmp.path(), 100_000);
+    let src = tmp.path().join("t");
+    for method in ["default", "max", "cm", "fast"] {
+        let a = tmp.path().join(format!("{method}.lza"));
+        let bytes = create(method, tmp.path(), &a, &["-T", "2"], &[]);
+        let all = chunks(&bytes);
+        let what = format!("--method {method}: {all:#?}");
+        // Incompressible bytes are stored whatever the method.
+        let noise = of(&all, "t/noise.bin");
+        assert!(
+            noise.len() == 1 && noise[0].codec == CodecId::Stored,
+            "{what}"
+        );
+        let prose = of(&all, "t/prose.txt");
+        let log = of(&all, "t/server.log");
+        let short = of(&all, "t/notes/short.txt");
+        let cm = |c: &&Chunk, head: u8| c.codec == CodecId::ContextMixing && c.head == Some(head);
+        match method {
+            "default" | "max" => {
+                // Prose: preset 2 with the model, in two pieces (default)
+                // or at least one (max).
+                assert!(prose.iter().all(|c| cm(c, 0x82)), "{what}");
+                if method == "default" {
+                    assert_eq!(prose.len(), 2, "{what}");
+                    let len = fs::metadata(src.join("prose.txt")).unwrap().len();
+                    assert_eq!(prose[0].raw_len as u64, len.div_ceil(2), "{what}");
+                }
+                assert!(short.iter().all(|c| cm(c, 0x82)), "{what}");
+                // The log: zstd already codes it well, so preset 1 alone.
+                assert!(log.len() == 1 && cm(&log[0], 0x01), "{what}");
+                assert_eq!(model_hash(&bytes), embedded_hash());
+            }
+            "cm" => {
+                assert!(prose.len() == 1 && cm(&prose[0], 0x01), "{what}");
+                assert!(log.len() == 1 && cm(&log[0], 0x01), "{what}");
+                assert!(short.len() == 1 && cm(&short[0], 0x01), "{what}");
+                assert!(
+                    model_hash(&bytes).is_none(),
+                    "{method}: model hash not zero"
+                );
+            }
+            "fast" => {
+                assert!(prose.len() == 1 && cm(&prose[0], 0x00), "{what}");
+                assert!(log.len() == 1 && cm(&log[0], 0x00), "{what}");
+                assert!(short.len() == 1 && cm(&short[0], 0x00), "{what}");
+                assert!(
+                    model_hash(&bytes).is_none(),
+                    "{method}: model hash not zero"
+                );
+            }
+            _ => unreachable!(),
+        }
+        // `lza x` gives back the tree.
+        let out = tmp.path().join(format!("out-{method}"));
+        extract_cli(&a, &out, &["-T", "1"], &[]);
+        common::assert_same_tree(&src, &out.join("t"));
+        ok(lza(&["verify", "-f", a.to_str().unwrap()], &[]));
+        if method == "cm" || method == "fast" {
+            // No model at all is needed: the library, given none, extracts.
+            let out2 = tmp.path().join(format!("out2-{method}"));
+            common::extract_to(&bytes, &out2, false).unwrap();
+            common::assert_same_tree(&src, &out2.join("t"));
+            // Written to a pipe, the archive is the same bytes: a method
+            // without the model never names one.
+            let piped = ok(lza(
+                &[
+                    "c",
+                    "--method",
+                    method,
+                    "-f",
+                    "-",
+                    "-T",
+                    "1",
+                    "-C",
+                    tmp.path().to_str().unwrap(),
+                    "t",
+                ],
+                &[],
+            ));
+            assert!(piped.stdout == bytes, "{method}: piped archive differs");
+        } else {
+            // The model is needed: the library without it refuses.
+            match common::extract_to(&bytes, &tmp.path().join("nomodel"), false) {
+                Err(Error::UnknownModel { hash }) => assert_eq!(hash, embedded_hash()),
+                other => panic!("{method}: extracted without the model: {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn no_model_default_is_the_cm_method() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_tree(tmp.path(), 20_000);
+    let a = create(
+        "default",
+        tmp.path(),
+        &tmp.path().join("a.lza"),
+        &["--no-model"],
+        &[],
+    );
+    let b = create("cm", tmp.path(), &tmp.path().join("b.lza"), &[], &[]);
+    assert!(a == b, "--no-model differs from --method cm");
+    assert!(chunks(&a).iter().any(|c| c.head == Some(0x01)));
+}
+
+// ---- determinism ---------------------------------------------------------
+
+fn kernel_paths() -> Vec<&'static str> {
+    lza::lm::KernelPath::available()
+        .into_iter()
+        .map(|p| p.name())
+        .collect()
+}
+
+/// Create `t` under `base` once per setting (kernel, threads, batch) and
+/// check that every archive is the same bytes; extract each with the next
+/// setting. Returns the archive.
+fn same_archive_for_every_setting(
+    base: &Path,
+    method: &str,
+    extra: &[&str],
+    settings: &[(&str, &str, &str)],
+) -> Vec<u8> {
+    let mut reference: Option<(Vec<u8>, String)> = None;
+    for (i, &(kernel, threads, batch)) in settings.iter().enumerate() {
+        let a = base.join(format!("{method}-{i}.lza"));
+        let mut args = vec!["-T", threads, "--batch", batch];
+        args.extend_from_slice(extra);
+        let bytes = create(method, base, &a, &args, &[("LZA_KERNEL", kernel)]);
+        let what =
+            format!("--method {method} {extra:?} with {kernel} -T {threads} --batch {batch}");
+        match &reference {
+            None => reference = Some((bytes, what)),
+            Some((r, rwhat)) => assert!(*r == bytes, "archive with {what} differs from {rwhat}"),
+        }
+        // Extracted with another setting than the one that made it.
+        let (xk, xt, xb) = settings[(i + 1) % settings.len()];
+        let out = base.join(format!("out-{method}-{i}"));
+        extract_cli(&a, &out, &["-T", xt, "--batch", xb], &[("LZA_KERNEL", xk)]);
+        common::assert_same_tree(&base.join("t"), &out.join("t"));
+        fs::remove_dir_all(&out).unwrap();
+    }
+    reference.unwrap().0
+}
+
+#[test]
+fn default_method_is_identical_across_threads_batches_and_kernels() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("t");
+    // 100 KB of prose: two pieces with the model, coded side by side
+    // (one after the other with --batch 1).
+    common::write_file(&t.join("prose.txt"), &prose(100_000, 11), 0o644);
+    common::write_file(&t.join("more.txt"), &prose(9000, 12), 0o644);
+    common::write_file(&t.join("server.log"), &log_lines(20_000, 13), 0o644);
+    common::fix_mtimes(&t, 1_700_000_000_000_000_000);
+    // The portable path is ~20x slower: see the test below. Each fast
+    // path with several thread counts and batch sizes, every thread count
+    // and batch size at least once.
+    let fast: Vec<_> = kernel_paths()
+        .into_iter()
+        .filter(|&k| k != "portable")
+        .collect();
+    let mut settings = Vec::new();
+    for (i, (threads, batch)) in [
+        ("1", "256"),
+        ("2", "1"),
+        ("3", "4"),
+        ("1", "4"),
+        ("2", "256"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if let Some(&k) = fast.get(i % fast.len().max(1)) {
+            settings.push((k, threads, batch));
+        }
+    }
+    if settings.is_empty() {
+        eprintln!("no SIMD kernel path on this CPU; the portable test covers it");
+        return;
+    }
+    let bytes = same_archive_for_every_setting(tmp.path(), "default", &[], &settings);
+    let all = chunks(&bytes);
+    let lm = all.iter().filter(|c| c.head == Some(0x82)).count();
+    assert!(lm >= 3, "{all:#?}");
+    assert_eq!(of(&all, "t/prose.txt").len(), 2, "{all:#?}");
+}
+
+#[test]
+fn default_method_on_the_portable_kernel_is_identical() {
+    let kernels = kernel_paths();
+    let best = *kernels.last().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("t");
+    // Small: the portable path codes about 5 KB/s.
+    common::write_file(&t.join("prose.txt"), &prose(8000, 14), 0o644);
+    common::write_file(&t.join("server.log"), &log_lines(5000, 15), 0o644);
+    common::fix_mtimes(&t, 1_700_000_000_000_000_000);
+    let settings = [("portable", "2", "1"), (best, "1", "256")];
+    let bytes = same_archive_for_every_setting(tmp.path(), "default", &[], &settings);
+    assert!(chunks(&bytes).iter().any(|c| c.head == Some(0x82)));
+}
+
+#[test]
+fn cm_and_fast_methods_are_identical_across_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_tree(tmp.path(), 200_000);
+    // No model: the kernel path and batch size play no part.
+    let best = *kernel_paths().last().unwrap();
+    let settings: Vec<_> = ["1", "2", "3"].iter().map(|&t| (best, t, "4")).collect();
+    // 64 KiB segments: many chunks, coded in parallel.
+    let bytes =
+        same_archive_for_every_setting(tmp.path(), "cm", &["--chunk-size", "65536"], &settings);
+    let n = of(&chunks(&bytes), "t/prose.txt").len();
+    assert_eq!(n, 4);
+    assert!(chunks(&bytes).iter().all(|c| c.head != Some(0x82)));
+    // The fast method cuts a segment of 1 MiB or more into two pieces.
+    let t = tmp.path().join("t");
+    common::write_file(&t.join("prose.txt"), &prose(1_100_000, 16), 0o644);
+    common::fix_mtimes(&t, 1_700_000_000_000_000_000);
+    let bytes = same_archive_for_every_setting(tmp.path(), "fast", &[], &settings);
+    let all = chunks(&bytes);
+    let prose = of(&all, "t/prose.txt");
+    assert!(
+        prose.len() == 2 && prose.iter().all(|c| c.head == Some(0x00)),
+        "{all:#?}"
+    );
+}
+
+// ---- golden archives -----------------------------------------------------
+
+/// Golden archives with context-mixing chunks: they pin format-spec
+/// section 8 (the predictor exactly, the coder, the presets) and, for
+/// `cm-default.lza`, the embedded model's part in it. The payloads of
+/// `cm-normal.lza` and `cm-fast.lza` were checked against the spec's
+/// reference coder (`python3 train/cm_ref.py archive FILE`: each decodes
+/// and re-encodes to the same bytes). Regenerate them
+/// (`regenerate_cm_goldens`) only for a deliberate format change or a new
+/// default model; old archives then no longer decode.
+const CM_GOLDENS: [(&str, &str); 3] = [
+    ("testdata/golden/cm-default.lza", "default"),
+    ("testdata/golden/cm-normal.lza", "cm"),
+    ("testdata/golden/cm-fast.lza", "fast"),
+];
+
+/// The goldens' tree, `g/` (generated: the generators above must not change).
+fn golden_tree() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = tmp.path().join("g");
+    // 70 KB: two pieces with the default method.
+    common::write_file(&g.join("prose.txt"), &prose(70_000, 21), 0o644);
+    common::write_file(&g.join("server.log"), &log_lines(6000, 22), 0o644);
+    common::write_file(&g.join("notes/small.txt"), &prose(2000, 23), 0o600);
+    common::write_file(&g.join("notes/empty.txt"), b"", 0o644);
+    common::write_file(&g.join("noise.bin"), &noise(300, 24), 0o644);
+    common::fix_mtimes(&g, 1_600_000_000_000_000_000);
+    tmp
+}
+
+fn create_golden(method: &str, base: &Path, path: &Path) {
+    ok(lza(
+        &[
+            "c",
+            "--method",
+            method,
+            "-T",
+            "2",
+            "-f",
+            path.to_str().unwrap(),
+            "--overwrite",
+            "-C",
+            base.to_str().unwrap(),
+            "g",
+        ],
+        &[],
+    ));
+}
+
+#[test]
+fn golden_archives_with_context_mixing_chunks() {
+    let tmp = golden_tree();
+    let src = tmp.path().join("g");
+    let mut total = 0;
+    for (file, method) in CM_GOLDENS {
+        let golden = fs::read(repo(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        total += golden.len();
+        let all = chunks(&golden);
+        let heads = |entry: &str| -> Vec<Option<u8>> {
+            of(&all, entry)
+                .iter()
+                .map(|c| (c.codec == CodecId::ContextMixing).then(|| c.head.unwrap()))
+                .collect()
+        };
+        let (text, log) = match method {
+            "default" => (Some(0x82), Some(0x01)),
+            "cm" => (Some(0x01), Some(0x01)),
+            _ => (Some(0x00), Some(0x00)),
+        };
+        let n = if method == "default" { 2 } else { 1 };
+        assert_eq!(heads("g/prose.txt"), vec![text; n], "{file}: {all:#?}");
+        assert_eq!(heads("g/server.log"), vec![log], "{file}: {all:#?}");
+        assert_eq!(heads("g/notes/small.txt"), vec![text], "{file}: {all:#?}");
+        assert_eq!(heads("g/noise.bin"), vec![None], "{file}: {all:#?}");
+        assert_eq!(
+            model_hash(&golden),
+            if method == "default" {
+                embedded_hash()
+            } else {
+                ModelHash::NONE
+            },
+            "{file}"
+        );
+        // Decodes to the original files...
+        let out = tmp.path().join(format!("out-{method}"));
+        extract_cli(&repo(file), &out, &[], &[]);
+        common::assert_same_tree(&src, &out.join("g"));
+        if method != "default" {
+            let out = tmp.path().join(format!("lib-{method}"));
+            common::extract_to(&golden, &out, false).unwrap();
+            common::assert_same_tree(&src, &out.join("g"));
+        }
+        // ...and the encoder still produces exactly these bytes.
+        let again = tmp.path().join(format!("again-{method}.lza"));
+        create_golden(method, tmp.path(), &again);
+        assert!(
+            fs::read(&again).unwrap() == golden,
+            "re-created {file} differs: the context-mixing coder or the \
+             encoder's policy changed (see regenerate_cm_goldens)"
+        );
+    }
+    assert!(total < 100_000, "golden archives take {total} bytes");
+}
+
+#[test]
+#[ignore = "generator: cargo test --release --test cm_codec -- --ignored regenerate_cm_goldens"]
+fn regenerate_cm_goldens() {
+    let tmp = golden_tree();
+    for (file, method) in CM_GOLDENS {
+        create_golden(method, tmp.path(), &repo(file));
+    }
+}
+
+// ---- hostile payloads, written byte by byte --------------------------------
+
+/// An archive holding one file `f.txt` of `raw_len` bytes in one
+/// context-mixing frame with `payload` (checksum of `raw`); the frame's
+/// offset.
+fn one_chunk(header: HeaderSpec, raw: &[u8], raw_len: u32, payload: Vec<u8>) -> (Vec<u8>, u64) {
+    let mut b = Builder::with_header(header);
+    let mut e = EntrySpec::new(KIND_FILE, "f.txt");
+    e.size = raw_len as u64;
+    b.entry(&e);
+    let at = b.pos();
+    let mut f = FrameSpec::coded(CODEC_CM, raw, payload);
+    f.raw_len = raw_len;
+    b.frame(&f);
+    (b.finish(), at)
+}
+
+fn header(max_chunk: u32, model: bool) -> HeaderSpec {
+    HeaderSpec {
+        max_chunk,
+        model_hash: if model { embedded_hash().0 } else { [0; 16] },
+        ..HeaderSpec::default()
+    }
+}
+
+/// Extract `bytes` into a fresh directory with the embedded model (when
+/// `model`) or none; the result, after checking that no file and no
+/// temporary was left (the archive's only file is corrupt).
+fn extract_lib(bytes: &[u8], model: bool) -> lza::Result<Vec<u8>> {
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = tmp.path().join("dest");
+    let mut w = DestWriter::new(&dest, false);
+    let opts = ReadOptions {
+        threads: 2,
+        lm: model.then(embedded_coder),
+        ..ReadOptions::default()
+    };
+    let r = read_archive(bytes, &opts, &mut w, &mut |_| {}, &mut |_| {});
+    drop(w);
+    assert!(common::tmp_leftovers(&dest).is_empty());
+    match r {
+        Ok(()) => Ok(fs::read(dest.join("f.txt")).unwrap()),
+        Err(e) => {
+            assert!(
+                !dest.join("f.txt").exists(),
+                "a corrupt file was written ({e})"
+            );
+            Err(e)
+        }
+    }
+}
+
+/// The `Decode` message of a corrupt chunk at `at`; a panic for any
+/// other outcome.
+fn decode_error(bytes: &[u8], model: bool, at: u64) -> String {
+    match extract_lib(bytes, model) {
+        Err(Error::Corrupt {
+            offset,
+            kind: CorruptKind::Decode(msg),
+            entry,
+            chunk,
+        }) => {
+            assert_eq!(offset, at, "{msg}");
+            assert_eq!(entry.as_deref(), Some("f.txt"));
+            assert_eq!(chunk, Some(0));
+            msg
+        }
+        other => panic!("expected a Decode error at {at}, got {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_preset_id_is_an_error_naming_it() {
+    let raw = b"hello, hello";
+    for id in [3u8, 4, 0x41, 0x7F] {
+        let (bytes, at) = one_chunk(
+            header(1024, false),
+            raw,
+            raw.len() as u32,
+            vec![id, 0, 0, 0, 0],
+        );
+        let msg = decode_error(&bytes, false, at);
+        assert!(
+            msg.contains(&format!("unknown preset byte {id:#04x}")),
+            "{msg}"
+        );
+    }
+    // With the model flag and the model at hand: the id is still checked.
+    for id in [0x83u8, 0xFF] {
+        let (bytes, at) = one_chunk(
+            header(1024, true),
+            raw,
+            raw.len() as u32,
+            vec![id, 0, 0, 0, 0],
+        );
+        let msg = decode_error(&bytes, true, at);
+        assert!(
+            msg.contains(&format!("unknown preset byte {id:#04x}")),
+            "{msg}"
+        );
+    }
+    // Through the CLI: exit code 1, the message, and no file.
+    let tmp = tempfile::tempdir().unwrap();
+    let (bytes, _) = one_chunk(
+        header(1024, false),
+        raw,
+        raw.len() as u32,
+        vec![9, 1, 2, 3, 4],
+    );
+    let a = tmp.path().join("a.lza");
+    fs::write(&a, &bytes).unwrap();
+    let dest = tmp.path().join("dest");
+    let out = lza(
+        &["x", "-f", a.to_str().unwrap(), "-C", dest.to_str().unwrap()],
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("unknown preset byte 0x09") && err.contains("f.txt"),
+        "{err}"
+    );
+    assert!(!dest.join("f.txt").exists());
+}
+
+#[test]
+fn model_flag_without_model_hash_is_no_model() {
+    let raw = prose(3000, 41);
+    // A real payload coded with the model...
+    let real = embedded_coder()
+        .encode_cm_chunks(&[&raw], lza::cm::WITH_LM)
+        .pop()
+        .unwrap();
+    assert_eq!(real[0], 0x82);
+    let (bytes, _) = one_chunk(header(4096, true), &raw, raw.len() as u32, real.clone());
+    assert_eq!(extract_lib(&bytes, true).unwrap(), raw);
+    // ...in an archive whose header names no model, and other flagged bytes.
+    for payload in [
+        real,
+        vec![0x80, 0, 0, 0, 0],
+        vec![0x81, 1, 2, 3, 4],
+        vec![0x82],
+    ] {
+        let (bytes, at) = one_chunk(header(4096, false), &raw, raw.len() as u32, payload);
+        match extract_lib(&bytes, false) {
+            Err(Error::Corrupt {
+                offset,
+                kind: CorruptKind::NoModel,
+                ..
+            }) => assert_eq!(offset, at),
+            other => panic!("expected NoModel, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn model_flag_above_4_mib_is_an_error() {
+    const LIMIT: u32 = 4 << 20;
+    let big = header(8 << 20, true);
+    let raw = b"not the data";
+    let (bytes, at) = one_chunk(big, raw, LIMIT + 1, vec![0x82, 0, 0, 0, 0]);
+    let msg = decode_error(&bytes, true, at);
+    assert!(msg.contains("4194305") && msg.contains("4194304"), "{msg}");
+    for id in [0x80, 0x81] {
+        let (bytes, at) = one_chunk(big, raw, 6 << 20, vec![id, 0, 0, 0, 0]);
+        let msg = decode_error(&bytes, true, at);
+        assert!(msg.contains("may not use the language model"), "{msg}");
+    }
+    // At the limit, or without the flag, the length is fine: these fail
+    // only because the payload ends too soon.
+    let (bytes, at) = one_chunk(big, raw, LIMIT, vec![0x82, 0, 0, 0, 0]);
+    let msg = decode_error(&bytes, true, at);
+    assert!(msg.contains("ends before the chunk is complete"), "{msg}");
+    let (bytes, at) = one_chunk(big, raw, LIMIT + 1, vec![0x01, 0, 0, 0, 0]);
+    let msg = decode_error(&bytes, true, at);
+    assert!(msg.contains("ends before the chunk is complete"), "{msg}");
+}
+
+#[test]
+fn truncated_and_trailing_payloads_are_errors() {
+    let raw = prose(5000, 42);
+    let coder = embedded_coder();
+    let mut cases = Vec::new();
+    for preset in [lza::cm::FAST, lza::cm::NORMAL, lza::cm::WITH_LM] {
+        cases.push((
+            format!("preset {}", preset.id),
+            lza::cm::encode(&raw, preset),
+            false,
+        ));
+    }
+    let with_lm = coder
+        .encode_cm_chunks(&[&raw], lza::cm::WITH_LM)
+        .pop()
+        .unwrap();
+    cases.push(("preset 2 with the model".into(), with_lm, true));
+    for (what, payload, model) in cases {
+        let run = |payload: Vec<u8>| {
+            let (bytes, at) = one_chunk(header(8192, model), &raw, raw.len() as u32, payload);
+            (bytes, at)
+        };
+        let (bytes, _) = run(payload.clone());
+        assert_eq!(extract_lib(&bytes, model).unwrap(), raw, "{what}");
+        let n = payload.len();
+        for cut in [n - 1, n - 2, n / 2, 5, 2, 1] {
+            let (bytes, at) = run(payload[..cut].to_vec());
+            let msg = decode_error(&bytes, model, at);
+            assert!(
+                msg.contains("ends before the chunk is complete"),
+                "{what}, cut to {cut}: {msg}"
+            );
+        }
+        let (bytes, at) = run(Vec::new());
+        assert!(decode_error(&bytes, model, at).contains("empty"), "{what}");
+        for extra in [&[0u8][..], &[0xFF], &[1, 2, 3]] {
+            let mut p = payload.clone();
+            p.extend_from_slice(extra);
+            let (bytes, at) = run(p);
+            let msg = decode_error(&bytes, model, at);
+            assert!(
+                msg.contains(&format!("{} bytes left after the last bit", extra.len())),
+                "{what}, {extra:?} appended: {msg}"
+            );
+        }
+    }
+}
+
+// ---- every single-byte flip of context-mixing payloads -----------------
+
+/// `base/f` archived with the library, `method`, segments of `chunk` bytes.
+fn lib_archive(base: &Path, method: lza::create::Method, chunk: u32) -> Vec<u8> {
+    let mut warnings = Vec::new();
+    let sources = lza::create::collect_sources(
+        base,
+        &[PathBuf::from("f")],
+        &lza::create::exclude_set(&[]).unwrap(),
+        &mut warnings,
+    )
+    .unwrap();
+    let opts = lza::create::CreateOptions {
+        threads: 2,
+        level: 6,
+        chunk_size: chunk,
+        method,
+        lm: method.uses_lm().then(embedded_coder),
+    };
+    lza::create::write_archive(Vec::new(), &sources, &opts, &mut |_| {}, &mut |_| {}).unwrap()
+}
+
+/// Flip every byte of every context-mixing payload of a small archive made
+/// with `method` (each offset with one of three masks) and extract: each
+/// must fail, at that chunk, and leave no file with wrong contents and no
+/// temporary. The one exception: the coder's last four bytes (its flush)
+/// may change without changing a decoded bit, so the chunk decodes and its
+/// file is right; the end record's stream checksum then fails instead.
+fn every_payload_flip_fails(method: lza::create::Method, prose_len: usize, want_heads: &[u8]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = tmp.path().join("f");
+    let files = [
+        ("a.txt", prose(prose_len, 51)),
+        ("b.log", log_lines(900, 52)),
+        ("n.bin", noise(100, 53)),
+    ];
+    for (name, data) in &files {
+        common::write_file(&f.join(name), data, 0o644);
+    }
+    let bytes = lib_archive(tmp.path(), method, 1024);
+    let all = chunks(&bytes);
+    let cm: Vec<&Chunk> = all
+        .iter()
+        .filter(|c| c.codec == CodecId::ContextMixing)
+        .collect();
+    for h in want_heads {
+        assert!(
+            cm.iter().any(|c| c.head == Some(*h)),
+            "{method:?}: no chunk with preset byte {h:#04x}: {all:#?}"
+        );
+    }
+    let lm = method.uses_lm().then(embedded_coder);
+    let mut failures = Vec::new();
+    let mut flush_only = 0;
+    let mut tried = 0;
+    for c in &cm {
+        for off in c.payload_at..c.payload_at + c.payload_len {
+            let mut b = bytes.clone();
+            b[off] ^= [0x01, 0x80, 0xFF][off % 3];
+            tried += 1;
+            let dest = tmp.path().join("dest");
+            let mut w = DestWriter::new(&dest, false);
+            let opts = ReadOptions {
+                threads: 1 + off % 2,
+                lm: lm.clone(),
+                ..ReadOptions::default()
+            };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                read_archive(&b[..], &opts, &mut w, &mut |_| {}, &mut |_| {})
+            }));
+            drop(w);
+            let what = format!("flip at {off} (chunk at {} of {})", c.offset, c.entry);
+            // What is on disk must be right, whatever happened.
+            for (name, data) in &files {
+                let p = dest.join("f").join(name);
+                if p.exists() && fs::read(&p).unwrap() != *data {
+                    failures.push(format!("{what}: {name} written with wrong contents"));
+                }
+            }
+            let left = common::tmp_leftovers(&dest);
+            if !left.is_empty() {
+                failures.push(format!("{what}: temporaries left: {left:?}"));
+            }
+            let in_flush = off >= c.payload_at + c.payload_len - 4;
+            match r {
+                Err(_) => failures.push(format!("{what}: panic")),
+                Ok(Ok(())) => failures.push(format!("{what}: accepted")),
+                Ok(Err(Error::Corrupt { offset, kind, .. })) => match kind {
+                    // (NoModel: bit 7 of the preset byte set without a model)
+                    CorruptKind::Decode(_)
+                    | CorruptKind::ChecksumMismatch("chunk data")
+                    | CorruptKind::NoModel
+                        if offset == c.offset => {}
+                    CorruptKind::EndMismatch("stream checksum") if in_flush => {
+                        let p = dest.join("f").join(c.entry.strip_prefix("f/").unwrap());
+                        if !p.exists() {
+                            failures.push(format!(
+                                "{what}: stream checksum failed but the chunk was not written"
+                            ));
+                        }
+                        flush_only += 1;
+                    }
+                    other => failures.push(format!("{what}: {other:?} at {offset}")),
+                },
+                Ok(Err(e)) => failures.push(format!("{what}: {e}")),
+            }
+            if dest.exists() {
+                fs::remove_dir_all(&dest).unwrap();
+            }
+        }
+    }
+    eprintln!(
+        "{method:?}: {tried} flips in {} payloads, {flush_only} caught only by the stream checksum",
+        cm.len()
+    );
+    assert!(tried > 200, "{tried}");
+    assert!(
+        failures.is_empty(),
+        "{method:?}: {} failures: {:#?}",
+        failures.len(),
+        &failures[..failures.len().min(20)]
+    );
+}
+
+#[test]
+fn every_payload_flip_of_a_cm_archive_fails() {
+    every_payload_flip_fails(lza::create::Method::Cm, 1000, &[0x01]);
+}
+
+#[test]
+fn every_payload_flip_of_a_fast_archive_fails() {
+    every_payload_flip_fails(lza::create::Method::Fast, 1000, &[0x00]);
+}
+
+#[test]
+fn every_payload_flip_of_a_default_archive_fails() {
+    // Smaller: every flip runs the model over the text again.
+    every_payload_flip_fails(lza::create::Method::Default, 500, &[0x82]);
+}
