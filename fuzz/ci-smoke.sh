@@ -32,6 +32,8 @@ for t in $targets; do
     case "$t" in
         # Structured input (arbitrary): no dictionary, full lengths at once.
         roundtrip|range_coder|lm_chunk) extra=(-max_len=16384 -len_control=0) ;;
+        # Plain bytes, seeded with payloads: no archive dictionary.
+        cm_chunk) extra=(-max_len=65536) ;;
         *) extra=(-dict=lza.dict -max_len=65536) ;;
     esac
     if ! cargo +nightly fuzz run -O -a "$t" "corpus/$t" -- \

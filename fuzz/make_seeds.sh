@@ -3,8 +3,9 @@
 #
 # Seeds: every golden archive in testdata/golden/ (if present), plus archives
 # made by the lza binary from small generated trees (always, so this runs in
-# CI before the golden archives exist). The roundtrip target takes structured
-# input and needs no seeds. Usage: fuzz/make_seeds.sh  (from anywhere)
+# CI before the golden archives exist); for cm_chunk, the context-mixing
+# payloads of such archives and a few texts. The roundtrip target takes
+# structured input and needs no seeds. Usage: fuzz/make_seeds.sh  (from anywhere)
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -54,6 +55,57 @@ for tree in empty one mixed links big deep; do
 done
 # A level-1 archive, so zstd payloads of another shape appear too.
 "$lza" c -f "$seeds/gen-mixed-l1.lza" -C "$t/mixed" --chunk-size 256 -l 1 -T 1 .
+
+# cm_chunk (input layout in fuzz_targets/cm_chunk.rs): every context-mixing
+# payload of archives made with --method cm and fast, as decode inputs
+# (0x00, raw_len as u16 LE, payload), and texts as round-trip inputs
+# (0x80 | preset, text; 0xC0 | preset also damages the payload).
+cm="$work/cm"
+mkdir -p "$cm" "$t/prose"
+cp README.md format-spec.md "$t/prose/"
+cm_payloads() { # ARCHIVE PREFIX
+    local a="$1" prefix="$2" size off=40 tag pl ll codec raw stored k=0
+    size=$(stat -c %s "$a")
+    u() { od -An -tu"$1" -j "$2" -N"$1" --endian=little "$a" | tr -d ' '; }
+    while [ "$off" -lt "$size" ]; do
+        tag=$(u 1 "$off")
+        case "$tag" in
+        1) # entry record: 28 fixed bytes (path_len at 24, link_len at 26), path, link, crc
+            pl=$(u 2 $((off + 24)))
+            ll=$(u 2 $((off + 26)))
+            off=$((off + 28 + pl + ll + 4)) ;;
+        2) # chunk frame: 24-byte header (codec at 1, raw_len at 4, stored_len at 8), payload
+            codec=$(u 1 $((off + 1)))
+            raw=$(u 4 $((off + 4)))
+            stored=$(u 4 $((off + 8)))
+            if [ "$codec" = 3 ] && [ "$raw" -lt 65536 ]; then
+                k=$((k + 1))
+                {
+                    printf "\\x00\\x$(printf %02x $((raw & 255)))\\x$(printf %02x $((raw >> 8)))"
+                    dd if="$a" iflag=skip_bytes,count_bytes skip=$((off + 24)) count="$stored" status=none
+                } > "$prefix-$k.bin"
+            fi
+            off=$((off + 24 + stored)) ;;
+        *) break ;;
+        esac
+    done
+}
+for tree in mixed big prose; do
+    "$lza" c -f "$work/cm-$tree.lza" -C "$t/$tree" --method cm --chunk-size 8192 -T 1 .
+    cm_payloads "$work/cm-$tree.lza" "$cm/dec-cm-$tree"
+    "$lza" c -f "$work/fast-$tree.lza" -C "$t/$tree" --method fast --chunk-size 30000 -T 1 .
+    cm_payloads "$work/fast-$tree.lza" "$cm/dec-fast-$tree"
+done
+for p in 0 1 2; do
+    printf "\\x8$p" > "$cm/rt-$p-empty.bin"
+    { printf "\\xc$p"; cat "$t/mixed/d/text.txt"; } > "$cm/rt-$p-text.bin"
+    { printf "\\x8$p"; head -c 6000 format-spec.md; } > "$cm/rt-$p-spec.bin"
+done
+{ printf '\x81'; head -c 3000 "$t/big/numbers.txt"; } > "$cm/rt-1-numbers.bin"
+{ printf '\x80'; cat "$t/mixed/d/e/random.bin"; } > "$cm/rt-0-random.bin"
+mkdir -p "$corpus/cm_chunk"
+cp "$cm"/* "$corpus/cm_chunk/"
+echo "seeds: $(ls "$cm" | wc -l) inputs -> $corpus/cm_chunk"
 
 for target in decode extract; do
     mkdir -p "$corpus/$target"
