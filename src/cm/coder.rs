@@ -117,18 +117,31 @@ impl<'a> Decoder<'a> {
         self.overrun
     }
 
-    /// Ends decoding: `Ok` when exactly the whole payload was read, else
-    /// `Err(n)` with the number of bytes left unread (`Err(0)` for a read
-    /// past the end).
-    pub fn finish(&self) -> Result<(), usize> {
+    /// Ends decoding: `Ok` when exactly the whole payload was read and its
+    /// last four bytes are the coder's final `x1`, as the encoder writes
+    /// them (so every chunk has exactly one payload).
+    pub fn finish(&self) -> Result<(), End> {
         if self.overrun {
-            Err(0)
+            Err(End::Truncated)
         } else if self.pos != self.data.len() {
-            Err(self.data.len() - self.pos)
+            Err(End::Trailing(self.data.len() - self.pos))
+        } else if self.x != self.x1 {
+            Err(End::BadFlush)
         } else {
             Ok(())
         }
     }
+}
+
+/// Why a payload did not end as the encoder ends one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// A byte was needed after the end.
+    Truncated,
+    /// Bytes were left over.
+    Trailing(usize),
+    /// The last four bytes are not the final `x1`.
+    BadFlush,
 }
 
 #[cfg(test)]
@@ -174,10 +187,14 @@ mod tests {
         let out = Encoder::with_capacity(0).finish();
         assert_eq!(out.len(), 4);
         assert_eq!(Decoder::new(&out).finish(), Ok(()));
-        assert_eq!(Decoder::new(&out[..3]).finish(), Err(0));
+        assert_eq!(Decoder::new(&out[..3]).finish(), Err(End::Truncated));
         let mut long = out.clone();
         long.push(0);
-        assert_eq!(Decoder::new(&long).finish(), Err(1));
+        assert_eq!(Decoder::new(&long).finish(), Err(End::Trailing(1)));
+        // other flush bytes would decode the same bits: refused
+        let mut other = out.clone();
+        other[3] ^= 1;
+        assert_eq!(Decoder::new(&other).finish(), Err(End::BadFlush));
     }
 
     #[test]

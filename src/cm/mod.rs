@@ -47,6 +47,12 @@ pub enum CmError {
     /// Bytes remain after the last bit.
     #[error("corrupt context-mixing payload: {0} bytes left after the last bit")]
     Trailing(usize),
+    /// The last four bytes are not the coder's final state.
+    #[error("corrupt context-mixing payload: its last four bytes are not the coder's final state")]
+    BadFlush,
+    /// The payload uses the language model, which this decoder was not given.
+    #[error("context-mixing payload uses the language model (preset byte {0:#04x})")]
+    NeedsModel(u8),
 }
 
 /// The preset and language-model flag of a payload.
@@ -78,7 +84,7 @@ pub fn decode(payload: &[u8], raw_len: usize) -> Result<Vec<u8>, CmError> {
     let (preset, lm) = parse_header(payload, raw_len)?;
     if lm {
         // callers route these to the language-model codec
-        return Err(CmError::BadPreset(payload[0]));
+        return Err(CmError::NeedsModel(payload[0]));
     }
     let mut p = Predictor::new(preset, raw_len, false);
     let mut dec = coder::Decoder::new(&payload[1..]);
@@ -96,8 +102,9 @@ pub fn decode(payload: &[u8], raw_len: usize) -> Result<Vec<u8>, CmError> {
 pub fn finish(dec: &coder::Decoder<'_>) -> Result<(), CmError> {
     match dec.finish() {
         Ok(()) => Ok(()),
-        Err(0) => Err(CmError::Truncated),
-        Err(n) => Err(CmError::Trailing(n)),
+        Err(coder::End::Truncated) => Err(CmError::Truncated),
+        Err(coder::End::Trailing(n)) => Err(CmError::Trailing(n)),
+        Err(coder::End::BadFlush) => Err(CmError::BadFlush),
     }
 }
 

@@ -175,11 +175,10 @@ struct Apm {
 
 impl Apm {
     fn new(contexts: usize) -> Apm {
+        let row: [u16; 33] = std::array::from_fn(|j| squash((j as i32 - 16) * 128) as u16);
         let mut t = Vec::with_capacity(contexts * 33);
         for _ in 0..contexts {
-            for j in 0..33 {
-                t.push(squash((j as i32 - 16) * 128) as u16);
-            }
+            t.extend_from_slice(&row);
         }
         Apm { t, index: 0 }
     }
