@@ -128,7 +128,8 @@ struct CreateArgs {
     /// List entries as they are archived.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
-    /// Compression level, 1 (fast) to 9 (small).
+    /// zstd level, 1 (fast) to 9 (small): for --method zstd, and for the zstd
+    /// frames the other methods keep where they are smaller.
     #[arg(short = 'l', long = "level", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
     level: u32,
     /// Replace the archive file if it exists.
