@@ -544,7 +544,7 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
             }
             if c.method == Method::Fast {
                 // pieces, so that two threads share even one file
-                let n = split_len(s.data.len(), FAST_PIECE, 1 << 20);
+                let n = split_len(s.data.len(), FAST_PIECE, 128 << 10);
                 let frames = s
                     .data
                     .par_chunks(n)
