@@ -118,8 +118,9 @@ pub fn decode_simple(header: &FrameHeader, payload: &[u8]) -> Result<Vec<u8>, Co
                 .map_err(|e| CorruptKind::Decode(format!("zstd: {e}")))?;
             out
         }
-        CodecId::ContextMixing => crate::cm::decode(payload, raw_len)
-            .map_err(|e| CorruptKind::Decode(e.to_string()))?,
+        CodecId::ContextMixing => {
+            crate::cm::decode(payload, raw_len).map_err(|e| CorruptKind::Decode(e.to_string()))?
+        }
         CodecId::LanguageModel => {
             return Err(CorruptKind::Decode(
                 "language-model chunk given to the zstd decoder".into(),

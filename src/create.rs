@@ -381,9 +381,39 @@ struct Emit {
     bytes: Vec<u8>,
     entries: u64,
     chunks: u64,
-    /// How many of `chunks` are language-model chunks.
+    /// How many of `chunks` use the language model.
     lm_chunks: u64,
     raw: u64,
+}
+
+impl Emit {
+    /// The frames of a segment of `raw` bytes.
+    fn frames(frames: &[Frame], raw: usize) -> Emit {
+        let mut bytes = Vec::with_capacity(frames.iter().map(Frame::encoded_len).sum());
+        for f in frames {
+            f.write_to(&mut bytes);
+        }
+        Emit {
+            bytes,
+            entries: 0,
+            chunks: frames.len() as u64,
+            lm_chunks: frames
+                .iter()
+                .filter(|f| codec::uses_model(&f.header, &f.payload))
+                .count() as u64,
+            raw: raw as u64,
+        }
+    }
+}
+
+/// `a` if its payload is smaller than `b`'s, else `b` (ties go to `b`, the
+/// simpler codec at every call site).
+fn smaller(a: Frame, b: Frame) -> Frame {
+    if a.payload.len() < b.payload.len() {
+        a
+    } else {
+        b
+    }
 }
 
 /// A piece of a file to code.
@@ -430,7 +460,11 @@ fn split_len(len: usize, max: usize, two_from: usize) -> usize {
 /// where the model wins (each 16 KiB piece keeps the smaller of the model's
 /// and zstd's code), unless one zstd frame for the whole segment is smaller;
 /// zstd (or stored) otherwise.
-fn code_segments_lm(segments: Vec<Segment>, zstd_level: i32, lm: Option<&dyn TextCoder>) -> Vec<Emit> {
+fn code_segments_lm(
+    segments: Vec<Segment>,
+    zstd_level: i32,
+    lm: Option<&dyn TextCoder>,
+) -> Vec<Emit> {
     // Next to the model's cost, zstd's best level is cheap: a text segment
     // is never larger than `zstd -19` would make it.
     let whole: Vec<(bool, Frame)> = segments
@@ -466,31 +500,14 @@ fn code_segments_lm(segments: Vec<Segment>, zstd_level: i32, lm: Option<&dyn Tex
                     let coded = lm_coded.next().expect("one result per chunk");
                     let zstd_piece = codec::encode_zstd(piece, zstd_level.max(19));
                     let lm_frame = Frame::new(CodecId::LanguageModel, piece, coded);
-                    lm_frames.push(if lm_frame.payload.len() < zstd_piece.payload.len() {
-                        lm_frame
-                    } else {
-                        zstd_piece
-                    });
+                    lm_frames.push(smaller(lm_frame, zstd_piece));
                 }
                 let lm_total: usize = lm_frames.iter().map(Frame::encoded_len).sum();
                 if lm_total < frames[0].encoded_len() {
                     frames = lm_frames;
                 }
             }
-            let mut bytes = Vec::with_capacity(frames.iter().map(Frame::encoded_len).sum());
-            for f in &frames {
-                f.write_to(&mut bytes);
-            }
-            Emit {
-                bytes,
-                entries: 0,
-                chunks: frames.len() as u64,
-                lm_chunks: frames
-                    .iter()
-                    .filter(|f| f.header.codec == CodecId::LanguageModel)
-                    .count() as u64,
-                raw: s.data.len() as u64,
-            }
+            Emit::frames(&frames, s.data.len())
         })
         .collect()
 }
@@ -539,7 +556,11 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
             }
             if lm.is_some() && text && bpb >= LM_WORTH_TRYING_BPB {
                 let n = lm_pieces(s.data.len(), c.method);
-                let pieces = s.data.chunks(n).map(|p| codec::encode_zstd(p, level)).collect();
+                let pieces = s
+                    .data
+                    .chunks(n)
+                    .map(|p| codec::encode_zstd(p, level))
+                    .collect();
                 return Plan::Lm(whole, pieces);
             }
             if c.method == Method::Fast {
@@ -549,19 +570,18 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
                     .data
                     .par_chunks(n)
                     .map(|piece| {
-                        let cm = codec::encode_cm(piece, c.method.preset());
-                        let z = codec::encode_zstd(piece, level);
-                        if cm.payload.len() < z.payload.len() { cm } else { z }
+                        smaller(
+                            codec::encode_cm(piece, c.method.preset()),
+                            codec::encode_zstd(piece, level),
+                        )
                     })
                     .collect();
                 return Plan::Done(frames);
             }
-            let cm = codec::encode_cm(&s.data, c.method.preset());
-            Plan::Done(vec![if cm.payload.len() < whole.payload.len() {
-                cm
-            } else {
-                whole
-            }])
+            Plan::Done(vec![smaller(
+                codec::encode_cm(&s.data, c.method.preset()),
+                whole,
+            )])
         })
         .collect();
     // Every language-model piece of the group goes to the model in one
@@ -604,34 +624,22 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
                     let n = lm_pieces(s.data.len(), c.method);
                     for (piece, zstd_piece) in s.data.chunks(n).zip(zstd_pieces) {
                         let payload = coded.next().expect("one result per piece");
-                        frames.push(if payload.len() < zstd_piece.payload.len() {
-                            Frame::new(CodecId::ContextMixing, piece, payload)
-                        } else {
-                            zstd_piece
-                        });
+                        let cm = Frame::new(CodecId::ContextMixing, piece, payload);
+                        frames.push(smaller(cm, zstd_piece));
                     }
                     let total: usize = frames.iter().map(Frame::encoded_len).sum();
                     let single = match trial {
-                        Some(cm) if cm.payload.len() < whole.payload.len() => cm,
-                        _ => whole,
+                        Some(cm) => smaller(cm, whole),
+                        None => whole,
                     };
-                    if total < single.encoded_len() { frames } else { vec![single] }
+                    if total < single.encoded_len() {
+                        frames
+                    } else {
+                        vec![single]
+                    }
                 }
             };
-            let mut bytes = Vec::with_capacity(frames.iter().map(Frame::encoded_len).sum());
-            for f in &frames {
-                f.write_to(&mut bytes);
-            }
-            Emit {
-                bytes,
-                entries: 0,
-                chunks: frames.len() as u64,
-                lm_chunks: frames
-                    .iter()
-                    .filter(|f| codec::uses_model(&f.header, &f.payload))
-                    .count() as u64,
-                raw: s.data.len() as u64,
-            }
+            Emit::frames(&frames, s.data.len())
         })
         .collect()
 }
@@ -713,12 +721,10 @@ fn write_archive_counted<W: Write>(
     let mut pipe = Pipeline::new(pipeline::thread_pool(threads), job, max_bytes, 4096);
     // With a model, segments are grouped so that one job gives it about
     // as many chunks as it codes side by side.
-    let group_limit = lm
-        .as_ref()
-        .map(|lm| match opts.method {
-            Method::Lm => lm.batch() * LM_CHUNK_SIZE,
-            m => lm.batch().min(crate::lm::CM_SLOTS) * m.lm_piece(),
-        });
+    let group_limit = lm.as_ref().map(|lm| match opts.method {
+        Method::Lm => lm.batch() * LM_CHUNK_SIZE,
+        m => lm.batch().min(crate::lm::CM_SLOTS) * m.lm_piece(),
+    });
 
     let drain = |pipe: &mut Pipeline<Segment, Emit>,
                  w: &mut ArchiveWriter<W>,

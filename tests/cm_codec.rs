@@ -7,7 +7,6 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::Arc;
 
 use common::spec::*;
@@ -17,32 +16,7 @@ use lza::format::{CodecId, ModelHash};
 use lza::reader::{ArchiveReader, Event, Limits};
 use lza::{CorruptKind, Error};
 
-const LZA: &str = env!("CARGO_BIN_EXE_lza");
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn lza(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(LZA);
-    c.args(args)
-        .env_remove("LZA_KERNEL")
-        .env("LZA_MODEL_PATH", "")
-        .env("HOME", "/nonexistent");
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "lza failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use common::{lza, ok, repo};
 
 // ---- test data -----------------------------------------------------------
 

@@ -5,38 +5,12 @@
 mod common;
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use lza::format::CodecId;
 use lza::reader::{ArchiveReader, Event, Limits};
 
-const LZA: &str = env!("CARGO_BIN_EXE_lza");
-
-fn repo(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
-}
-
-fn lza(args: &[&str], envs: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(LZA);
-    c.args(args)
-        .env_remove("LZA_KERNEL")
-        .env("LZA_MODEL_PATH", "")
-        .env("HOME", "/nonexistent");
-    for (k, v) in envs {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn ok(out: Output) -> Output {
-    assert!(
-        out.status.success(),
-        "lza failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
+use common::{lza, ok, repo};
 
 /// Prose the default model codes far better than zstd, plus the awkward
 /// cases: several 16 KiB chunks, empty and one-byte files, invalid UTF-8,

@@ -50,13 +50,19 @@ fuzz_target!(|data: &[u8]| {
     let text = rest;
     let c = encode(text, preset);
     assert_eq!(c[0], preset.id, "preset byte");
-    assert!(c.len() >= 5, "a payload has the preset byte and the 4-byte flush");
+    assert!(
+        c.len() >= 5,
+        "a payload has the preset byte and the 4-byte flush"
+    );
     let back = decode(&c, text.len()).expect("round trip");
     assert!(back == text, "round trip gives other bytes");
     if mode & 0x40 == 0 {
         return;
     }
-    assert_eq!(decode(&c[..c.len() - 1], text.len()), Err(CmError::Truncated));
+    assert_eq!(
+        decode(&c[..c.len() - 1], text.len()),
+        Err(CmError::Truncated)
+    );
     let mut long = c.clone();
     long.push(mode);
     assert_eq!(decode(&long, text.len()), Err(CmError::Trailing(1)));
@@ -71,6 +77,9 @@ fuzz_target!(|data: &[u8]| {
     // other payload decodes to the same bytes.
     if let Ok(out) = decode(&bad, text.len()) {
         assert_eq!(out.len(), text.len());
-        assert!(out != text, "a damaged payload decoded to the original bytes");
+        assert!(
+            out != text,
+            "a damaged payload decoded to the original bytes"
+        );
     }
 });

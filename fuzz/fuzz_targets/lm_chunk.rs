@@ -21,7 +21,10 @@ struct Input {
 fn codecs() -> &'static (LmCodec, LmCodec) {
     static C: OnceLock<(LmCodec, LmCodec)> = OnceLock::new();
     C.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/models/test-gru.safetensors");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/models/test-gru.safetensors"
+        );
         let model = Arc::new(Model::from_file(path).expect("test model"));
         let best = LmCodec::new(model.clone(), KernelPath::best_available(), 1, 4).unwrap();
         let portable = LmCodec::new(model, KernelPath::Portable, 1, 1).unwrap();
@@ -47,7 +50,14 @@ fuzz_target!(|input: Input| {
 
     let text = &input.text[..input.text.len().min(1024)];
     let coded = best.encode_chunks(&[text]).pop().unwrap();
-    assert_eq!(coded, portable.encode_chunks(&[text]).pop().unwrap(), "encoders disagree");
-    let back = portable.decode_chunks(&[(&coded, text.len())]).pop().unwrap();
+    assert_eq!(
+        coded,
+        portable.encode_chunks(&[text]).pop().unwrap(),
+        "encoders disagree"
+    );
+    let back = portable
+        .decode_chunks(&[(&coded, text.len())])
+        .pop()
+        .unwrap();
     assert_eq!(back.expect("round trip"), text);
 });

@@ -31,7 +31,11 @@ fn table(t: &Table) -> [u32; 256] {
             // Finite, and within what a valid model can produce (weights
             // |w| <= 127, scales and biases <= 1e6: |logit| < 1e13).
             for x in l.iter_mut() {
-                *x = if x.is_finite() { x.clamp(-1e13, 1e13) } else { 0.0 };
+                *x = if x.is_finite() {
+                    x.clamp(-1e13, 1e13)
+                } else {
+                    0.0
+                };
             }
             freqs_from_logits(&l)
         }
@@ -42,7 +46,9 @@ fn table(t: &Table) -> [u32; 256] {
                 f[v] += (w[v] as u64 * (TOTAL as u64 - 256) / sum) as u32;
             }
             let s: u32 = f.iter().sum();
-            let am = (0..256).max_by_key(|&v| (f[v], std::cmp::Reverse(v))).unwrap();
+            let am = (0..256)
+                .max_by_key(|&v| (f[v], std::cmp::Reverse(v)))
+                .unwrap();
             f[am] += TOTAL - s;
             f
         }

@@ -24,7 +24,10 @@ enum Kind {
     File(Vec<u8>),
     Dir,
     /// A link to the `n`-th created node (or a missing leaf), relative.
-    Symlink { target: u8, dangling: bool },
+    Symlink {
+        target: u8,
+        dangling: bool,
+    },
     /// A hard link to the `n`-th regular file.
     Hardlink(u8),
 }
@@ -81,7 +84,11 @@ fn materialize(root: &Path, input: &Input) {
     for node in input.nodes.iter().take(MAX_NODES) {
         let (parent, depth) = dirs[node.parent as usize % dirs.len()].clone();
         let name = name_of(&node.name);
-        let rel = if parent.is_empty() { name } else { format!("{parent}/{name}") };
+        let rel = if parent.is_empty() {
+            name
+        } else {
+            format!("{parent}/{name}")
+        };
         let path = root.join(&rel);
         if path.symlink_metadata().is_ok() {
             continue;
@@ -141,9 +148,17 @@ fn materialize(root: &Path, input: &Input) {
 
 #[derive(Debug, PartialEq, Eq)]
 enum Seen {
-    File { data: Vec<u8>, mode: u32, link_group: usize },
-    Dir { mode: u32 },
-    Symlink { target: PathBuf },
+    File {
+        data: Vec<u8>,
+        mode: u32,
+        link_group: usize,
+    },
+    Dir {
+        mode: u32,
+    },
+    Symlink {
+        target: PathBuf,
+    },
 }
 
 /// Everything under `root` except the root itself, with mtimes, hard-link
@@ -157,13 +172,21 @@ fn snapshot(root: &Path) -> BTreeMap<String, (Seen, i64)> {
         let mtime = md.mtime() * 1_000_000_000 + md.mtime_nsec();
         let ft = md.file_type();
         let seen = if ft.is_symlink() {
-            Seen::Symlink { target: std::fs::read_link(&e).unwrap() }
+            Seen::Symlink {
+                target: std::fs::read_link(&e).unwrap(),
+            }
         } else if ft.is_dir() {
-            Seen::Dir { mode: md.mode() & 0o755 }
+            Seen::Dir {
+                mode: md.mode() & 0o755,
+            }
         } else {
             let n = groups.len();
             let link_group = *groups.entry((md.dev(), md.ino())).or_insert(n);
-            Seen::File { data: std::fs::read(&e).unwrap(), mode: md.mode() & 0o755, link_group }
+            Seen::File {
+                data: std::fs::read(&e).unwrap(),
+                mode: md.mode() & 0o755,
+                link_group,
+            }
         };
         out.insert(rel, (seen, mtime));
     }
@@ -205,7 +228,11 @@ fuzz_target!(|input: Input| {
         threads: 1 + input.threads as usize % 3,
         level: 1 + input.level as u32 % 9,
         chunk_size: 1 + input.chunk_size as u32 % 128,
-        method: [create::Method::Zstd, create::Method::Fast, create::Method::Cm][input.level as usize % 3],
+        method: [
+            create::Method::Zstd,
+            create::Method::Fast,
+            create::Method::Cm,
+        ][input.level as usize % 3],
         lm: None,
     };
     let archive = create::write_archive(Vec::new(), &sources, &opts, &mut |_| {}, &mut |_| {})
@@ -225,7 +252,11 @@ fuzz_target!(|input: Input| {
         let keys: Vec<_> = before.keys().chain(after.keys()).collect();
         for k in keys {
             if before.get(k) != after.get(k) {
-                eprintln!("{k}: before {:?}\n{k}: after  {:?}", before.get(k), after.get(k));
+                eprintln!(
+                    "{k}: before {:?}\n{k}: after  {:?}",
+                    before.get(k),
+                    after.get(k)
+                );
             }
         }
         panic!("round trip changed the tree");

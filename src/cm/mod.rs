@@ -17,7 +17,7 @@ pub mod coder;
 pub mod model;
 mod tables;
 
-pub use model::{FAST, NORMAL, Preset, Predictor, WITH_LM, lm_byte_bits};
+pub use model::{FAST, NORMAL, Predictor, Preset, WITH_LM, lm_byte_bits};
 
 /// Payload header flag: the language model takes part.
 pub const FLAG_LM: u8 = 0x80;
@@ -39,7 +39,9 @@ pub enum CmError {
     #[error("corrupt context-mixing payload: unknown preset byte {0:#04x}")]
     BadPreset(u8),
     /// The chunk is too long to use the language model.
-    #[error("corrupt context-mixing payload: a chunk of {0} bytes may not use the language model (at most {MAX_CM_LM_CHUNK})")]
+    #[error(
+        "corrupt context-mixing payload: a chunk of {0} bytes may not use the language model (at most {MAX_CM_LM_CHUNK})"
+    )]
     TooLongForLm(usize),
     /// The payload ended before the chunk was complete.
     #[error("corrupt context-mixing payload: it ends before the chunk is complete")]
@@ -115,7 +117,14 @@ mod tests {
     fn sample() -> Vec<u8> {
         let mut v = Vec::new();
         for i in 0..3000u32 {
-            v.extend_from_slice(format!("<row id=\"{i}\" v=\"{}\">text {}</row>\n", i * 7 % 13, i % 10).as_bytes());
+            v.extend_from_slice(
+                format!(
+                    "<row id=\"{i}\" v=\"{}\">text {}</row>\n",
+                    i * 7 % 13,
+                    i % 10
+                )
+                .as_bytes(),
+            );
         }
         v
     }

@@ -6,9 +6,6 @@
 
 use super::tables::{RATES, STRETCH, squash, stretch16};
 
-
-
-
 /// Most hashed contexts a preset may use.
 const MAX_HASHED: usize = 12;
 /// Most mixer inputs.
@@ -97,14 +94,25 @@ fn ceil_log2(n: usize) -> u32 {
     usize::BITS - n.saturating_sub(1).leading_zeros()
 }
 
+/// log2 of the hashed table's bytes and of the match table's entries for a
+/// chunk of `raw_len` bytes (format-spec 8.4, "Tables"): 16 bytes per input
+/// byte, at least 64 KiB, at most `2^max_table_log`; half an entry per byte.
+fn table_logs(preset: Preset, raw_len: usize) -> (u32, u32) {
+    let l = ceil_log2(raw_len.max(1));
+    (
+        (l + 4).clamp(16, preset.max_table_log),
+        l.saturating_sub(1).clamp(10, 22),
+    )
+}
+
 /// An adaptive probability: 22 bits of P(1), 10 bits of count.
 #[inline(always)]
-fn counter_update(c: &mut u32, bit: u32, limit: u32) {
+fn counter_update(c: &mut u32, bit: u32) {
     let n = *c & 1023;
     let p = (*c >> 10) as i64;
     let target = ((bit << 22) - bit) as i64;
     let np = p + (((target - p) * RATES[n as usize] as i64) >> 16);
-    *c = ((np as u32) << 10) | (n + (n < limit) as u32);
+    *c = ((np as u32) << 10) | (n + (n < 1023) as u32);
 }
 
 #[inline(always)]
@@ -255,7 +263,6 @@ pub struct Predictor {
     apm1: Apm,
     apm2: Apm,
     apm3: Apm,
-    pr_mix: u32,
     pr: u32,
 }
 
@@ -264,11 +271,8 @@ impl Predictor {
     /// the language model's distribution is given for every byte.
     pub fn new(preset: Preset, raw_len: usize, lm: bool) -> Predictor {
         let nh = preset.hashed();
-        // hashed table: 16 bytes per input byte (rounded up to a power of
-        // two), at least 64 KiB, at most 2^max_table_log bytes
-        let table_log = (ceil_log2(raw_len.max(1)) + 4).clamp(16, preset.max_table_log);
+        let (table_log, mm_log) = table_logs(preset, raw_len);
         let lines = 1usize << (table_log - 6);
-        let mm_log = ceil_log2(raw_len.max(1)).saturating_sub(1).clamp(10, 22);
         let nin = 3 + nh + 2 + if lm { 2 } else { 0 };
         let mut w = vec![0i32; (256 + 64 + 256 * 8) * MAX_INPUTS];
         for set in w.chunks_mut(MAX_INPUTS) {
@@ -319,7 +323,6 @@ impl Predictor {
             apm1: Apm::new(256),
             apm2: Apm::new(1 << 16),
             apm3: Apm::new(if lm { 1 << 13 } else { 1 }),
-            pr_mix: 32768,
             pr: 32768,
         };
         p.byte_contexts();
@@ -330,8 +333,7 @@ impl Predictor {
     /// Bytes of memory a predictor for a chunk of `raw_len` bytes takes
     /// (tables and history), for scheduling.
     pub fn memory(preset: Preset, raw_len: usize, lm: bool) -> usize {
-        let table_log = (ceil_log2(raw_len.max(1)) + 4).clamp(16, preset.max_table_log);
-        let mm_log = ceil_log2(raw_len.max(1)).saturating_sub(1).clamp(10, 22);
+        let (table_log, mm_log) = table_logs(preset, raw_len);
         (1 << table_log)
             + (4 << mm_log)
             + raw_len
@@ -445,7 +447,11 @@ impl Predictor {
     fn byte_contexts(&mut self) {
         let mut k = 0;
         for &o in self.preset.orders {
-            let mask = if o >= 8 { u64::MAX } else { (1u64 << (8 * o)) - 1 };
+            let mask = if o >= 8 {
+                u64::MAX
+            } else {
+                (1u64 << (8 * o)) - 1
+            };
             self.ctx[k] = hash2(self.c8 & mask, o as u64 + 1);
             k += 1;
         }
@@ -480,19 +486,20 @@ impl Predictor {
                 self.mm_len = 0;
             }
         }
-        let mmin = MATCH_MIN;
-        if pos >= mmin {
-            let key = if mmin >= 8 { self.c8 } else { self.c8 & ((1u64 << (8 * mmin)) - 1) };
+        if pos >= MATCH_MIN {
+            let key = self.c8 & ((1u64 << (8 * MATCH_MIN)) - 1);
             let h = (hash2(key, 0x51) >> 30) as usize & self.mm_mask;
             if self.mm_len == 0 {
                 let cand = self.mm_tab[h] as usize;
                 if cand > 0 {
                     let mut l = 0;
-                    while l < MATCH_VERIFY && l < cand && self.hist[cand - 1 - l] == self.hist[pos - 1 - l]
+                    while l < MATCH_VERIFY
+                        && l < cand
+                        && self.hist[cand - 1 - l] == self.hist[pos - 1 - l]
                     {
                         l += 1;
                     }
-                    if l >= mmin {
+                    if l >= MATCH_MIN {
                         self.mm_len = l;
                         self.mm_ptr = cand;
                     }
@@ -520,7 +527,8 @@ impl Predictor {
         if self.preset.words {
             let l = b.to_ascii_lowercase();
             if l.is_ascii_lowercase() || b >= 0x80 {
-                self.word = (self.word.wrapping_add(l as u64 + 1)).wrapping_mul(0x2F0F_3D8B_5A1C_6E27);
+                self.word =
+                    (self.word.wrapping_add(l as u64 + 1)).wrapping_mul(0x2F0F_3D8B_5A1C_6E27);
             } else if self.word != 0 {
                 self.word_prev = self.word;
                 self.word = 0;
@@ -553,12 +561,26 @@ impl Predictor {
         if self.mm_len > 0 && !self.mm_miss {
             let expect = (self.mm_byte >> (7 - self.bitpos)) & 1;
             let l = self.mm_len;
-            let lq = if l < 16 { l } else { (16 + ((l - 16) >> 3)).min(31) };
+            let lq = if l < 16 {
+                l
+            } else {
+                (16 + ((l - 16) >> 3)).min(31)
+            };
             self.mm_cx = lq * 2 + expect as usize;
             let st = counter_stretch(self.mm_sm[self.mm_cx]);
             self.x[n] = st;
-            self.x[n + 1] = if expect == 1 { lq as i32 * 32 } else { -(lq as i32) * 32 };
-            mstate = if l < 16 { 1 } else if l < 32 { 2 } else { 3 };
+            self.x[n + 1] = if expect == 1 {
+                lq as i32 * 32
+            } else {
+                -(lq as i32) * 32
+            };
+            mstate = if l < 16 {
+                1
+            } else if l < 32 {
+                2
+            } else {
+                3
+            };
         } else {
             self.x[n] = 0;
             self.x[n + 1] = 0;
@@ -583,7 +605,6 @@ impl Predictor {
         self.dot_a = dot(&self.w[self.set_a * MAX_INPUTS..][..n], &self.x[..n]);
         if self.preset.single_mixer {
             let pm = squash(self.dot_a) as u32;
-            self.pr_mix = pm;
             let p2 = self.apm2.refine(pm, self.c0 as usize | c1 << 8);
             self.pr = ((pm + 3 * p2 + 2) >> 2).clamp(1, 65535);
             return;
@@ -594,7 +615,6 @@ impl Predictor {
         self.dot_c = dot(&self.w[self.set_c * MAX_INPUTS..][..n], &self.x[..n]);
         let s = (self.dot_a + self.dot_b + self.dot_c) / 3;
         let pm = squash(s) as u32;
-        self.pr_mix = pm;
         let p1 = self.apm1.refine(pm, self.c0 as usize);
         let p2 = self.apm2.refine(pm, self.c0 as usize | c1 << 8);
         let p = (p1 + 3 * p2 + 2) >> 2;
@@ -611,17 +631,17 @@ impl Predictor {
     /// Learn from `bit` and move to the next bit.
     #[inline(always)]
     pub fn update(&mut self, bit: u32) {
-        counter_update(&mut self.t0[self.c0 as usize], bit, 1023);
+        counter_update(&mut self.t0[self.c0 as usize], bit);
         let c1 = (self.c8 & 0xFF) as usize;
-        counter_update(&mut self.t1[c1 << 8 | self.c0 as usize], bit, 1023);
+        counter_update(&mut self.t1[c1 << 8 | self.c0 as usize], bit);
         for i in 0..self.nh {
             let b = self.bucket[i];
             let slot = &mut self.ht[b >> 2].0[b & 3][self.nib as usize];
-            counter_update(&mut self.sm[i * 256 + *slot as usize], bit, 1023);
+            counter_update(&mut self.sm[i * 256 + *slot as usize], bit);
             *slot = NEXT[*slot as usize][bit as usize];
         }
         if self.mm_cx != usize::MAX {
-            counter_update(&mut self.mm_sm[self.mm_cx], bit, 1023);
+            counter_update(&mut self.mm_sm[self.mm_cx], bit);
             if (self.mm_byte >> (7 - self.bitpos)) & 1 != bit {
                 self.mm_miss = true;
             }
@@ -630,12 +650,24 @@ impl Predictor {
         let n = self.nin;
         let t = (bit << 12) as i32 - bit as i32;
         let pa = squash(self.dot_a) >> 4;
-        train(&mut self.w[self.set_a * MAX_INPUTS..][..n], &self.x[..n], (t - pa) * MIXER_RATE);
+        train(
+            &mut self.w[self.set_a * MAX_INPUTS..][..n],
+            &self.x[..n],
+            (t - pa) * MIXER_RATE,
+        );
         if !self.preset.single_mixer {
             let pb = squash(self.dot_b) >> 4;
             let pc = squash(self.dot_c) >> 4;
-            train(&mut self.w[self.set_b * MAX_INPUTS..][..n], &self.x[..n], (t - pb) * MIXER_RATE);
-            train(&mut self.w[self.set_c * MAX_INPUTS..][..n], &self.x[..n], (t - pc) * MIXER_RATE);
+            train(
+                &mut self.w[self.set_b * MAX_INPUTS..][..n],
+                &self.x[..n],
+                (t - pb) * MIXER_RATE,
+            );
+            train(
+                &mut self.w[self.set_c * MAX_INPUTS..][..n],
+                &self.x[..n],
+                (t - pc) * MIXER_RATE,
+            );
             self.apm1.update(bit, APM_RATE);
         }
         self.apm2.update(bit, APM_RATE);

@@ -181,6 +181,32 @@ enum Done {
     Bits(f64),
 }
 
+impl Done {
+    /// The payload of an encoding job.
+    fn encoded(self) -> Vec<u8> {
+        match self {
+            Done::Encoded(v) => v,
+            _ => unreachable!("not an encoding job"),
+        }
+    }
+}
+
+/// Results in input order: the chunks that failed before taking a slot
+/// (`Some` in `early`) and, in order, the decoding results of the others.
+fn merge_decoded(early: Vec<Option<LmError>>, results: Vec<Done>) -> Vec<Result<Vec<u8>, LmError>> {
+    let mut results = results.into_iter();
+    early
+        .into_iter()
+        .map(|e| match e {
+            Some(e) => Err(e),
+            None => match results.next() {
+                Some(Done::Decoded(r)) => r,
+                _ => unreachable!("one decoding result per live chunk"),
+            },
+        })
+        .collect()
+}
+
 struct Slot<'a> {
     index: usize,
     input: u16,
@@ -204,7 +230,10 @@ impl<'a> Job<'a> {
             Job::Bits { data: [], .. } => Ok(Done::Bits(0.0)),
             Job::Probs { data: [], out, .. } => Ok(Done::Probs(out)),
             Job::CmEncode {
-                data: [], enc, head, ..
+                data: [],
+                enc,
+                head,
+                ..
             } => {
                 let mut out = vec![head];
                 out.extend_from_slice(&enc.finish());
@@ -376,10 +405,7 @@ impl LmCodec {
         });
         self.run(jobs, chunks.len(), self.batch)
             .into_iter()
-            .map(|d| match d {
-                Done::Encoded(v) => v,
-                _ => unreachable!(),
-            })
+            .map(Done::encoded)
             .collect()
     }
 
@@ -403,13 +429,21 @@ impl LmCodec {
             pos: 0,
             out: Vec::with_capacity(data.len()),
         });
-        let mut probs = self.run(jobs, stretches.len(), self.batch).into_iter().map(|d| match d {
-            Done::Probs(p) => p,
-            _ => unreachable!(),
-        });
+        let mut probs = self
+            .run(jobs, stretches.len(), self.batch)
+            .into_iter()
+            .map(|d| match d {
+                Done::Probs(p) => p,
+                _ => unreachable!(),
+            });
         let per_chunk: Vec<Vec<Vec<[u16; 8]>>> = chunks
             .iter()
-            .map(|c| probs.by_ref().take(c.len().div_ceil(crate::cm::LM_RESET)).collect())
+            .map(|c| {
+                probs
+                    .by_ref()
+                    .take(c.len().div_ceil(crate::cm::LM_RESET))
+                    .collect()
+            })
             .collect();
         let code = |(data, probs): (&&[u8], &Vec<Vec<[u16; 8]>>)| -> Vec<u8> {
             assert!(data.len() <= crate::cm::MAX_CM_LM_CHUNK);
@@ -448,50 +482,45 @@ impl LmCodec {
         let max_len = chunks.iter().map(|c| c.len()).max().unwrap_or(0);
         self.run_split(jobs, chunks.len(), cm_slots(self.batch, preset, max_len))
             .into_iter()
-            .map(|d| match d {
-                Done::Encoded(v) => v,
-                _ => unreachable!(),
-            })
+            .map(Done::encoded)
             .collect()
     }
 
     /// Decodes context-mixing `(payload, raw_len)` pairs whose payloads use
     /// the model, in input order; as [`LmCodec::decode_chunks`].
     pub fn decode_cm_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, LmError>> {
-        let mut early: Vec<Option<LmError>> = Vec::with_capacity(chunks.len());
-        for &(payload, raw_len) in chunks {
-            early.push(match crate::cm::parse_header(payload, raw_len) {
-                Ok((_, true)) => None,
-                Ok((_, false)) => Some(crate::cm::CmError::BadPreset(payload[0]).into()),
-                Err(e) => Some(e.into()),
-            });
-        }
-        let live: Vec<usize> = (0..chunks.len()).filter(|&i| early[i].is_none()).collect();
+        let headers: Vec<Result<crate::cm::Preset, LmError>> = chunks
+            .iter()
+            .map(
+                |&(payload, raw_len)| match crate::cm::parse_header(payload, raw_len) {
+                    Ok((preset, true)) => Ok(preset),
+                    Ok((_, false)) => Err(crate::cm::CmError::BadPreset(payload[0]).into()),
+                    Err(e) => Err(e.into()),
+                },
+            )
+            .collect();
+        let live: Vec<(usize, crate::cm::Preset)> = headers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.as_ref().ok().map(|&p| (i, p)))
+            .collect();
         // Predictors are built lazily as slots free up: the iterator is
         // consumed only when a slot takes its job.
-        let jobs = live.iter().map(|&i| {
+        let jobs = live.iter().map(|&(i, preset)| {
             let (payload, raw_len) = chunks[i];
-            let preset = crate::cm::parse_header(payload, raw_len).expect("checked").0;
             Job::CmDecode {
                 dec: crate::cm::coder::Decoder::new(&payload[1..]),
                 pred: Box::new(crate::cm::Predictor::new(preset, raw_len, true)),
                 raw_len,
             }
         });
-        let max_len = live.iter().map(|&i| chunks[i].1).max().unwrap_or(0);
-        let mut results = self
-            .run_split(jobs, live.len(), cm_slots(self.batch, crate::cm::NORMAL, max_len))
-            .into_iter();
-        early
-            .into_iter()
-            .map(|e| match e {
-                Some(e) => Err(e),
-                None => match results.next() {
-                    Some(Done::Decoded(r)) => r,
-                    _ => unreachable!(),
-                },
-            })
-            .collect()
+        let max_len = live.iter().map(|&(i, _)| chunks[i].1).max().unwrap_or(0);
+        let results = self.run_split(
+            jobs,
+            live.len(),
+            cm_slots(self.batch, crate::cm::NORMAL, max_len),
+        );
+        merge_decoded(headers.into_iter().map(|h| h.err()).collect(), results)
     }
 
     /// Decodes `(payload, raw_len)` pairs, in input order. A bad payload fails
@@ -519,17 +548,7 @@ impl LmCodec {
             out: Vec::with_capacity(chunks[i].1.min(1 << 20)),
             raw_len: chunks[i].1,
         });
-        let mut results = self.run(jobs, live.len(), self.batch).into_iter();
-        early
-            .into_iter()
-            .map(|e| match e {
-                Some(e) => Err(e),
-                None => match results.next() {
-                    Some(Done::Decoded(r)) => r,
-                    _ => unreachable!(),
-                },
-            })
-            .collect()
+        merge_decoded(early, self.run(jobs, live.len(), self.batch))
     }
 
     /// Ideal code length in bits (`sum -log2(f[x] / TOTAL)`, without range
@@ -575,9 +594,19 @@ impl LmCodec {
             // hands work to the other threads without a round trip through
             // the calling thread
             Some(pool) => pool.install(|| {
-                self.run_inner(&mut || jobs.next(), &mut |i, d| results[i] = Some(d), cap, false)
+                self.run_inner(
+                    &mut || jobs.next(),
+                    &mut |i, d| results[i] = Some(d),
+                    cap,
+                    false,
+                )
             }),
-            None => self.run_inner(&mut || jobs.next(), &mut |i, d| results[i] = Some(d), cap, false),
+            None => self.run_inner(
+                &mut || jobs.next(),
+                &mut |i, d| results[i] = Some(d),
+                cap,
+                false,
+            ),
         }
         results
             .into_iter()

@@ -340,13 +340,21 @@ fn cm_chunks_batched_equal_stepwise_and_round_trip() {
     let refs: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
     let mut reference: Option<Vec<Vec<u8>>> = None;
     for (threads, batch) in [(1, 1), (1, 5), (2, 3), (3, 256)] {
-        let codec = LmCodec::new(test_model(), KernelPath::detect().unwrap(), threads, batch).unwrap();
+        let codec =
+            LmCodec::new(test_model(), KernelPath::detect().unwrap(), threads, batch).unwrap();
         for preset in [crate::cm::WITH_LM, crate::cm::FAST] {
             let batched = codec.encode_cm_chunks(&refs, preset);
             let stepwise = codec.encode_cm_chunks_stepwise(&refs, preset);
-            assert!(batched == stepwise, "threads {threads} batch {batch} preset {}", preset.id);
-            let inputs: Vec<(&[u8], usize)> =
-                batched.iter().zip(&refs).map(|(p, c)| (p.as_slice(), c.len())).collect();
+            assert!(
+                batched == stepwise,
+                "threads {threads} batch {batch} preset {}",
+                preset.id
+            );
+            let inputs: Vec<(&[u8], usize)> = batched
+                .iter()
+                .zip(&refs)
+                .map(|(p, c)| (p.as_slice(), c.len()))
+                .collect();
             for (r, c) in codec.decode_cm_chunks(&inputs).into_iter().zip(&refs) {
                 assert_eq!(r.unwrap().as_slice(), *c);
             }
@@ -360,7 +368,9 @@ fn cm_chunks_batched_equal_stepwise_and_round_trip() {
     }
     // a payload without the flag, or corrupt, fails only its own chunk
     let codec = LmCodec::new(test_model(), KernelPath::detect().unwrap(), 2, 4).unwrap();
-    let good = codec.encode_cm_chunks(&[&text[..2000]], crate::cm::WITH_LM).remove(0);
+    let good = codec
+        .encode_cm_chunks(&[&text[..2000]], crate::cm::WITH_LM)
+        .remove(0);
     let plain = crate::cm::encode(&text[..2000], crate::cm::WITH_LM);
     let mut cut = good.clone();
     cut.truncate(good.len() - 2);

@@ -320,3 +320,32 @@ pub fn corrupt_kind(r: lza::Result<impl std::fmt::Debug>) -> (u64, lza::CorruptK
         other => panic!("expected a Corrupt error, got {other:?}"),
     }
 }
+
+/// A path inside the repository.
+pub fn repo(p: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(p)
+}
+
+/// Runs the lza binary with `args` and extra environment `envs`, isolated
+/// from the caller's kernel choice and model directories.
+pub fn lza(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_lza"));
+    c.args(args)
+        .env_remove("LZA_KERNEL")
+        .env("LZA_MODEL_PATH", "")
+        .env("HOME", "/nonexistent");
+    for (k, v) in envs {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+/// `out`, after asserting that lza succeeded.
+pub fn ok(out: std::process::Output) -> std::process::Output {
+    assert!(
+        out.status.success(),
+        "lza failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
