@@ -5,8 +5,14 @@ use lza::lm::{KernelPath, LmCodec, Model};
 use std::sync::Arc;
 use std::time::Instant;
 fn main() {
-    let chunk: usize = std::env::var("CHUNK").ok().and_then(|s| s.parse().ok()).unwrap_or(512 << 10);
-    let threads: usize = std::env::var("THREADS").ok().and_then(|s| s.parse().ok()).unwrap_or(2);
+    let chunk: usize = std::env::var("CHUNK")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(512 << 10);
+    let threads: usize = std::env::var("THREADS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2);
     let preset = match std::env::var("PRESET").as_deref() {
         Ok("fast") => lza::cm::FAST,
         Ok("lm") => lza::cm::WITH_LM,
@@ -26,12 +32,23 @@ fn main() {
         let te = t.elapsed().as_secs_f64();
         let n: usize = parts.iter().map(|p| p.len()).sum();
         let t = Instant::now();
-        let inputs: Vec<(&[u8], usize)> = parts.iter().zip(&chunks).map(|(p, c)| (p.as_slice(), c.len())).collect();
+        let inputs: Vec<(&[u8], usize)> = parts
+            .iter()
+            .zip(&chunks)
+            .map(|(p, c)| (p.as_slice(), c.len()))
+            .collect();
         let out = codec.decode_cm_chunks(&inputs);
         let td = t.elapsed().as_secs_f64();
         for (o, c) in out.iter().zip(&chunks) {
             assert_eq!(o.as_ref().unwrap().as_slice(), *c);
         }
-        println!("{f}: {} -> {} bpb {:.4} enc {:.0} KB/s dec {:.0} KB/s", data.len(), n, 8.0 * n as f64 / data.len() as f64, data.len() as f64 / te / 1e3, data.len() as f64 / td / 1e3);
+        println!(
+            "{f}: {} -> {} bpb {:.4} enc {:.0} KB/s dec {:.0} KB/s",
+            data.len(),
+            n,
+            8.0 * n as f64 / data.len() as f64,
+            data.len() as f64 / te / 1e3,
+            data.len() as f64 / td / 1e3
+        );
     }
 }

@@ -7,11 +7,17 @@ fn main() {
         Some("fast") => lza::cm::FAST,
         _ => lza::cm::NORMAL,
     };
-    let chunk: usize = std::env::var("CHUNK").ok().and_then(|s| s.parse().ok()).unwrap_or(32 << 20);
+    let chunk: usize = std::env::var("CHUNK")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(32 << 20);
     for f in args {
         let data = std::fs::read(&f).unwrap();
         let t = Instant::now();
-        let parts: Vec<Vec<u8>> = data.chunks(chunk).map(|c| lza::cm::encode(c, preset)).collect();
+        let parts: Vec<Vec<u8>> = data
+            .chunks(chunk)
+            .map(|c| lza::cm::encode(c, preset))
+            .collect();
         let te = t.elapsed().as_secs_f64();
         let n: usize = parts.iter().map(|p| p.len()).sum();
         let t = Instant::now();
@@ -19,6 +25,13 @@ fn main() {
             assert_eq!(lza::cm::decode(p, c.len()).unwrap(), c);
         }
         let td = t.elapsed().as_secs_f64();
-        println!("{f}: {} -> {} bpb {:.4} enc {:.2} MB/s dec {:.2} MB/s", data.len(), n, 8.0 * n as f64 / data.len() as f64, data.len() as f64 / te / 1e6, data.len() as f64 / td / 1e6);
+        println!(
+            "{f}: {} -> {} bpb {:.4} enc {:.2} MB/s dec {:.2} MB/s",
+            data.len(),
+            n,
+            8.0 * n as f64 / data.len() as f64,
+            data.len() as f64 / te / 1e6,
+            data.len() as f64 / td / 1e6
+        );
     }
 }

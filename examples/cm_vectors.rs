@@ -14,9 +14,15 @@ fn main() {
     let preset = Preset::from_id(id).expect("unknown preset id");
     let data = std::fs::read(args.get(2).expect(usage)).unwrap();
     match args[0].as_str() {
-        "encode" => std::fs::write(args.get(3).expect(usage), lza::cm::encode(&data, preset)).unwrap(),
+        "encode" => {
+            std::fs::write(args.get(3).expect(usage), lza::cm::encode(&data, preset)).unwrap()
+        }
         "probs" => {
-            let n: usize = args.get(3).map(|s| s.parse().unwrap()).unwrap_or(data.len()).min(data.len());
+            let n: usize = args
+                .get(3)
+                .map(|s| s.parse().unwrap())
+                .unwrap_or(data.len())
+                .min(data.len());
             let mut pr = Predictor::new(preset, n, false);
             let out = std::io::stdout();
             let mut out = std::io::BufWriter::new(out.lock());
