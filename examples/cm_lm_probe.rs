@@ -16,6 +16,8 @@ fn main() {
     let preset = match std::env::var("PRESET").as_deref() {
         Ok("fast") => lza::cm::FAST,
         Ok("lm") => lza::cm::WITH_LM,
+        Ok("lm2") => lza::cm::WITH_LM2,
+        Ok("normal2") => lza::cm::NORMAL2,
         _ => lza::cm::NORMAL,
     };
     let bytes = match std::env::var("MODEL") {

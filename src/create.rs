@@ -76,7 +76,7 @@ impl Method {
     pub fn preset(self) -> crate::cm::Preset {
         match self {
             Method::Fast => crate::cm::FAST,
-            _ => crate::cm::NORMAL,
+            _ => crate::cm::NORMAL2,
         }
     }
 
@@ -597,7 +597,7 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
     // language (tables, lists of URLs, reference works).
     let (coded, trials) = rayon::join(
         || match lm {
-            Some(lm) if !pieces.is_empty() => lm.encode_cm_chunks(&pieces, crate::cm::WITH_LM),
+            Some(lm) if !pieces.is_empty() => lm.encode_cm_chunks(&pieces, crate::cm::WITH_LM2),
             _ => Vec::new(),
         },
         || {
@@ -605,7 +605,7 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
                 .par_iter()
                 .zip(&plans)
                 .map(|(s, plan)| match plan {
-                    Plan::Lm(..) => Some(codec::encode_cm(&s.data, crate::cm::NORMAL)),
+                    Plan::Lm(..) => Some(codec::encode_cm(&s.data, crate::cm::NORMAL2)),
                     Plan::Done(_) => None,
                 })
                 .collect::<Vec<_>>()

@@ -17,7 +17,7 @@ pub mod coder;
 pub mod model;
 mod tables;
 
-pub use model::{FAST, NORMAL, Predictor, Preset, WITH_LM, lm_byte_bits};
+pub use model::{FAST, NORMAL, NORMAL2, Predictor, Preset, WITH_LM, WITH_LM2, lm_byte_bits};
 
 /// Payload header flag: the language model takes part.
 pub const FLAG_LM: u8 = 0x80;
@@ -132,14 +132,16 @@ mod tests {
     #[test]
     fn round_trip_both_presets() {
         let data = sample();
-        for preset in [FAST, NORMAL] {
+        for preset in [FAST, NORMAL, NORMAL2, WITH_LM2] {
             let c = encode(&data, preset);
             assert!(c.len() * 8 < data.len(), "{} -> {}", data.len(), c.len());
             assert_eq!(decode(&c, data.len()).unwrap(), data);
         }
         for len in [0usize, 1, 2, 7, 100] {
-            let c = encode(&data[..len], NORMAL);
-            assert_eq!(decode(&c, len).unwrap(), &data[..len]);
+            for preset in [NORMAL, NORMAL2] {
+                let c = encode(&data[..len], preset);
+                assert_eq!(decode(&c, len).unwrap(), &data[..len]);
+            }
         }
     }
 

@@ -7,19 +7,15 @@
 use super::tables::{RATES, STRETCH, squash, stretch16};
 
 /// Most hashed contexts a preset may use.
-const MAX_HASHED: usize = 12;
+const MAX_HASHED: usize = 16;
 /// Most mixer inputs.
-const MAX_INPUTS: usize = 20;
+const MAX_INPUTS: usize = 24;
 /// Counter value of a context never seen: p = 1/2, count 0.
 const COUNTER_INIT: u32 = 1 << 31;
-/// Shortest match the match model follows.
-const MATCH_MIN: usize = 6;
 /// How far back a match candidate is verified.
 const MATCH_VERIFY: usize = 32;
 /// Weight bound (16.16 fixed point).
 const MAX_WEIGHT: i32 = 1 << 22;
-/// Mixer learning rate (error times rate, shifted right by 12).
-const MIXER_RATE: i32 = 3;
 /// APM adaptation: 1/2^APM_RATE of the error.
 const APM_RATE: u32 = 6;
 
@@ -41,6 +37,24 @@ pub struct Preset {
     /// One weight set (by partial byte) and one APM stage instead of three
     /// weight sets and two or three stages.
     pub single_mixer: bool,
+    /// log2 of the hashed table's bytes per input byte.
+    pub table_shift: u32,
+    /// Mixer learning rate (error times rate, shifted right by 12).
+    pub mixer_rate: i32,
+    /// Shortest match the match model follows (at most 8).
+    pub match_min: usize,
+    /// Token (letters and digits after a separator) and word-trigram
+    /// contexts, with `words`.
+    pub tokens: bool,
+    /// A context of everything since the line's start.
+    pub line_prefix: bool,
+    /// Record contexts: bytes one and two record lengths back, the record
+    /// length detected from repeating byte distances.
+    pub records: bool,
+    /// An APM stage in an order-2 context (hashed to 8 bits).
+    pub apm_order2: bool,
+    /// An APM stage in the match model's state.
+    pub apm_match: bool,
 }
 
 /// Fast: orders 1-4 and 6, the match model.
@@ -51,6 +65,14 @@ pub const FAST: Preset = Preset {
     columns: false,
     max_table_log: 24,
     single_mixer: true,
+    table_shift: 4,
+    mixer_rate: 3,
+    match_min: 6,
+    tokens: false,
+    line_prefix: false,
+    records: false,
+    apm_order2: false,
+    apm_match: false,
 };
 
 /// Default: orders 1-6, word contexts, the match model.
@@ -61,6 +83,14 @@ pub const NORMAL: Preset = Preset {
     columns: true,
     max_table_log: 26,
     single_mixer: false,
+    table_shift: 4,
+    mixer_rate: 3,
+    match_min: 6,
+    tokens: false,
+    line_prefix: false,
+    records: false,
+    apm_order2: false,
+    apm_match: false,
 };
 
 /// Lighter contexts next to the language model.
@@ -71,6 +101,52 @@ pub const WITH_LM: Preset = Preset {
     columns: true,
     max_table_log: 26,
     single_mixer: false,
+    table_shift: 4,
+    mixer_rate: 3,
+    match_min: 6,
+    tokens: false,
+    line_prefix: false,
+    records: false,
+    apm_order2: false,
+    apm_match: false,
+};
+
+/// Normal, second revision: more contexts (tokens, word trigrams, line
+/// prefix, records), larger tables, two more APM stages.
+pub const NORMAL2: Preset = Preset {
+    id: 3,
+    orders: &[2, 3, 4, 5, 6, 8],
+    words: true,
+    columns: true,
+    max_table_log: 26,
+    single_mixer: false,
+    table_shift: 6,
+    mixer_rate: 2,
+    match_min: 5,
+    tokens: true,
+    line_prefix: true,
+    records: true,
+    apm_order2: true,
+    apm_match: true,
+};
+
+/// With the model, second revision: token and word-trigram contexts,
+/// larger tables, the order-2 APM stage.
+pub const WITH_LM2: Preset = Preset {
+    id: 4,
+    orders: &[2, 3, 4, 6],
+    words: true,
+    columns: true,
+    max_table_log: 26,
+    single_mixer: false,
+    table_shift: 6,
+    mixer_rate: 2,
+    match_min: 6,
+    tokens: true,
+    line_prefix: false,
+    records: false,
+    apm_order2: true,
+    apm_match: false,
 };
 
 impl Preset {
@@ -80,12 +156,19 @@ impl Preset {
             0 => Some(FAST),
             1 => Some(NORMAL),
             2 => Some(WITH_LM),
+            3 => Some(NORMAL2),
+            4 => Some(WITH_LM2),
             _ => None,
         }
     }
 
     fn hashed(&self) -> usize {
-        self.orders.len() + if self.words { 2 } else { 0 } + if self.columns { 2 } else { 0 }
+        self.orders.len()
+            + if self.words { 2 } else { 0 }
+            + if self.words && self.tokens { 2 } else { 0 }
+            + if self.line_prefix { 1 } else { 0 }
+            + if self.records { 3 } else { 0 }
+            + if self.columns { 2 } else { 0 }
     }
 }
 
@@ -95,12 +178,13 @@ fn ceil_log2(n: usize) -> u32 {
 }
 
 /// log2 of the hashed table's bytes and of the match table's entries for a
-/// chunk of `raw_len` bytes (format-spec 8.4, "Tables"): 16 bytes per input
-/// byte, at least 64 KiB, at most `2^max_table_log`; half an entry per byte.
+/// chunk of `raw_len` bytes (format-spec 8.4, "Tables"): `2^table_shift`
+/// bytes per input byte, at least 64 KiB, at most `2^max_table_log`; half
+/// an entry per byte.
 fn table_logs(preset: Preset, raw_len: usize) -> (u32, u32) {
     let l = ceil_log2(raw_len.max(1));
     (
-        (l + 4).clamp(16, preset.max_table_log),
+        (l + preset.table_shift).clamp(16, preset.max_table_log),
         l.saturating_sub(1).clamp(10, 22),
     )
 }
@@ -263,7 +347,19 @@ pub struct Predictor {
     apm1: Apm,
     apm2: Apm,
     apm3: Apm,
+    apm4: Apm,
+    apm5: Apm,
     pr: u32,
+    // contexts of the second revision (presets 3 and 4)
+    word_prev2: u64,
+    token: u64,
+    token_sep: u64,
+    line_hash: u64,
+    /// Last four positions (1-based) of each byte value.
+    rec_pos: Vec<[u32; 4]>,
+    rec_len: usize,
+    rec_cand: [usize; 2],
+    rec_count: [u32; 2],
 }
 
 impl Predictor {
@@ -323,7 +419,21 @@ impl Predictor {
             apm1: Apm::new(256),
             apm2: Apm::new(1 << 16),
             apm3: Apm::new(if lm { 1 << 13 } else { 1 }),
+            apm4: Apm::new(if preset.apm_order2 { 1 << 16 } else { 1 }),
+            apm5: Apm::new(if preset.apm_match { 64 << 8 } else { 1 }),
             pr: 32768,
+            word_prev2: 0,
+            token: 0,
+            token_sep: 0,
+            line_hash: 0,
+            rec_pos: if preset.records {
+                vec![[0; 4]; 256]
+            } else {
+                Vec::new()
+            },
+            rec_len: 0,
+            rec_cand: [0; 2],
+            rec_count: [0; 2],
         };
         p.byte_contexts();
         p.predict();
@@ -337,7 +447,13 @@ impl Predictor {
         (1 << table_log)
             + (4 << mm_log)
             + raw_len
-            + 2 * 33 * ((1 << 16) + 256 + if lm { 1 << 13 } else { 0 })
+            + 2 * 33
+                * ((1 << 16)
+                    + 256
+                    + if lm { 1 << 13 } else { 0 }
+                    + if preset.apm_order2 { 1 << 16 } else { 0 }
+                    + if preset.apm_match { 64 << 8 } else { 0 })
+            + if preset.records { 16 * 256 } else { 0 }
             + 4 * (256 + 65536)
             + 4 * MAX_INPUTS * (256 + 64 + 256 * 8)
     }
@@ -460,6 +576,36 @@ impl Predictor {
             self.ctx[k] = hash2(self.word, 0x100 + if self.word == 0 { c1 } else { 0 });
             self.ctx[k + 1] = hash2(self.word, self.word_prev.wrapping_add(0x200));
             k += 2;
+            if self.preset.tokens {
+                self.ctx[k] = hash2(self.token, self.token_sep + 0x500);
+                self.ctx[k + 1] = hash2(
+                    hash2(self.word, self.word_prev),
+                    self.word_prev2.wrapping_add(0x600),
+                );
+                k += 2;
+            }
+        }
+        if self.preset.line_prefix {
+            self.ctx[k] = hash2(self.line_hash, 0x800);
+            k += 1;
+        }
+        if self.preset.records {
+            let pos = self.hist.len();
+            let r = self.rec_len;
+            let at = |d: usize| {
+                if r > 0 && pos >= d {
+                    self.hist[pos - d] as u64
+                } else {
+                    0x100
+                }
+            };
+            let (above, above2) = (at(r), at(2 * r));
+            let salt = (r as u64) << 12;
+            let col = if r > 0 { (pos % r).min(1023) as u64 } else { 0 };
+            self.ctx[k] = hash2(above << 9 | above2, salt + 0xB00);
+            self.ctx[k + 1] = hash2(above << 9 | (self.c8 & 0xFF), salt + 0xC00);
+            self.ctx[k + 2] = hash2(col << 9 | above, salt + 0xD00);
+            k += 3;
         }
         if self.preset.columns {
             let pos = self.hist.len();
@@ -486,8 +632,9 @@ impl Predictor {
                 self.mm_len = 0;
             }
         }
-        if pos >= MATCH_MIN {
-            let key = self.c8 & ((1u64 << (8 * MATCH_MIN)) - 1);
+        let min = self.preset.match_min;
+        if pos >= min {
+            let key = self.c8 & (u64::MAX >> (64 - 8 * min));
             let h = (hash2(key, 0x51) >> 30) as usize & self.mm_mask;
             if self.mm_len == 0 {
                 let cand = self.mm_tab[h] as usize;
@@ -499,7 +646,7 @@ impl Predictor {
                     {
                         l += 1;
                     }
-                    if l >= MATCH_MIN {
+                    if l >= min {
                         self.mm_len = l;
                         self.mm_ptr = cand;
                     }
@@ -530,12 +677,64 @@ impl Predictor {
                 self.word =
                     (self.word.wrapping_add(l as u64 + 1)).wrapping_mul(0x2F0F_3D8B_5A1C_6E27);
             } else if self.word != 0 {
+                self.word_prev2 = self.word_prev;
                 self.word_prev = self.word;
                 self.word = 0;
             }
+            if self.preset.tokens {
+                if b.is_ascii_alphanumeric() || b >= 0x80 {
+                    self.token = (self.token.wrapping_add(b as u64 + 1))
+                        .wrapping_mul(0x2F0F_3D8B_5A1C_6E27);
+                } else {
+                    self.token_sep = (self.token_sep << 8 | b as u64) & 0xFFFF;
+                    self.token = 0;
+                }
+            }
+        }
+        if self.preset.line_prefix {
+            self.line_hash = if b == b'\n' {
+                0
+            } else {
+                (self.line_hash.wrapping_add(b as u64 + 1)).wrapping_mul(0x2F0F_3D8B_5A1C_6E27)
+            };
+        }
+        if self.preset.records {
+            self.record_update(b);
         }
         self.match_update();
         self.byte_contexts();
+    }
+
+    /// Record length detection (format-spec 8.4, "Records"), after byte `b`
+    /// was appended: a distance that separated the last five occurrences of
+    /// a byte value is a candidate; a candidate seen 16 more times than its
+    /// rival becomes the record length.
+    fn record_update(&mut self, b: u8) {
+        let pos = self.hist.len() as u32;
+        let cp = &mut self.rec_pos[b as usize];
+        let r = pos - cp[0];
+        if cp[3] != 0 && r > 1 && r == cp[0] - cp[1] && r == cp[1] - cp[2] && r == cp[2] - cp[3]
+        {
+            let r = r as usize;
+            if r == self.rec_cand[0] {
+                self.rec_count[0] += 1;
+            } else if r == self.rec_cand[1] {
+                self.rec_count[1] += 1;
+            } else if self.rec_count[0] > self.rec_count[1] {
+                self.rec_cand[1] = r;
+                self.rec_count[1] = 1;
+            } else {
+                self.rec_cand[0] = r;
+                self.rec_count[0] = 1;
+            }
+        }
+        *cp = [pos, cp[0], cp[1], cp[2]];
+        for i in 0..2 {
+            if self.rec_count[i] > 15 && self.rec_len != self.rec_cand[i] {
+                self.rec_len = self.rec_cand[i];
+                self.rec_count = [0, 0];
+            }
+        }
     }
 
     /// Compute the inputs, mix and refine: sets `self.pr`.
@@ -617,7 +816,15 @@ impl Predictor {
         let pm = squash(s) as u32;
         let p1 = self.apm1.refine(pm, self.c0 as usize);
         let p2 = self.apm2.refine(pm, self.c0 as usize | c1 << 8);
-        let p = (p1 + 3 * p2 + 2) >> 2;
+        let mut p = (p1 + 3 * p2 + 2) >> 2;
+        if self.preset.apm_order2 {
+            let h = ((self.c8 & 0xFFFF).wrapping_mul(0x9E37_79B9) >> 8) as usize & 0xFF;
+            p = (p + self.apm4.refine(pm, self.c0 as usize | h << 8) + 1) >> 1;
+        }
+        if self.preset.apm_match {
+            let m = if self.mm_cx == usize::MAX { 0 } else { self.mm_cx };
+            p = (p + 3 * self.apm5.refine(p, self.c0 as usize | m << 8) + 2) >> 2;
+        }
         let p = if self.lm {
             // refined once more in the context of the model's own opinion
             let cx = (((self.lm_st + 2048) >> 7) as usize) << 8 | self.c0 as usize;
@@ -653,7 +860,7 @@ impl Predictor {
         train(
             &mut self.w[self.set_a * MAX_INPUTS..][..n],
             &self.x[..n],
-            (t - pa) * MIXER_RATE,
+            (t - pa) * self.preset.mixer_rate,
         );
         if !self.preset.single_mixer {
             let pb = squash(self.dot_b) >> 4;
@@ -661,14 +868,20 @@ impl Predictor {
             train(
                 &mut self.w[self.set_b * MAX_INPUTS..][..n],
                 &self.x[..n],
-                (t - pb) * MIXER_RATE,
+                (t - pb) * self.preset.mixer_rate,
             );
             train(
                 &mut self.w[self.set_c * MAX_INPUTS..][..n],
                 &self.x[..n],
-                (t - pc) * MIXER_RATE,
+                (t - pc) * self.preset.mixer_rate,
             );
             self.apm1.update(bit, APM_RATE);
+            if self.preset.apm_order2 {
+                self.apm4.update(bit, APM_RATE);
+            }
+            if self.preset.apm_match {
+                self.apm5.update(bit, APM_RATE);
+            }
         }
         self.apm2.update(bit, APM_RATE);
         if self.lm && !self.preset.single_mixer {
@@ -744,5 +957,46 @@ fn dot(w: &[i32], x: &[i32]) -> i32 {
 fn train(w: &mut [i32], x: &[i32], err: i32) {
     for (a, b) in w.iter_mut().zip(x) {
         *a = (*a + ((b * err + 2048) >> 12)).clamp(-MAX_WEIGHT, MAX_WEIGHT);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 300 records of 37 bytes: a counter, a slowly changing field, noise.
+    fn records() -> Vec<u8> {
+        let mut v = Vec::new();
+        let mut x = 12345u32;
+        for i in 0..300u32 {
+            let mut r = [0u8; 37];
+            r[0] = (i & 0xFF) as u8;
+            r[1] = (i >> 8) as u8;
+            for (j, b) in r.iter_mut().enumerate().skip(2) {
+                x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                *b = if j < 20 { (j as u8) * 3 + (i / 50) as u8 } else { (x >> 28) as u8 };
+            }
+            v.extend_from_slice(&r);
+        }
+        v
+    }
+
+    fn code(data: &[u8], preset: Preset) -> (usize, Predictor) {
+        let mut enc = super::super::coder::Encoder::with_capacity(data.len());
+        let mut p = Predictor::new(preset, data.len(), false);
+        for &b in data {
+            p.encode_byte(&mut enc, b);
+        }
+        (enc.finish().len(), p)
+    }
+
+    #[test]
+    fn record_length_is_detected_and_pays() {
+        let data = records();
+        let (with, p) = code(&data, NORMAL2);
+        assert_eq!(p.rec_len, 37);
+        let (without, p) = code(&data, NORMAL);
+        assert_eq!(p.rec_len, 0);
+        assert!(with < without, "records {with} B, without {without} B");
     }
 }

@@ -514,12 +514,12 @@ impl LmCodec {
                 raw_len,
             }
         });
-        let max_len = live.iter().map(|&(i, _)| chunks[i].1).max().unwrap_or(0);
-        let results = self.run_split(
-            jobs,
-            live.len(),
-            cm_slots(self.batch, crate::cm::NORMAL, max_len),
-        );
+        let per = live
+            .iter()
+            .map(|&(i, preset)| crate::cm::Predictor::memory(preset, chunks[i].1, true))
+            .max()
+            .unwrap_or(1);
+        let results = self.run_split(jobs, live.len(), self.batch.min(CM_MEMORY / per).max(1));
         merge_decoded(headers.into_iter().map(|h| h.err()).collect(), results)
     }
 

@@ -338,11 +338,11 @@ fn cm_chunks_batched_equal_stepwise_and_round_trip() {
     chunks.push(text[..crate::cm::LM_RESET + 777].to_vec()); // crosses a reset
     chunks.push(text[..crate::cm::LM_RESET].to_vec()); // ends at one
     let refs: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
-    let mut reference: Option<Vec<Vec<u8>>> = None;
+    let mut reference: [Option<Vec<Vec<u8>>>; 8] = Default::default();
     for (threads, batch) in [(1, 1), (1, 5), (2, 3), (3, 256)] {
         let codec =
             LmCodec::new(test_model(), KernelPath::detect().unwrap(), threads, batch).unwrap();
-        for preset in [crate::cm::WITH_LM, crate::cm::FAST] {
+        for preset in [crate::cm::WITH_LM, crate::cm::WITH_LM2, crate::cm::FAST] {
             let batched = codec.encode_cm_chunks(&refs, preset);
             let stepwise = codec.encode_cm_chunks_stepwise(&refs, preset);
             assert!(
@@ -358,9 +358,9 @@ fn cm_chunks_batched_equal_stepwise_and_round_trip() {
             for (r, c) in codec.decode_cm_chunks(&inputs).into_iter().zip(&refs) {
                 assert_eq!(r.unwrap().as_slice(), *c);
             }
-            if preset == crate::cm::WITH_LM {
-                match &reference {
-                    None => reference = Some(batched),
+            if preset != crate::cm::FAST {
+                match &reference[preset.id as usize] {
+                    None => reference[preset.id as usize] = Some(batched),
                     Some(r) => assert!(*r == batched, "threads {threads} batch {batch}"),
                 }
             }
