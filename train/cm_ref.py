@@ -198,10 +198,17 @@ def hash2(a, b):
 
 
 # 8.5
+# S: table bytes per input byte (log2); R: mixer rate; m: shortest match;
+# apm2: order-2 APM A4; apm_match: match APM A5 (A1 is used with three sets, A2 always)
+_OLD = dict(tokens=False, line_prefix=False, records=False, S=4, R=3, m=6, apm2=False, apm_match=False)
 PRESETS = {
-    0: dict(name="fast", orders=[2, 3, 4, 6], words=False, columns=False, max_table_log=24, sets=1),
-    1: dict(name="normal", orders=[2, 3, 4, 5, 6, 8], words=True, columns=True, max_table_log=26, sets=3),
-    2: dict(name="with-model", orders=[2, 3, 4, 6], words=True, columns=True, max_table_log=26, sets=3),
+    0: dict(_OLD, name="fast", orders=[2, 3, 4, 6], words=False, columns=False, max_table_log=24, sets=1),
+    1: dict(_OLD, name="normal", orders=[2, 3, 4, 5, 6, 8], words=True, columns=True, max_table_log=26, sets=3),
+    2: dict(_OLD, name="with-model", orders=[2, 3, 4, 6], words=True, columns=True, max_table_log=26, sets=3),
+    3: dict(name="normal-2", orders=[2, 3, 4, 5, 6, 8], words=True, tokens=True, line_prefix=True, records=True,
+            columns=True, max_table_log=26, S=6, R=2, m=5, sets=3, apm2=True, apm_match=True),
+    4: dict(name="with-model-2", orders=[2, 3, 4, 6], words=True, tokens=True, line_prefix=False, records=False,
+            columns=True, max_table_log=26, S=6, R=2, m=6, sets=3, apm2=True, apm_match=False),
 }
 
 
@@ -243,12 +250,18 @@ class Predictor:
         self.cfg = cfg
         self.orders = cfg["orders"]
         self.words = cfg["words"]
+        self.tokens = cfg["tokens"]
+        self.line_prefix = cfg["line_prefix"]
+        self.records = cfg["records"]
         self.columns = cfg["columns"]
         self.three = cfg["sets"] == 3
+        self.R = cfg["R"]
+        self.m = cfg["m"]
         L = ceil_log2(raw_len)
-        self.B = clamp(L + 4, 16, cfg["max_table_log"])
+        self.B = clamp(L + cfg["S"], 16, cfg["max_table_log"])
         self.M = clamp(max(L - 1, 0), 10, 22)
-        self.nctx = len(self.orders) + (2 if self.words else 0) + (2 if self.columns else 0)
+        self.nctx = (len(self.orders) + (2 if self.words else 0) + (2 if self.words and self.tokens else 0)
+                     + (1 if self.line_prefix else 0) + (3 if self.records else 0) + (2 if self.columns else 0))
         self.N = 1 + 2 + self.nctx + 2
         # state
         self.hist = bytearray()
@@ -258,8 +271,17 @@ class Predictor:
         self.c8 = 0
         self.word = 0
         self.word_prev = 0
+        self.word_prev2 = 0
+        self.token = 0
+        self.token_sep = 0
+        self.line_hash = 0
         self.line = 0
         self.line_prev = 0
+        # records
+        self.rec_len = 0
+        self.rec_cand = [0, 0]
+        self.rec_cnt = [0, 0]
+        self.rec_P = [[0, 0, 0, 0] for _ in range(256)]
         # tables
         self.T0 = [COUNTER_INIT] * 256
         self.T1 = [COUNTER_INIT] * 65536
@@ -271,6 +293,8 @@ class Predictor:
         self.W = [[0] + [1 << 14] * (self.N - 1) for _ in range(2368)]
         self.A1 = APM(256)
         self.A2 = APM(65536)
+        self.A4 = APM(65536) if cfg["apm2"] else None
+        self.A5 = APM(16384) if cfg["apm_match"] else None
         # match model
         self.mlen = 0
         self.ptr = 0
@@ -292,6 +316,25 @@ class Predictor:
         if self.words:
             ctx.append(hash2(self.word, 256 + (c1 if self.word == 0 else 0)))
             ctx.append(hash2(self.word, (self.word_prev + 512) & M64))
+            if self.tokens:
+                ctx.append(hash2(self.token, (self.token_sep + 0x500) & M64))
+                ctx.append(hash2(hash2(self.word, self.word_prev), (self.word_prev2 + 0x600) & M64))
+        if self.line_prefix:
+            ctx.append(hash2(self.line_hash, 0x800))
+        if self.records:
+            r = self.rec_len
+            hist = self.hist
+            pos = len(hist)
+
+            def at(d):
+                return hist[pos - d] if r > 0 and pos >= d else 256
+            a1 = at(r)
+            a2 = at(2 * r)
+            t = r << 12
+            col = min(pos % r, 1023) if r > 0 else 0
+            ctx.append(hash2((a1 << 9) | a2, t + 0xB00))
+            ctx.append(hash2((a1 << 9) | c1, t + 0xC00))
+            ctx.append(hash2((col << 9) | a1, t + 0xD00))
         if self.columns:
             col = len(self.hist) - self.line
             i = self.line_prev + col
@@ -343,13 +386,13 @@ class Predictor:
             self._states.append(s)
             x.append(STRETCH[self.SM[i][s] >> 20])
         self._mm = -1
+        g = 0
         ms = 0
         if self.mlen > 0 and not self.miss:
             ln = self.mlen
             e = (self.hist[self.ptr] >> (7 - self.bitpos)) & 1
-            # spec: "min(16 + (len - 16) >> 3, 31)", meant (and coded in lza) as below
             lq = ln if ln < 16 else min(16 + ((ln - 16) >> 3), 31)
-            self._mm = 2 * lq + e
+            self._mm = g = 2 * lq + e
             self._e = e
             x.append(STRETCH[self.MM[self._mm] >> 20])
             x.append(32 * lq if e else -32 * lq)
@@ -373,6 +416,11 @@ class Predictor:
             q = abs(tot) // 3
             P = squash(q if tot >= 0 else -q)
             p = (self.A1.refine(P, c0) + 3 * self.A2.refine(P, c0 + 256 * c1) + 2) >> 2
+            if self.A4 is not None:
+                h = (((self.c8 & 65535) * 0x9E3779B9) >> 8) & 255
+                p = (p + self.A4.refine(P, c0 + 256 * h) + 1) >> 1
+            if self.A5 is not None:
+                p = (p + 3 * self.A5.refine(p, c0 + 256 * g) + 2) >> 2
         else:
             P = squash(dots[0])
             p = (P + 3 * self.A2.refine(P, c0 + 256 * c1) + 2) >> 2
@@ -397,7 +445,7 @@ class Predictor:
             self.MM[self._mm] = counter_update(self.MM[self._mm], y)
         x = self.x
         for S, d in zip(self.sets, self.dots):
-            err = ((4095 if y else 0) - (squash(d) >> 4)) * 3
+            err = ((4095 if y else 0) - (squash(d) >> 4)) * self.R
             w = self.W[S]
             for j in range(self.N):
                 v = w[j] + ((x[j] * err + 2048) >> 12)
@@ -405,6 +453,10 @@ class Predictor:
         if self.three:
             self.A1.update(y)
         self.A2.update(y)
+        if self.A4 is not None:
+            self.A4.update(y)
+        if self.A5 is not None:
+            self.A5.update(y)
         # match miss
         if self.mlen > 0 and not self.miss:
             if y != self._e:
@@ -428,14 +480,45 @@ class Predictor:
         if 97 <= l <= 122 or byte >= 128:
             self.word = ((self.word + l + 1) * 0x2F0F3D8B5A1C6E27) & M64
         elif self.word != 0:
+            self.word_prev2 = self.word_prev
             self.word_prev = self.word
             self.word = 0
+        if 48 <= byte <= 57 or 65 <= byte <= 90 or 97 <= byte <= 122 or byte >= 128:
+            self.token = ((self.token + byte + 1) * 0x2F0F3D8B5A1C6E27) & M64
+        else:
+            self.token_sep = ((self.token_sep << 8) | byte) & 65535
+            self.token = 0
+        self.line_hash = 0 if byte == 10 else ((self.line_hash + byte + 1) * 0x2F0F3D8B5A1C6E27) & M64
+        if self.records:
+            self._record_step(byte)
         self._match_step(byte)
         self._contexts()
         self._find_buckets(0)
         self.c0 = 1
         self.nib = 1
         self.bitpos = 0
+
+    def _record_step(self, v):
+        pos = len(self.hist)
+        P = self.rec_P[v]
+        cand, cnt = self.rec_cand, self.rec_cnt
+        r = (pos - P[0]) & M32
+        if P[3] != 0 and r > 1 and r == (P[0] - P[1]) & M32 == (P[1] - P[2]) & M32 == (P[2] - P[3]) & M32:
+            if r == cand[0]:
+                cnt[0] += 1
+            elif r == cand[1]:
+                cnt[1] += 1
+            elif cnt[0] > cnt[1]:
+                cand[1] = r
+                cnt[1] = 1
+            else:
+                cand[0] = r
+                cnt[0] = 1
+        self.rec_P[v] = [pos, P[0], P[1], P[2]]
+        for i in (0, 1):
+            if cnt[i] > 15 and self.rec_len != cand[i]:
+                self.rec_len = cand[i]
+                cnt[0] = cnt[1] = 0
 
     def _match_step(self, byte):
         hist = self.hist
@@ -446,14 +529,15 @@ class Predictor:
                 self.ptr += 1
             else:
                 self.mlen = 0
-        if pos >= 6:
-            k = (hash2(self.c8 & ((1 << 48) - 1), 0x51) >> 30) % (1 << self.M)
+        m = self.m
+        if pos >= m:
+            k = (hash2(self.c8 & ((1 << (8 * m)) - 1), 0x51) >> 30) % (1 << self.M)
             cand = self.mtable[k]
             if self.mlen == 0 and cand > 0:
                 l = 0
                 while l < 32 and l < cand and hist[cand - 1 - l] == hist[pos - 1 - l]:
                     l += 1
-                if l >= 6:
+                if l >= m:
                     self.mlen = l
                     self.ptr = cand
             self.mtable[k] = pos
