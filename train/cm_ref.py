@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Reference coder for lza's context-mixing chunks (format-spec.md section 8).
 
-Written from the spec text alone (sections 8.1-8.5), without the language
-model (preset byte bit 7 clear).  Plain Python integers; slow (~tens of
+Written from the spec text alone (sections 8.1-8.5), presets 0-4, without the
+language model (preset byte bit 7 clear).  Plain Python integers; slow (~tens of
 microseconds per bit), so keep inputs to a few KB.
 
 Usage:
@@ -14,7 +14,7 @@ Usage:
                                                         checks that each decodes (raw_xxh3 not
                                                         checked: no xxh3 here) and re-encodes to
                                                         the same payload
-  python3 train/cm_ref.py check FILE...                  for presets 0, 1, 2: encodes FILE here and with
+  python3 train/cm_ref.py check FILE...                 for every preset (0-4): encodes FILE here and with
                                                         target/release/examples/cm_vectors (build it
                                                         first), compares the payloads byte for byte and
                                                         decodes Rust's payload; exit status 1 on a mismatch
@@ -23,8 +23,9 @@ Usage:
   python3 train/cm_ref.py selftest                      STRETCH against its definition, round trips and
                                                         end checks on small synthetic inputs
 
-Where the spec text leaves a choice open, this file does what lza does and says so
-(SEQUENTIAL_STATES; the parentheses of lq).
+Two points an earlier spec text left open are now spelled out in 8.4 and done as it
+says: a context sharing a bucket learns from the state byte as earlier contexts left
+it (SEQUENTIAL_STATES), and lq = min(16 + ((len - 16) >> 3), 31).
 """
 import math
 import sys
