@@ -683,8 +683,8 @@ impl Predictor {
             }
             if self.preset.tokens {
                 if b.is_ascii_alphanumeric() || b >= 0x80 {
-                    self.token = (self.token.wrapping_add(b as u64 + 1))
-                        .wrapping_mul(0x2F0F_3D8B_5A1C_6E27);
+                    self.token =
+                        (self.token.wrapping_add(b as u64 + 1)).wrapping_mul(0x2F0F_3D8B_5A1C_6E27);
                 } else {
                     self.token_sep = (self.token_sep << 8 | b as u64) & 0xFFFF;
                     self.token = 0;
@@ -713,8 +713,7 @@ impl Predictor {
         let pos = self.hist.len() as u32;
         let cp = &mut self.rec_pos[b as usize];
         let r = pos - cp[0];
-        if cp[3] != 0 && r > 1 && r == cp[0] - cp[1] && r == cp[1] - cp[2] && r == cp[2] - cp[3]
-        {
+        if cp[3] != 0 && r > 1 && r == cp[0] - cp[1] && r == cp[1] - cp[2] && r == cp[2] - cp[3] {
             let r = r as usize;
             if r == self.rec_cand[0] {
                 self.rec_count[0] += 1;
@@ -822,7 +821,11 @@ impl Predictor {
             p = (p + self.apm4.refine(pm, self.c0 as usize | h << 8) + 1) >> 1;
         }
         if self.preset.apm_match {
-            let m = if self.mm_cx == usize::MAX { 0 } else { self.mm_cx };
+            let m = if self.mm_cx == usize::MAX {
+                0
+            } else {
+                self.mm_cx
+            };
             p = (p + 3 * self.apm5.refine(p, self.c0 as usize | m << 8) + 2) >> 2;
         }
         let p = if self.lm {
@@ -974,7 +977,11 @@ mod tests {
             r[1] = (i >> 8) as u8;
             for (j, b) in r.iter_mut().enumerate().skip(2) {
                 x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                *b = if j < 20 { (j as u8) * 3 + (i / 50) as u8 } else { (x >> 28) as u8 };
+                *b = if j < 20 {
+                    (j as u8) * 3 + (i / 50) as u8
+                } else {
+                    (x >> 28) as u8
+                };
             }
             v.extend_from_slice(&r);
         }
