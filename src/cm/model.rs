@@ -115,11 +115,7 @@ pub const WITH_LM: Preset = Preset {
 /// prefix, records), larger tables, two more APM stages.
 pub const NORMAL2: Preset = Preset {
     id: 3,
-    orders: &[2, 3, 4, 5, 6, 8],
-    words: true,
-    columns: true,
     max_table_log: 27,
-    single_mixer: false,
     table_shift: 7,
     mixer_rate: 2,
     match_min: 5,
@@ -128,25 +124,18 @@ pub const NORMAL2: Preset = Preset {
     records: true,
     apm_order2: true,
     apm_match: true,
+    ..NORMAL
 };
 
 /// With the model, second revision: token and word-trigram contexts,
 /// larger tables, the order-2 APM stage.
 pub const WITH_LM2: Preset = Preset {
     id: 4,
-    orders: &[2, 3, 4, 6],
-    words: true,
-    columns: true,
-    max_table_log: 26,
-    single_mixer: false,
     table_shift: 6,
     mixer_rate: 2,
-    match_min: 6,
     tokens: true,
-    line_prefix: false,
-    records: false,
     apm_order2: true,
-    apm_match: false,
+    ..WITH_LM
 };
 
 impl Preset {
