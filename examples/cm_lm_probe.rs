@@ -1,7 +1,7 @@
 //! Probe: bits per byte and speed of context mixing with the embedded
 //! language model. `cargo run --release --example cm_lm_probe -- FILE...`
 //! (env: CHUNK bytes per chunk, THREADS, MODEL file, PRESET
-//! fast|normal|lm|lm2|normal2, SKIP_DECODE to only encode).
+//! fast|normal|lm|lm2|lm3|normal2, SKIP_DECODE to only encode).
 use lza::lm::{KernelPath, LmCodec, Model};
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,6 +18,7 @@ fn main() {
         Ok("fast") => lza::cm::FAST,
         Ok("lm") => lza::cm::WITH_LM,
         Ok("lm2") => lza::cm::WITH_LM2,
+        Ok("lm3") => lza::cm::WITH_LM3,
         Ok("normal2") => lza::cm::NORMAL2,
         _ => lza::cm::NORMAL,
     };

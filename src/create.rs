@@ -597,7 +597,7 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
     // language (tables, lists of URLs, reference works).
     let (coded, trials) = rayon::join(
         || match lm {
-            Some(lm) if !pieces.is_empty() => lm.encode_cm_chunks(&pieces, crate::cm::WITH_LM2),
+            Some(lm) if !pieces.is_empty() => lm.encode_cm_chunks(&pieces, crate::cm::WITH_LM3),
             _ => Vec::new(),
         },
         || {

@@ -278,13 +278,13 @@ fn every_method_round_trips_and_uses_context_mixing() {
             "default" | "max" => {
                 // Prose: preset 2 with the model, in two pieces (default)
                 // or at least one (max).
-                assert!(prose.iter().all(|c| cm(c, 0x84)), "{what}");
+                assert!(prose.iter().all(|c| cm(c, 0x85)), "{what}");
                 if method == "default" {
                     assert_eq!(prose.len(), 2, "{what}");
                     let len = fs::metadata(src.join("prose.txt")).unwrap().len();
                     assert_eq!(prose[0].raw_len as u64, len.div_ceil(2), "{what}");
                 }
-                assert!(short.iter().all(|c| cm(c, 0x84)), "{what}");
+                assert!(short.iter().all(|c| cm(c, 0x85)), "{what}");
                 // The log: zstd already codes it well, so preset 1 alone.
                 assert!(log.len() == 1 && cm(&log[0], 0x03), "{what}");
                 assert_eq!(model_hash(&bytes), embedded_hash());
@@ -441,7 +441,7 @@ fn default_method_is_identical_across_threads_batches_and_kernels() {
     }
     let bytes = same_archive_for_every_setting(tmp.path(), "default", &[], &settings);
     let all = chunks(&bytes);
-    let lm = all.iter().filter(|c| c.head == Some(0x84)).count();
+    let lm = all.iter().filter(|c| c.head == Some(0x85)).count();
     assert!(lm >= 3, "{all:#?}");
     assert_eq!(of(&all, "t/prose.txt").len(), 2, "{all:#?}");
 }
@@ -458,7 +458,7 @@ fn default_method_on_the_portable_kernel_is_identical() {
     common::fix_mtimes(&t, 1_700_000_000_000_000_000);
     let settings = [("portable", "2", "1"), (best, "1", "256")];
     let bytes = same_archive_for_every_setting(tmp.path(), "default", &[], &settings);
-    assert!(chunks(&bytes).iter().any(|c| c.head == Some(0x84)));
+    assert!(chunks(&bytes).iter().any(|c| c.head == Some(0x85)));
 }
 
 #[test]
@@ -473,7 +473,7 @@ fn cm_and_fast_methods_are_identical_across_threads() {
         same_archive_for_every_setting(tmp.path(), "cm", &["--chunk-size", "65536"], &settings);
     let n = of(&chunks(&bytes), "t/prose.txt").len();
     assert_eq!(n, 4);
-    assert!(chunks(&bytes).iter().all(|c| c.head != Some(0x84)));
+    assert!(chunks(&bytes).iter().all(|c| c.head != Some(0x85)));
     // The fast method cuts a segment of 1 MiB or more into two pieces.
     let t = tmp.path().join("t");
     common::write_file(&t.join("prose.txt"), &prose(1_100_000, 16), 0o644);
@@ -552,7 +552,7 @@ fn golden_archives_with_context_mixing_chunks() {
                 .collect()
         };
         let (text, log) = match method {
-            "default" => (Some(0x84), Some(0x03)),
+            "default" => (Some(0x85), Some(0x03)),
             "cm" => (Some(0x03), Some(0x03)),
             _ => (Some(0x00), Some(0x00)),
         };
@@ -591,17 +591,19 @@ fn golden_archives_with_context_mixing_chunks() {
     assert!(total < 100_000, "golden archives take {total} bytes");
 }
 
-/// Archives lza wrote with presets 1 and 2, before presets 3 and 4
-/// existed (the same tree; made by `regenerate_cm_goldens` at commit
-/// 0385131): the encoder no longer writes these presets, but they stay
-/// valid (format-spec 8.5), so these must keep decoding.
-const LEGACY_GOLDENS: [(&str, u8, u8); 2] = [
+/// Archives lza wrote before (the same tree): with presets 1 and 2, before
+/// presets 3 and 4 existed (made by `regenerate_cm_goldens` at commit
+/// 0385131), and with preset 4, before preset 5 existed (commit a433954).
+/// The encoder no longer writes these presets, but they stay valid
+/// (format-spec 8.5), so these must keep decoding.
+const LEGACY_GOLDENS: [(&str, u8, u8); 3] = [
     ("testdata/golden/cm-default-presets-1-2.lza", 0x82, 0x01),
     ("testdata/golden/cm-normal-preset-1.lza", 0x01, 0x01),
+    ("testdata/golden/cm-default-preset-4.lza", 0x84, 0x03),
 ];
 
 #[test]
-fn legacy_golden_archives_with_presets_1_and_2_still_decode() {
+fn legacy_golden_archives_still_decode() {
     let tmp = golden_tree();
     let src = tmp.path().join("g");
     for (file, text, log) in LEGACY_GOLDENS {
@@ -700,7 +702,7 @@ fn decode_error(bytes: &[u8], model: bool, at: u64) -> String {
 #[test]
 fn unknown_preset_id_is_an_error_naming_it() {
     let raw = b"hello, hello";
-    for id in [5u8, 6, 0x41, 0x7F] {
+    for id in [6u8, 7, 0x41, 0x7F] {
         let (bytes, at) = one_chunk(
             header(1024, false),
             raw,
@@ -714,7 +716,7 @@ fn unknown_preset_id_is_an_error_naming_it() {
         );
     }
     // With the model flag and the model at hand: the id is still checked.
-    for id in [0x85u8, 0xFF] {
+    for id in [0x86u8, 0xFF] {
         let (bytes, at) = one_chunk(
             header(1024, true),
             raw,
@@ -989,5 +991,5 @@ fn every_payload_flip_of_a_fast_archive_fails() {
 #[test]
 fn every_payload_flip_of_a_default_archive_fails() {
     // Smaller: every flip runs the model over the text again.
-    every_payload_flip_fails(lza::create::Method::Default, 500, &[0x84]);
+    every_payload_flip_fails(lza::create::Method::Default, 500, &[0x85]);
 }

@@ -17,7 +17,9 @@ pub mod coder;
 pub mod model;
 mod tables;
 
-pub use model::{FAST, NORMAL, NORMAL2, Predictor, Preset, WITH_LM, WITH_LM2, lm_byte_bits};
+pub use model::{
+    FAST, NORMAL, NORMAL2, Predictor, Preset, WITH_LM, WITH_LM2, WITH_LM3, lm_byte_bits,
+};
 
 /// Payload header flag: the language model takes part.
 pub const FLAG_LM: u8 = 0x80;
@@ -132,7 +134,7 @@ mod tests {
     #[test]
     fn round_trip_both_presets() {
         let data = sample();
-        for preset in [FAST, NORMAL, NORMAL2, WITH_LM2] {
+        for preset in [FAST, NORMAL, NORMAL2, WITH_LM2, WITH_LM3] {
             let c = encode(&data, preset);
             assert!(c.len() * 8 < data.len(), "{} -> {}", data.len(), c.len());
             assert_eq!(decode(&c, data.len()).unwrap(), data);

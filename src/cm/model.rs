@@ -18,6 +18,24 @@ const MATCH_VERIFY: usize = 32;
 const MAX_WEIGHT: i32 = 1 << 22;
 /// APM adaptation: 1/2^APM_RATE of the error.
 const APM_RATE: u32 = 6;
+/// Weight sets a, b and c (format-spec 8.4, "Mixing").
+const WEIGHT_SETS: usize = 256 + 64 + 256 * 8;
+
+/// Class of a byte (format-spec 8.4): space, lower-case letter, upper-case
+/// letter, digit, line feed, sentence punctuation, quote, other.
+#[inline(always)]
+fn byte_class(b: u8) -> usize {
+    match b {
+        b' ' => 0,
+        b'a'..=b'z' => 1,
+        b'A'..=b'Z' => 2,
+        b'0'..=b'9' => 3,
+        b'\n' => 4,
+        b'.' | b',' | b';' | b':' | b'!' | b'?' => 5,
+        b'"' | b'\'' => 6,
+        _ => 7,
+    }
+}
 
 /// A fixed set of models (format-spec 8.5). Which one a chunk uses is in
 /// its payload's first byte.
@@ -55,6 +73,14 @@ pub struct Preset {
     pub apm_order2: bool,
     /// An APM stage in the match model's state.
     pub apm_match: bool,
+    /// A context of the position in the line alone (where lines break).
+    pub line_column: bool,
+    /// A fourth weight set, by the class of the previous byte, the bit
+    /// position and the model's confidence.
+    pub class_set: bool,
+    /// With the model, an APM stage in the model's opinion and the class of
+    /// the previous byte.
+    pub apm_class: bool,
 }
 
 /// Fast: orders 1-4 and 6, the match model.
@@ -73,6 +99,9 @@ pub const FAST: Preset = Preset {
     records: false,
     apm_order2: false,
     apm_match: false,
+    line_column: false,
+    class_set: false,
+    apm_class: false,
 };
 
 /// Default: orders 1-6, word contexts, the match model.
@@ -91,6 +120,9 @@ pub const NORMAL: Preset = Preset {
     records: false,
     apm_order2: false,
     apm_match: false,
+    line_column: false,
+    class_set: false,
+    apm_class: false,
 };
 
 /// Lighter contexts next to the language model.
@@ -109,6 +141,9 @@ pub const WITH_LM: Preset = Preset {
     records: false,
     apm_order2: false,
     apm_match: false,
+    line_column: false,
+    class_set: false,
+    apm_class: false,
 };
 
 /// Normal, second revision: more contexts (tokens, word trigrams, line
@@ -138,6 +173,16 @@ pub const WITH_LM2: Preset = Preset {
     ..WITH_LM
 };
 
+/// With the model, third revision: a line-column context, a weight set
+/// by byte class, an APM stage by the model's opinion and byte class.
+pub const WITH_LM3: Preset = Preset {
+    id: 5,
+    line_column: true,
+    class_set: true,
+    apm_class: true,
+    ..WITH_LM2
+};
+
 impl Preset {
     /// The preset with wire value `id`.
     pub fn from_id(id: u8) -> Option<Preset> {
@@ -147,6 +192,7 @@ impl Preset {
             2 => Some(WITH_LM),
             3 => Some(NORMAL2),
             4 => Some(WITH_LM2),
+            5 => Some(WITH_LM3),
             _ => None,
         }
     }
@@ -158,6 +204,12 @@ impl Preset {
             + if self.line_prefix { 1 } else { 0 }
             + if self.records { 3 } else { 0 }
             + if self.columns { 2 } else { 0 }
+            + if self.line_column { 1 } else { 0 }
+    }
+
+    /// Weight sets: 2,368 (a, b, c) and 512 more with the class set.
+    fn weight_sets(&self) -> usize {
+        WEIGHT_SETS + if self.class_set { 512 } else { 0 }
     }
 }
 
@@ -332,12 +384,15 @@ pub struct Predictor {
     dot_c: i32,
     dot_a: i32,
     dot_b: i32,
+    set_d: usize,
+    dot_d: i32,
     // APMs
     apm1: Apm,
     apm2: Apm,
     apm3: Apm,
     apm4: Apm,
     apm5: Apm,
+    apm6: Apm,
     pr: u32,
     // contexts of the second revision (presets 3 and 4)
     word_prev2: u64,
@@ -359,7 +414,7 @@ impl Predictor {
         let (table_log, mm_log) = table_logs(preset, raw_len);
         let lines = 1usize << (table_log - 6);
         let nin = 3 + nh + 2 + if lm { 2 } else { 0 };
-        let mut w = vec![0i32; (256 + 64 + 256 * 8) * MAX_INPUTS];
+        let mut w = vec![0i32; preset.weight_sets() * MAX_INPUTS];
         for set in w.chunks_mut(MAX_INPUTS) {
             for wi in set.iter_mut().take(nin).skip(1) {
                 *wi = 1 << 14;
@@ -405,11 +460,14 @@ impl Predictor {
             dot_c: 0,
             dot_a: 0,
             dot_b: 0,
+            set_d: 0,
+            dot_d: 0,
             apm1: Apm::new(256),
             apm2: Apm::new(1 << 16),
             apm3: Apm::new(if lm { 1 << 13 } else { 1 }),
             apm4: Apm::new(if preset.apm_order2 { 1 << 16 } else { 1 }),
             apm5: Apm::new(if preset.apm_match { 64 << 8 } else { 1 }),
+            apm6: Apm::new(if lm && preset.apm_class { 1 << 16 } else { 1 }),
             pr: 32768,
             word_prev2: 0,
             token: 0,
@@ -441,10 +499,11 @@ impl Predictor {
                     + 256
                     + if lm { 1 << 13 } else { 0 }
                     + if preset.apm_order2 { 1 << 16 } else { 0 }
-                    + if preset.apm_match { 64 << 8 } else { 0 })
+                    + if preset.apm_match { 64 << 8 } else { 0 }
+                    + if lm && preset.apm_class { 1 << 16 } else { 0 })
             + if preset.records { 16 * 256 } else { 0 }
             + 4 * (256 + 65536)
-            + 4 * MAX_INPUTS * (256 + 64 + 256 * 8)
+            + 4 * MAX_INPUTS * preset.weight_sets()
     }
 
     /// The bytes coded so far.
@@ -606,7 +665,14 @@ impl Predictor {
             };
             self.ctx[k] = hash2((col.min(255) as u64) << 9 | above, 0x300 + (self.c8 & 0xFF));
             self.ctx[k + 1] = hash2((self.c8 >> 8) & 0xFFFF, 0x400);
+            k += 2;
         }
+        if self.preset.line_column {
+            let col = self.hist.len() - self.line;
+            self.ctx[k] = hash2(col.min(255) as u64, 0xF00);
+            k += 1;
+        }
+        debug_assert_eq!(k, self.nh);
         self.nibble_buckets();
     }
 
@@ -800,7 +866,14 @@ impl Predictor {
         self.dot_b = dot(&self.w[self.set_b * MAX_INPUTS..][..n], &self.x[..n]);
         self.set_c = 320 + (c1 << 3 | self.bitpos as usize);
         self.dot_c = dot(&self.w[self.set_c * MAX_INPUTS..][..n], &self.x[..n]);
-        let s = (self.dot_a + self.dot_b + self.dot_c) / 3;
+        let s = if self.preset.class_set {
+            self.set_d =
+                WEIGHT_SETS + (byte_class(c1 as u8) << 6 | (self.bitpos as usize) << 3 | lmq);
+            self.dot_d = dot(&self.w[self.set_d * MAX_INPUTS..][..n], &self.x[..n]);
+            (self.dot_a + self.dot_b + self.dot_c + self.dot_d) / 4
+        } else {
+            (self.dot_a + self.dot_b + self.dot_c) / 3
+        };
         let pm = squash(s) as u32;
         let p1 = self.apm1.refine(pm, self.c0 as usize);
         let p2 = self.apm2.refine(pm, self.c0 as usize | c1 << 8);
@@ -819,8 +892,14 @@ impl Predictor {
         }
         let p = if self.lm {
             // refined once more in the context of the model's own opinion
-            let cx = (((self.lm_st + 2048) >> 7) as usize) << 8 | self.c0 as usize;
-            (3 * p + self.apm3.refine(pm, cx) + 2) >> 2
+            let opinion = ((self.lm_st + 2048) >> 7) as usize; // 0..31
+            let cx = opinion << 8 | self.c0 as usize;
+            if self.preset.apm_class {
+                let cx6 = opinion << 11 | byte_class(c1 as u8) << 8 | self.c0 as usize;
+                (2 * p + self.apm3.refine(pm, cx) + self.apm6.refine(pm, cx6) + 2) >> 2
+            } else {
+                (3 * p + self.apm3.refine(pm, cx) + 2) >> 2
+            }
         } else {
             p
         };
@@ -867,6 +946,14 @@ impl Predictor {
                 &self.x[..n],
                 (t - pc) * self.preset.mixer_rate,
             );
+            if self.preset.class_set {
+                let pd = squash(self.dot_d) >> 4;
+                train(
+                    &mut self.w[self.set_d * MAX_INPUTS..][..n],
+                    &self.x[..n],
+                    (t - pd) * self.preset.mixer_rate,
+                );
+            }
             self.apm1.update(bit, APM_RATE);
             if self.preset.apm_order2 {
                 self.apm4.update(bit, APM_RATE);
@@ -878,6 +965,9 @@ impl Predictor {
         self.apm2.update(bit, APM_RATE);
         if self.lm && !self.preset.single_mixer {
             self.apm3.update(bit, APM_RATE);
+            if self.preset.apm_class {
+                self.apm6.update(bit, APM_RATE);
+            }
         }
 
         self.c0 = (self.c0 << 1) | bit;

@@ -342,7 +342,12 @@ fn cm_chunks_batched_equal_stepwise_and_round_trip() {
     for (threads, batch) in [(1, 1), (1, 5), (2, 3), (3, 256)] {
         let codec =
             LmCodec::new(test_model(), KernelPath::detect().unwrap(), threads, batch).unwrap();
-        for preset in [crate::cm::WITH_LM, crate::cm::WITH_LM2, crate::cm::FAST] {
+        for preset in [
+            crate::cm::WITH_LM,
+            crate::cm::WITH_LM2,
+            crate::cm::WITH_LM3,
+            crate::cm::FAST,
+        ] {
             let batched = codec.encode_cm_chunks(&refs, preset);
             let stepwise = codec.encode_cm_chunks_stepwise(&refs, preset);
             assert!(
