@@ -73,9 +73,15 @@ impl Frame {
     }
 }
 
-/// Code `raw` by context mixing without the language model.
+/// Code `raw` by context mixing without the language model, after the x86
+/// filter where it looks like x86 code (format-spec 8.6).
 pub fn encode_cm(raw: &[u8], preset: crate::cm::Preset) -> Frame {
-    Frame::new(CodecId::ContextMixing, raw, crate::cm::encode(raw, preset))
+    let payload = if crate::cm::looks_like_x86(raw) {
+        crate::cm::encode_x86(raw, preset)
+    } else {
+        crate::cm::encode(raw, preset)
+    };
+    Frame::new(CodecId::ContextMixing, raw, payload)
 }
 
 /// zstd-compress `raw`; a stored frame if zstd does not make it smaller.

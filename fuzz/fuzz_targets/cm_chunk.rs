@@ -4,10 +4,11 @@
 //! - byte 0 bit 7 clear, **decode**: bytes 1-2 are `raw_len` (u16 LE, so
 //!   at most 64 KiB), the rest is a payload. `lza::cm::decode` must not
 //!   panic; a success is exactly `raw_len` bytes; an unknown preset id or
-//!   the model flag (bit 7) is an error.
-//! - byte 0 bit 7 set, **round trip**: preset `(byte 0 & 0x3F) % 3` (fast,
-//!   normal, with-model's contexts), the rest is text. `encode` then
-//!   `decode` gives the text back; the payload starts with the preset id.
+//!   the model flag (bit 7) is an error (the x86 flag, bit 6, is not).
+//! - byte 0 bit 7 set, **round trip**: preset `(byte 0 & 0x1F) % 3` (fast,
+//!   normal, with-model's contexts), the rest is text; with bit 5 set, after
+//!   the x86 filter. `encode` (or `encode_x86`) then `decode` gives the text
+//!   back; the payload starts with the preset id (and the x86 flag).
 //!   With bit 6 also set, the payload is damaged too: cut by one byte it is
 //!   `Truncated`, with a byte appended `Trailing(1)`, and with one byte
 //!   flipped (where the text's hash says) it decodes to something or an
@@ -19,7 +20,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lza::cm::{decode, encode, CmError, Preset, FLAG_LM};
+use lza::cm::{decode, encode, encode_x86, CmError, Preset, FLAG_LM, FLAG_X86};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&mode, rest)) = data.split_first() else {
@@ -34,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
         let r = decode(payload, raw_len);
         match payload.first() {
             None => assert_eq!(r, Err(CmError::Empty)),
-            Some(&b) if Preset::from_id(b & !FLAG_LM).is_none() => {
+            Some(&b) if Preset::from_id(b & !(FLAG_LM | FLAG_X86)).is_none() => {
                 assert_eq!(r, Err(CmError::BadPreset(b)))
             }
             Some(&b) if b & FLAG_LM != 0 => assert_eq!(r, Err(CmError::NeedsModel(b))),
@@ -46,10 +47,19 @@ fuzz_target!(|data: &[u8]| {
         }
         return;
     }
-    let preset = Preset::from_id((mode & 0x3F) % 3).expect("ids 0..=2 exist");
+    let preset = Preset::from_id((mode & 0x1F) % 3).expect("ids 0..=2 exist");
     let text = rest;
-    let c = encode(text, preset);
-    assert_eq!(c[0], preset.id, "preset byte");
+    let x86 = mode & 0x20 != 0;
+    let c = if x86 {
+        encode_x86(text, preset)
+    } else {
+        encode(text, preset)
+    };
+    assert_eq!(
+        c[0],
+        preset.id | if x86 { FLAG_X86 } else { 0 },
+        "preset byte"
+    );
     assert!(
         c.len() >= 5,
         "a payload has the preset byte and the 4-byte flush"

@@ -489,12 +489,12 @@ impl LmCodec {
     /// Decodes context-mixing `(payload, raw_len)` pairs whose payloads use
     /// the model, in input order; as [`LmCodec::decode_chunks`].
     pub fn decode_cm_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, LmError>> {
-        let headers: Vec<Result<crate::cm::Preset, LmError>> = chunks
+        let headers: Vec<Result<crate::cm::Header, LmError>> = chunks
             .iter()
             .map(
                 |&(payload, raw_len)| match crate::cm::parse_header(payload, raw_len) {
-                    Ok((preset, true)) => Ok(preset),
-                    Ok((_, false)) => Err(crate::cm::CmError::BadPreset(payload[0]).into()),
+                    Ok(h) if h.lm => Ok(h),
+                    Ok(_) => Err(crate::cm::CmError::BadPreset(payload[0]).into()),
                     Err(e) => Err(e.into()),
                 },
             )
@@ -502,7 +502,7 @@ impl LmCodec {
         let live: Vec<(usize, crate::cm::Preset)> = headers
             .iter()
             .enumerate()
-            .filter_map(|(i, h)| h.as_ref().ok().map(|&p| (i, p)))
+            .filter_map(|(i, h)| h.as_ref().ok().map(|h| (i, h.preset)))
             .collect();
         // Predictors are built lazily as slots free up: the iterator is
         // consumed only when a slot takes its job.
@@ -520,7 +520,17 @@ impl LmCodec {
             .max()
             .unwrap_or(1);
         let results = self.run_split(jobs, live.len(), self.batch.min(CM_MEMORY / per).max(1));
-        merge_decoded(headers.into_iter().map(|h| h.err()).collect(), results)
+        let x86: Vec<bool> = headers
+            .iter()
+            .map(|h| h.as_ref().is_ok_and(|h| h.x86))
+            .collect();
+        let mut out = merge_decoded(headers.into_iter().map(|h| h.err()).collect(), results);
+        for (r, x86) in out.iter_mut().zip(x86) {
+            if let (Ok(data), true) = (r, x86) {
+                crate::cm::x86_filter(data, true);
+            }
+        }
+        out
     }
 
     /// Decodes `(payload, raw_len)` pairs, in input order. A bad payload fails
