@@ -2,6 +2,9 @@
 //!
 //! `cargo run --release --example cm_vectors -- encode PRESET_ID FILE OUT`
 //!     writes `lza::cm::encode(FILE, preset)` (preset byte + coded bytes) to OUT.
+//! `cargo run --release --example cm_vectors -- encode-x86 PRESET_ID FILE OUT`
+//!     writes `lza::cm::encode_x86(FILE, preset)` (the x86 filter of section 8.7,
+//!     then the coder; preset byte with bit 6 set) to OUT, as `cm_ref.py encode-x86`.
 //! `cargo run --release --example cm_vectors -- probs PRESET_ID FILE [N]`
 //!     prints "byte bitpos p" for each bit of the first N bytes (default all),
 //!     from a `Predictor` sized for those N bytes, as `cm_ref.py probs` does.
@@ -9,7 +12,8 @@ use lza::cm::{Predictor, Preset};
 use std::io::Write;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: cm_vectors encode PRESET_ID FILE OUT | probs PRESET_ID FILE [N]";
+    let usage = "usage: cm_vectors encode PRESET_ID FILE OUT | encode-x86 PRESET_ID FILE OUT \
+                 | probs PRESET_ID FILE [N]";
     let id: u8 = args.get(1).expect(usage).parse().expect("preset id");
     let preset = Preset::from_id(id).expect("unknown preset id");
     let data = std::fs::read(args.get(2).expect(usage)).unwrap();
@@ -17,6 +21,11 @@ fn main() {
         "encode" => {
             std::fs::write(args.get(3).expect(usage), lza::cm::encode(&data, preset)).unwrap()
         }
+        "encode-x86" => std::fs::write(
+            args.get(3).expect(usage),
+            lza::cm::encode_x86(&data, preset),
+        )
+        .unwrap(),
         "probs" => {
             let n: usize = args
                 .get(3)

@@ -1,30 +1,37 @@
 #!/usr/bin/env python3
 """Reference coder for lza's context-mixing chunks (format-spec.md section 8).
 
-Written from the spec text alone (sections 8.1-8.5), presets 0-5, without the
-language model (preset byte bit 7 clear).  Preset 5 (with-model-3) is preset 4 plus
-the line-column context and the class weight set d; its class APM A6, like A3, is
+Written from the spec text alone (sections 8.1-8.5 and 8.7), presets 0-5, without the
+language model (preset byte bit 7 clear).  The preset byte is: bits 0-5 preset id, bit 6
+the x86 filter (8.7; decode undoes it), bit 7 the model.  Preset 5 (with-model-3) is
+preset 4 plus the line-column context and the class weight set d; its class APM A6, like A3, is
 used only with the model and so is not implemented.  Plain Python integers; slow
 (~tens of microseconds per bit), so keep inputs to a few KB.
 
 Usage:
   python3 train/cm_ref.py encode PRESET FILE [OUT]      payload (preset byte + coded bytes)
+  python3 train/cm_ref.py encode-x86 PRESET FILE [OUT]  the same after the x86 filter (8.7), bit 6 set
   python3 train/cm_ref.py decode PAYLOAD RAW_LEN [OUT]   raw bytes
   python3 train/cm_ref.py probs PRESET FILE [N]         per-bit probabilities, one line a bit:
                                                         "byte bitpos p" for the first N bytes
   python3 train/cm_ref.py archive ARCHIVE.lza           lists codec-3 chunks of an archive and
                                                         checks that each decodes (raw_xxh3 not
                                                         checked: no xxh3 here) and re-encodes to
-                                                        the same payload; chunks that use the model
-                                                        (bit 7) are listed and skipped
-  python3 train/cm_ref.py check FILE...                 for every preset (0-5): encodes FILE here and with
-                                                        target/release/examples/cm_vectors (build it
-                                                        first), compares the payloads byte for byte and
-                                                        decodes Rust's payload; exit status 1 on a mismatch
+                                                        the same payload (with the filter where bit 6
+                                                        is set); chunks that use the model (bit 7) are
+                                                        listed and skipped
+  python3 train/cm_ref.py check FILE...                 for every preset (0-5), plain and x86-filtered:
+                                                        encodes FILE here and with
+                                                        target/release/examples/cm_vectors encode /
+                                                        encode-x86 (build it first), compares the payloads
+                                                        byte for byte and decodes Rust's payload; exit
+                                                        status 1 on a mismatch
   python3 train/cm_ref.py sample OUT                    writes the ~12 KB XML-like test input used in
                                                         train/README.md (lines with columns, long matches)
   python3 train/cm_ref.py selftest                      STRETCH against its definition, round trips and
-                                                        end checks on small synthetic inputs (presets 0-5)
+                                                        end checks on small synthetic inputs (presets 0-5);
+                                                        the x86 filter on hand-worked cases and ~390 round
+                                                        trips, bit 6 through the coder, bad preset ids
 
 Two points an earlier spec text left open are now spelled out in 8.4 and done as it
 says: a context sharing a bucket learns from the state byte as earlier contexts left
@@ -34,6 +41,13 @@ Preset 5 was added from the 8.4/8.5 text alone and gave byte-identical payloads 
 lza on the first try (train/README.md lists the inputs).  Without the model q = bitpos,
 so set d's index is 2368 + 64 class(c1) + 9 bitpos here: a swap of "8 bitpos" and "q"
 in an implementation would not show without the model.
+
+The x86 filter (8.7) was added from the spec text alone, and its payloads
+(encode-x86) were byte-identical with lza's encode_x86 on the first try for 54
+file/preset pairs (9 files x presets 0-5; train/README.md lists them).  A near offset
+becomes the target's position - 5 (i is the E8's position, the offset counts from
+i + 5), as the pseudo-code says (an earlier prose sentence said "the target's
+position").
 """
 import math
 import sys
@@ -588,9 +602,47 @@ class Predictor:
         self.miss = False
 
 
+# ---------------------------------------------------------------- 8.7
+
+X86_FLAG = 0x40   # preset byte bit 6: the coded bytes are the chunk after the x86 filter
+MODEL_FLAG = 0x80  # preset byte bit 7: the language model takes part (not implemented here)
+
+
+def x86_filter(data, inverse=False):
+    """Section 8.7 over bytes b[0..n): the filter, or with inverse=True its inverse."""
+    b = bytearray(data)
+    n = len(b)
+    i = 0
+    while i + 4 < n:
+        if b[i] == 0xE8 or b[i] == 0xE9:
+            if b[i + 4] == 0x00 or b[i + 4] == 0xFF:
+                v = b[i + 1] | b[i + 2] << 8 | b[i + 3] << 16
+                v = ((v - i) if inverse else (v + i)) % (1 << 24)
+                b[i + 1] = v & 255
+                b[i + 2] = (v >> 8) & 255
+                b[i + 3] = v >> 16
+            i = i + 5
+        else:
+            i = i + 1
+    return bytes(b)
+
+
+def x86_unfilter(data):
+    return x86_filter(data, inverse=True)
+
+
 # ---------------------------------------------------------------- 8.1 / whole chunks
 
-def encode(data, preset, trace=None):
+def encode_x86(data, preset, trace=None):
+    """Payload with bit 6 set: the x86 filter (8.7), then the coder (8.3, 8.4)."""
+    return encode(data, preset, trace, x86=True)
+
+
+def encode(data, preset, trace=None, x86=False):
+    if preset not in PRESETS:
+        raise ValueError("unknown preset id %d" % preset)
+    if x86:
+        data = x86_filter(data)
     pr = Predictor(preset, len(data))
     enc = Encoder()
     for bi, byte in enumerate(data):
@@ -601,14 +653,14 @@ def encode(data, preset, trace=None):
                 trace(bi, 7 - k, p, pr)
             enc.code(bit, p)
             pr.update(bit)
-    return bytes([preset]) + enc.finish()
+    return bytes([preset | (X86_FLAG if x86 else 0)]) + enc.finish()
 
 
 def decode(payload, raw_len):
     if len(payload) == 0:
         raise DecodeError("empty payload")
-    preset = payload[0]
-    if preset & 0x80:
+    preset = payload[0] & 0x3F
+    if payload[0] & MODEL_FLAG:
         raise NotImplementedError("bit 7 (language model) is not implemented here")
     if preset not in PRESETS:
         raise DecodeError("unknown preset id %d" % preset)
@@ -623,6 +675,8 @@ def decode(payload, raw_len):
             c = 2 * c + bit
         out.append(c)
     dec.finish()
+    if payload[0] & X86_FLAG:
+        return x86_unfilter(out)
     return bytes(out)
 
 
@@ -652,15 +706,87 @@ def cm_chunks(archive):
             raise ValueError("bad tag %#x at %d" % (tag, pos))
 
 
+def _selftest_x86(rnd):
+    """8.7: the filter on hand-worked cases, filter/inverse round trips, bit 6 through the coder."""
+    f, u = x86_filter, x86_unfilter
+    # hand-worked: E8 at i=1, top byte 0x00 -> v = 0x000010 + 1
+    assert f(b"\x90\xe8\x10\x00\x00\x00") == b"\x90\xe8\x11\x00\x00\x00"
+    # top byte 0xFF: v = 0xFFFFFE + 3 wraps to 0x000001; the top byte itself is never changed
+    assert f(b"\x00\x00\x00\xe9\xfe\xff\xff\xff") == b"\x00\x00\x00\xe9\x01\x00\x00\xff"
+    # top byte neither 0x00 nor 0xFF: nothing changes, but the 4 bytes after E8 are still skipped,
+    # so the E8 at 2 is not tested (it would be: b[6] = 0)
+    assert f(b"\xe8\x01\xe8\x05\x07\x08\x00\x00") == b"\xe8\x01\xe8\x05\x07\x08\x00\x00"
+    # the inverse subtracts i mod 2^24
+    assert u(b"\x00\xe8\x00\x00\x00\x00") == b"\x00\xe8\xff\xff\xff\x00"
+    # E8 at n-5 is tested, E8 in the last 4 bytes is not (i + 4 < n)
+    assert f(b"\x00\xe8\x00\x00\x00\x00") == b"\x00\xe8\x01\x00\x00\x00"
+    for k in range(1, 5):
+        t = b"\x00" * 10 + b"\xe8" + b"\x00" * (k - 1)
+        assert len(t) - 1 - 10 < 4 and f(t) == t and u(t) == t
+        t = b"\x00" * 10 + b"\xe9" + b"\xff" * (k - 1)
+        assert f(t) == t and u(t) == t
+    # i counts from the chunk's start, not from the last match
+    t = b"\x41" * 300 + b"\xe8\x00\x00\x00\x00"
+    assert f(t)[301:304] == bytes([300 & 255, 300 >> 8, 0])
+    # short inputs: no byte is tested
+    for n in range(5):
+        for t in (b"\xe8" * n, b"\xe9\x00\x00\x00"[:n], b"\x00" * n):
+            assert f(t) == t and u(t) == t
+    cases = []
+    # runs of E8/E9, with runs of 00/FF after them: the 5-byte steps decide which bytes change
+    for k in range(1, 12):
+        for tail in (b"", b"\x00", b"\xff" * 3, b"\x00" * 9, b"\x12\x34"):
+            cases.append(b"\x90" * (k % 3) + b"\xe8" * k + tail)
+            cases.append(b"\xe9" * k + b"\x00" * k + b"\xe8" * k + b"\xff" * k + tail)
+    # every top byte: 0x00 and 0xFF change the three bytes before, others leave them
+    for top in range(256):
+        t = bytes([0x55, 0xe8, 0xab, 0xcd, 0xef, top])
+        ft = f(t)
+        assert ft == (bytes([0x55, 0xe8, 0xac, 0xcd, 0xef, top]) if top in (0, 255) else t), top
+        cases.append(t)
+    # random bytes, and random bytes over the alphabet the filter cares about
+    for n in (0, 1, 4, 5, 6, 9, 100, 1000, 5000):
+        cases.append(bytes(rnd.randrange(256) for _ in range(n)))
+        cases.append(bytes(rnd.choice(b"\xe8\xe9\x00\xff\x01\x80") for _ in range(n)))
+    # x86-like: calls to a few targets with near offsets, forward and backward, wrapping mod 2^24
+    x = bytearray(rnd.randrange(256) for _ in range(20000))
+    for _ in range(800):
+        i = rnd.randrange(len(x) - 5)
+        rel = rnd.choice([100, 7000, 19000, 1 << 24]) - (i + 5)
+        x[i] = rnd.choice((0xe8, 0xe9))
+        x[i + 1:i + 5] = (rel % (1 << 32)).to_bytes(4, "little")
+    cases.append(bytes(x))
+    changed = 0
+    for t in cases:
+        assert u(f(t)) == t and f(u(t)) == t and len(f(t)) == len(t)
+        changed += f(t) != t
+    assert changed >= 50, changed  # 59 of the 385 cases change (most of the top-byte ones do not)
+    # bit 6 through the coder: payload byte, decode applies the inverse, unknown ids are rejected
+    xs = bytes(x[:700])
+    for preset in PRESETS:
+        for t in (b"", b"\xe8\x00\x00\x00\x00", xs):
+            pl = encode_x86(t, preset)
+            assert pl[0] == preset | X86_FLAG
+            assert pl[1:] == encode(f(t), preset)[1:]
+            assert decode(pl, len(t)) == t
+    for bad_id in (6, 7, 63, 6 | X86_FLAG, 63 | X86_FLAG):
+        try:
+            decode(bytes([bad_id]) + b"\0\0\0\0", 0)
+        except DecodeError:
+            pass
+        else:
+            raise AssertionError("accepted preset byte %#x" % bad_id)
+
+
 def main(argv):
     if not argv:
         print(__doc__)
         return 2
     cmd = argv[0]
-    if cmd == "encode":
+    if cmd in ("encode", "encode-x86"):
         preset = int(argv[1])
         data = open(argv[2], "rb").read()
-        out = encode(data, preset)
+        out = encode(data, preset, x86=cmd == "encode-x86")
         if len(argv) > 3:
             open(argv[3], "wb").write(out)
         else:
@@ -685,46 +811,56 @@ def main(argv):
         a = open(argv[1], "rb").read()
         bad = 0
         for off, raw_len, payload in cm_chunks(a):
-            if payload and payload[0] & 0x80:
+            x86 = bool(payload and payload[0] & X86_FLAG)
+            what = "preset %d%s" % (payload[0] & 0x3F if payload else -1, " x86" if x86 else "")
+            if payload and payload[0] & MODEL_FLAG:
                 # lza's default method writes preset 5 with the model (bit 7): not covered here
-                print("chunk at %d: preset %d with the model, raw_len %d stored_len %d: skipped"
-                      % (off, payload[0] & 0x7F, raw_len, len(payload)))
+                print("chunk at %d: %s with the model, raw_len %d stored_len %d: skipped"
+                      % (off, what, raw_len, len(payload)))
                 continue
             raw = decode(payload, raw_len)
-            again = encode(raw, payload[0])
+            again = encode(raw, payload[0] & 0x3F, x86=x86)
             ok = again == payload
             bad += not ok
-            print("chunk at %d: preset %d raw_len %d stored_len %d decoded; re-encode %s"
-                  % (off, payload[0], raw_len, len(payload), "identical" if ok else "DIFFERS"))
+            print("chunk at %d: %s raw_len %d stored_len %d decoded; re-encode %s"
+                  % (off, what, raw_len, len(payload), "identical" if ok else "DIFFERS"))
         return 1 if bad else 0
     elif cmd == "check":
         import os
         import subprocess
         import tempfile
         exe = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "examples", "cm_vectors")
-        bad = 0
+        bad = pairs = ident = 0
         with tempfile.TemporaryDirectory() as td:
             for f in argv[1:]:
                 data = open(f, "rb").read()
+                filtered = x86_filter(data)
+                changed = sum(a != b for a, b in zip(data, filtered))
+                print("%s: %d bytes, the x86 filter changes %d of them" % (f, len(data), changed))
                 for preset in PRESETS:
-                    out = os.path.join(td, "p")
-                    subprocess.run([exe, "encode", str(preset), f, out], check=True)
-                    rust = open(out, "rb").read()
-                    mine = encode(data, preset)
-                    same = rust == mine
-                    try:
-                        dec_ok = decode(rust, len(data)) == data
-                    except DecodeError:
-                        dec_ok = False
-                    if not same:
-                        k = next((i for i in range(min(len(rust), len(mine))) if rust[i] != mine[i]),
-                                 min(len(rust), len(mine)))
-                        why = "payloads differ from byte %d (rust %d bytes, here %d)" % (k, len(rust), len(mine))
-                    else:
-                        why = "payload identical"
-                    print("%s preset %d: %d -> %d bytes, %s, rust payload %s"
-                          % (f, preset, len(data), len(rust), why, "decodes" if dec_ok else "DOES NOT DECODE"))
-                    bad += (not same) + (not dec_ok)
+                    # plain payload (bit 6 clear), then the x86-filtered one (bit 6 set)
+                    for mode in ("encode", "encode-x86"):
+                        out = os.path.join(td, "p")
+                        subprocess.run([exe, mode, str(preset), f, out], check=True)
+                        rust = open(out, "rb").read()
+                        mine = encode(data, preset, x86=mode == "encode-x86")
+                        same = rust == mine
+                        try:
+                            dec_ok = decode(rust, len(data)) == data
+                        except DecodeError:
+                            dec_ok = False
+                        if not same:
+                            k = next((i for i in range(min(len(rust), len(mine))) if rust[i] != mine[i]),
+                                     min(len(rust), len(mine)))
+                            why = "payloads differ from byte %d (rust %d bytes, here %d)" % (k, len(rust), len(mine))
+                        else:
+                            why = "payload identical"
+                        print("%s %s preset %d: %d -> %d bytes, %s, rust payload %s"
+                              % (f, mode, preset, len(data), len(rust), why, "decodes" if dec_ok else "DOES NOT DECODE"))
+                        bad += (not same) + (not dec_ok)
+                        pairs += 1
+                        ident += same and dec_ok
+        print("%d of %d file/preset/mode payloads identical and decoded" % (ident, pairs))
         return 1 if bad else 0
     elif cmd == "sample":
         import random
@@ -755,6 +891,7 @@ def main(argv):
                         pass
                     else:
                         raise AssertionError("accepted a bad payload")
+        _selftest_x86(rnd)
         print("selftest ok")
     else:
         print(__doc__)
