@@ -99,21 +99,30 @@ pub fn parse_header(payload: &[u8], raw_len: usize) -> Result<Header, CmError> {
 pub fn x86_filter(data: &mut [u8], decode: bool) {
     let mut i = 0;
     while i + 4 < data.len() {
-        if data[i] & 0xFE == 0xE8 {
-            if data[i + 4] == 0 || data[i + 4] == 0xFF {
-                let v = u32::from_le_bytes([data[i + 1], data[i + 2], data[i + 3], 0]);
-                let p = i as u32;
-                let v = if decode {
-                    v.wrapping_sub(p)
-                } else {
-                    v.wrapping_add(p)
-                } & 0xFF_FFFF;
-                data[i + 1..i + 4].copy_from_slice(&v.to_le_bytes()[..3]);
-            }
-            i += 5;
-        } else {
-            i += 1;
+        let (near, next) = x86_step(data, i);
+        if near {
+            let v = u32::from_le_bytes([data[i + 1], data[i + 2], data[i + 3], 0]);
+            let p = i as u32;
+            let v = if decode {
+                v.wrapping_sub(p)
+            } else {
+                v.wrapping_add(p)
+            } & 0xFF_FFFF;
+            data[i + 1..i + 4].copy_from_slice(&v.to_le_bytes()[..3]);
         }
+        i = next;
+    }
+}
+
+/// One step of the x86 filter's scan at `i` (with `i + 4 < data.len()`):
+/// whether an `E8`/`E9` with a near operand starts there, and where the
+/// scan goes next.
+#[inline(always)]
+fn x86_step(data: &[u8], i: usize) -> (bool, usize) {
+    if data[i] & 0xFE == 0xE8 {
+        (data[i + 4] == 0 || data[i + 4] == 0xFF, i + 5)
+    } else {
+        (false, i + 1)
     }
 }
 
@@ -125,14 +134,9 @@ pub fn looks_like_x86(data: &[u8]) -> bool {
     let mut n = 0usize;
     let mut i = 0;
     while i + 4 < data.len() {
-        if data[i] & 0xFE == 0xE8 {
-            if data[i + 4] == 0 || data[i + 4] == 0xFF {
-                n += 1;
-            }
-            i += 5;
-        } else {
-            i += 1;
-        }
+        let (near, next) = x86_step(data, i);
+        n += near as usize;
+        i = next;
     }
     data.len() >= 4096 && n * 200 >= data.len()
 }

@@ -83,27 +83,6 @@ pub struct Preset {
     pub apm_class: bool,
 }
 
-/// Fast: orders 1-4 and 6, the match model.
-pub const FAST: Preset = Preset {
-    id: 0,
-    orders: &[2, 3, 4, 6],
-    words: false,
-    columns: false,
-    max_table_log: 24,
-    single_mixer: true,
-    table_shift: 4,
-    mixer_rate: 3,
-    match_min: 6,
-    tokens: false,
-    line_prefix: false,
-    records: false,
-    apm_order2: false,
-    apm_match: false,
-    line_column: false,
-    class_set: false,
-    apm_class: false,
-};
-
 /// Default: orders 1-6, word contexts, the match model.
 pub const NORMAL: Preset = Preset {
     id: 1,
@@ -125,25 +104,22 @@ pub const NORMAL: Preset = Preset {
     apm_class: false,
 };
 
+/// Fast: orders 1-4 and 6, the match model.
+pub const FAST: Preset = Preset {
+    id: 0,
+    orders: &[2, 3, 4, 6],
+    words: false,
+    columns: false,
+    max_table_log: 24,
+    single_mixer: true,
+    ..NORMAL
+};
+
 /// Lighter contexts next to the language model.
 pub const WITH_LM: Preset = Preset {
     id: 2,
     orders: &[2, 3, 4, 6],
-    words: true,
-    columns: true,
-    max_table_log: 26,
-    single_mixer: false,
-    table_shift: 4,
-    mixer_rate: 3,
-    match_min: 6,
-    tokens: false,
-    line_prefix: false,
-    records: false,
-    apm_order2: false,
-    apm_match: false,
-    line_column: false,
-    class_set: false,
-    apm_class: false,
+    ..NORMAL
 };
 
 /// Normal, second revision: more contexts (tokens, word trigrams, line
