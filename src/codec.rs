@@ -79,7 +79,16 @@ pub fn encode_cm(raw: &[u8], preset: crate::cm::Preset) -> Frame {
     let payload = if crate::cm::looks_like_x86(raw) {
         crate::cm::encode_x86(raw, preset)
     } else {
-        crate::cm::encode(raw, preset)
+        let plain = crate::cm::encode(raw, preset);
+        // What looks like a 16-bit image is coded both ways; the smaller
+        // payload is kept.
+        match crate::cm::guess_image(raw) {
+            Some(image) if preset == crate::cm::NORMAL2 => {
+                let img = crate::cm::encode_image(raw, image);
+                if img.len() < plain.len() { img } else { plain }
+            }
+            _ => plain,
+        }
     };
     Frame::new(CodecId::ContextMixing, raw, payload)
 }

@@ -695,6 +695,115 @@ fn x86_code_is_filtered_and_golden_holds() {
     assert!(filtered * 100 < plain * 95, "{filtered} vs {plain}");
 }
 
+/// A 16-bit little-endian scan `width` samples wide after a 1-byte
+/// header: smooth shading in 12 bits and 2 bits of noise.
+fn scan(width: usize, rows: usize, seed: u64) -> Vec<u8> {
+    let mut r = Sm(seed);
+    let mut v = vec![0x5A];
+    for y in 0..rows as i64 {
+        for x in 0..width as i64 {
+            let d = ((x - 120).pow(2) + (y - 70).pow(2)) / 30;
+            let val = (1500 + 4 * x - 3 * y - d + r.below(4) as i64).clamp(0, 4095);
+            v.extend_from_slice(&(val as u16).to_le_bytes());
+        }
+    }
+    v
+}
+
+const IMAGE_GOLDEN: &str = "testdata/golden/cm-image.lza";
+
+fn image_tree() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let x = tmp.path().join("img");
+    common::write_file(&x.join("scan.raw"), &scan(200, 170, 77), 0o644);
+    common::fix_mtimes(&x, 1_600_000_000_000_000_000);
+    tmp
+}
+
+/// A 16-bit image is guessed (width 200, samples from byte 1) and coded
+/// with preset 6 by the methods that code it without the model, smaller
+/// than with preset 3; the golden pins preset 6, and extracts.
+#[test]
+fn image_is_guessed_and_golden_holds() {
+    let tmp = image_tree();
+    let data = scan(200, 170, 77);
+    let golden = fs::read(repo(IMAGE_GOLDEN)).unwrap();
+    let all = chunks(&golden);
+    assert_eq!(of(&all, "img/scan.raw")[0].head, Some(6), "{all:#?}");
+    let out = tmp.path().join("out");
+    extract_cli(&repo(IMAGE_GOLDEN), &out, &[], &[]);
+    common::assert_same_tree(&tmp.path().join("img"), &out.join("img"));
+    let again = tmp.path().join("again.lza");
+    create_golden_from("cm", tmp.path(), "img", &again);
+    assert!(
+        fs::read(&again).unwrap() == golden,
+        "re-created {IMAGE_GOLDEN} differs (see regenerate_cm_goldens)"
+    );
+    for (method, head) in [("default", 6), ("fast", 0)] {
+        let a = tmp.path().join(format!("{method}.lza"));
+        create_golden_from(method, tmp.path(), "img", &a);
+        let bytes = fs::read(&a).unwrap();
+        assert_eq!(
+            of(&chunks(&bytes), "img/scan.raw")[0].head,
+            Some(head),
+            "{method}"
+        );
+        let out = tmp.path().join(format!("out-{method}"));
+        extract_cli(&a, &out, &[], &[]);
+        common::assert_same_tree(&tmp.path().join("img"), &out.join("img"));
+    }
+    let image = lza::cm::guess_image(&data);
+    assert_eq!(
+        image,
+        Some(lza::cm::Image {
+            width: 200,
+            first: 1
+        })
+    );
+    let plain = lza::cm::encode(&data, lza::cm::NORMAL2).len();
+    let img = lza::cm::encode_image(&data, image.unwrap());
+    assert_eq!(img[..4], [6, 200, 0, 1]);
+    assert!(img.len() * 100 < plain * 90, "{} vs {plain}", img.len());
+}
+
+/// Preset 6 with a flag, or with a width under 2 or a first byte over 1,
+/// is a corrupt chunk named as such.
+#[test]
+fn bad_image_parameters_are_errors_naming_them() {
+    let raw = b"hello, hello";
+    for (payload, want) in [
+        (
+            vec![6u8, 0, 0, 0, 0, 0, 0, 0],
+            "bad image parameters (width 0, first byte 0",
+        ),
+        (
+            vec![6, 1, 0, 0, 0, 0, 0, 0],
+            "bad image parameters (width 1, first byte 0",
+        ),
+        (
+            vec![6, 9, 0, 7, 0, 0, 0, 0],
+            "bad image parameters (width 9, first byte 7",
+        ),
+        (
+            vec![0x46, 9, 0, 0, 0, 0, 0, 0],
+            "preset byte 0x46 sets a flag",
+        ),
+        (vec![6, 9], "ends before the chunk is complete"),
+    ] {
+        let (bytes, at) = one_chunk(header(1024, false), raw, raw.len() as u32, payload);
+        let msg = decode_error(&bytes, false, at);
+        assert!(msg.contains(want), "{msg}");
+    }
+    let (bytes, at) = one_chunk(
+        header(1024, true),
+        raw,
+        raw.len() as u32,
+        vec![0x86, 9, 0, 0, 0, 0, 0, 0],
+    );
+    let msg = decode_error(&bytes, true, at);
+    assert!(msg.contains("preset byte 0x86 sets a flag"), "{msg}");
+}
+
 #[test]
 #[ignore = "generator: cargo test --release --test cm_codec -- --ignored regenerate_cm_goldens"]
 fn regenerate_cm_goldens() {
@@ -704,6 +813,8 @@ fn regenerate_cm_goldens() {
     }
     let tmp = x86_tree();
     create_golden_from("cm", tmp.path(), "x", &repo(X86_GOLDEN));
+    let tmp = image_tree();
+    create_golden_from("cm", tmp.path(), "img", &repo(IMAGE_GOLDEN));
 }
 
 // ---- hostile payloads, written byte by byte --------------------------------
@@ -780,7 +891,7 @@ fn decode_error(bytes: &[u8], model: bool, at: u64) -> String {
 #[test]
 fn unknown_preset_id_is_an_error_naming_it() {
     let raw = b"hello, hello";
-    for id in [6u8, 7, 0x46, 0x7F] {
+    for id in [7u8, 0x47, 0x7F] {
         let (bytes, at) = one_chunk(
             header(1024, false),
             raw,
@@ -794,7 +905,7 @@ fn unknown_preset_id_is_an_error_naming_it() {
         );
     }
     // With the model flag and the model at hand: the id is still checked.
-    for id in [0x86u8, 0xFF] {
+    for id in [0x87u8, 0xFF] {
         let (bytes, at) = one_chunk(
             header(1024, true),
             raw,

@@ -81,6 +81,9 @@ pub struct Preset {
     /// With the model, an APM stage in the model's opinion and the class of
     /// the previous byte.
     pub apm_class: bool,
+    /// Image contexts for 16-bit little-endian samples (format-spec 8.8),
+    /// whose row width and first byte are in the payload header.
+    pub image: bool,
 }
 
 /// Default: orders 1-6, word contexts, the match model.
@@ -102,6 +105,7 @@ pub const NORMAL: Preset = Preset {
     line_column: false,
     class_set: false,
     apm_class: false,
+    image: false,
 };
 
 /// Fast: orders 1-4 and 6, the match model.
@@ -159,6 +163,34 @@ pub const WITH_LM3: Preset = Preset {
     ..WITH_LM2
 };
 
+/// 16-bit images: orders 2 and 3 and 14 image contexts in place of the
+/// text and record contexts; the mixer and two APM stages select by the
+/// image's predictions (format-spec 8.8).
+pub const IMAGE16: Preset = Preset {
+    id: 6,
+    orders: &[2, 3],
+    words: false,
+    columns: false,
+    tokens: false,
+    line_prefix: false,
+    records: false,
+    image: true,
+    mixer_rate: 1,
+    ..NORMAL2
+};
+
+/// Image contexts of preset 6.
+const IMAGE_CONTEXTS: usize = 14;
+
+/// Where a chunk's 16-bit little-endian samples lie (format-spec 8.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Image {
+    /// Samples per row, at least 2.
+    pub width: u16,
+    /// Offset of the first sample's first byte: 0 or 1.
+    pub first: u8,
+}
+
 impl Preset {
     /// The preset with wire value `id`.
     pub fn from_id(id: u8) -> Option<Preset> {
@@ -169,6 +201,7 @@ impl Preset {
             3 => Some(NORMAL2),
             4 => Some(WITH_LM2),
             5 => Some(WITH_LM3),
+            6 => Some(IMAGE16),
             _ => None,
         }
     }
@@ -181,6 +214,7 @@ impl Preset {
             + if self.records { 3 } else { 0 }
             + if self.columns { 2 } else { 0 }
             + if self.line_column { 1 } else { 0 }
+            + if self.image { IMAGE_CONTEXTS } else { 0 }
     }
 
     /// Weight sets: 2,368 (a, b, c) and 512 more with the class set.
@@ -380,12 +414,31 @@ pub struct Predictor {
     rec_len: usize,
     rec_cand: [usize; 2],
     rec_count: [u32; 2],
+    // image contexts (preset 6)
+    image: Option<Image>,
+    /// Mixer set c's selector: the byte's half and the local texture.
+    img_sel: usize,
+    /// Contexts of APM stages 2 and 4: bytes of two predictions.
+    img_apm2: usize,
+    img_apm4: usize,
 }
 
 impl Predictor {
     /// A fresh predictor for a chunk of `raw_len` bytes; `lm` says whether
     /// the language model's distribution is given for every byte.
     pub fn new(preset: Preset, raw_len: usize, lm: bool) -> Predictor {
+        Self::build(preset, raw_len, lm, None)
+    }
+
+    /// A fresh predictor of preset 6 for a chunk of `raw_len` bytes whose
+    /// samples lie as `image` says.
+    pub fn new_image(raw_len: usize, image: Image) -> Predictor {
+        debug_assert!(image.width >= 2 && image.first <= 1);
+        Self::build(IMAGE16, raw_len, false, Some(image))
+    }
+
+    fn build(preset: Preset, raw_len: usize, lm: bool, image: Option<Image>) -> Predictor {
+        debug_assert_eq!(preset.image, image.is_some());
         let nh = preset.hashed();
         let (table_log, mm_log) = table_logs(preset, raw_len);
         let lines = 1usize << (table_log - 6);
@@ -457,6 +510,10 @@ impl Predictor {
             rec_len: 0,
             rec_cand: [0; 2],
             rec_count: [0; 2],
+            image,
+            img_sel: 0,
+            img_apm2: 0,
+            img_apm4: 0,
         };
         p.byte_contexts();
         p.predict();
@@ -648,8 +705,131 @@ impl Predictor {
             self.ctx[k] = hash2(col.min(255) as u64, 0xF00);
             k += 1;
         }
+        if let Some(img) = self.image {
+            self.image_contexts(k, img);
+            k += IMAGE_CONTEXTS;
+        }
         debug_assert_eq!(k, self.nh);
         self.nibble_buckets();
+    }
+
+    /// Sample `i` of the image (0 for `i < 0`); only samples before the
+    /// current one are read.
+    #[inline(always)]
+    fn sample(&self, img: Image, i: isize) -> i32 {
+        if i < 0 {
+            return 0;
+        }
+        let at = img.first as usize + 2 * i as usize;
+        self.hist[at] as i32 | (self.hist[at + 1] as i32) << 8
+    }
+
+    /// The median predictor (LOCO-I) of sample `i` from its neighbours.
+    #[inline(always)]
+    fn median(&self, img: Image, i: isize) -> i32 {
+        let w = img.width as isize;
+        let (a, b, c) = (
+            self.sample(img, i - 1),
+            self.sample(img, i - w),
+            self.sample(img, i - w - 1),
+        );
+        if c >= a.max(b) {
+            a.min(b)
+        } else if c <= a.min(b) {
+            a.max(b)
+        } else {
+            a + b - c
+        }
+    }
+
+    /// The 14 image contexts (format-spec 8.8) at a byte boundary, into
+    /// `ctx[k..]`, and the image's mixer and APM selectors.
+    fn image_contexts(&mut self, k: usize, img: Image) {
+        let pos = self.hist.len();
+        let first = img.first as usize;
+        if pos < first {
+            for j in 0..IMAGE_CONTEXTS {
+                self.ctx[k + j] = hash2(pos as u64, 0x1000 + j as u64);
+            }
+            self.img_sel = 0;
+            self.img_apm2 = 0;
+            self.img_apm4 = 0;
+            return;
+        }
+        let half = (pos - first) & 1;
+        let i = ((pos - first) >> 1) as isize;
+        let w = img.width as isize;
+        let s = |d: isize| self.sample(img, i - d);
+        let (wv, n, nw, ne, ww, nn) = (s(1), s(w), s(w + 1), s(w - 1), s(2), s(2 * w));
+        let grad = (wv + n - nw).clamp(0, 65535);
+        let med = self.median(img, i);
+        let av = (wv + ne + 1) >> 1;
+        let g2 = (wv + ne - n).clamp(0, 65535);
+        let nv = (2 * n - nn).clamp(0, 65535);
+        let wv2 = (2 * wv - ww).clamp(0, 65535);
+        let mean4 = (wv + n + ne + nw + 2) >> 2;
+        let err_w = wv - self.median(img, i - 1);
+        let err_n = n - self.median(img, i - w);
+        let wcorr = (med + err_w / 2).clamp(0, 65535);
+        let ncorr = (med + err_n / 2).clamp(0, 65535);
+        // sign and magnitude class of an error
+        let eq = |e: i32| -> u64 {
+            ((32 - e.unsigned_abs().leading_zeros()) << 1) as u64 | (e < 0) as u64
+        };
+        let tex = ((wv - nw).abs() + (n - nw).abs() + (n - ne).abs()) as u32;
+        let tq = (32 - tex.leading_zeros()) as u64;
+        self.img_sel = half << 4 | tq.min(15) as usize;
+        let v: [(u64, u64); IMAGE_CONTEXTS];
+        if half == 0 {
+            // the low byte: predictions at full precision
+            let q = |p: i32| p as u64;
+            self.img_apm2 = (med & 0xFF) as usize;
+            self.img_apm4 = (wcorr & 0xFF) as usize;
+            v = [
+                (q(med), 0),
+                (q(grad), 0),
+                (q(wv >> 2) << 16 | q(n >> 2), 0),
+                (q(av), 0),
+                (q(g2), tq),
+                (q(med >> 2), tq),
+                (q(nv >> 1) << 16 | q(wv2 >> 1), 0),
+                (q(mean4), 0),
+                (q(wcorr), 0),
+                (q(med), eq(err_w)),
+                (q(n >> 1) << 16 | q(ne >> 1), 0),
+                (q(wv >> 1) << 16 | q(nw >> 1), 0),
+                (q(ncorr), 0),
+                (q((wv + n) >> 1), eq(err_n)),
+            ];
+        } else {
+            // the high byte, given the low byte l: the high byte that
+            // brings each prediction nearest
+            let l = self.hist[pos - 1] as i32;
+            let eh = |p: i32| ((p - l + 128) >> 8).clamp(0, 255) as u64;
+            let (l, lq) = (l as u64, (l >> 4) as u64);
+            self.img_apm2 = eh(med) as usize;
+            self.img_apm4 = eh(wcorr) as usize;
+            v = [
+                (eh(med) << 8 | lq, 0),
+                (eh(grad) << 8 | lq, 0),
+                (eh(wv) << 8 | eh(n), 0),
+                (eh(av) << 8 | l, 0),
+                (eh(g2), tq),
+                (eh(med), tq),
+                (eh(nv) << 8 | eh(wv2), 0),
+                (eh(mean4) << 8 | lq, 0),
+                (eh(wcorr) << 8 | lq, 0),
+                (eh(med) << 8 | l, eq(err_w)),
+                (eh(n) << 8 | eh(ne), lq),
+                (eh(wv) << 8 | eh(nw), lq),
+                (eh(ncorr) << 8 | lq, 0),
+                (eh((wv + n) >> 1) << 8 | l, eq(err_n)),
+            ];
+        }
+        let salt = 0x2000 + 32 * half as u64;
+        for (j, &(a, b)) in v.iter().enumerate() {
+            self.ctx[k + j] = hash2(a | b << 40, salt + j as u64);
+        }
     }
 
     /// Match model, after byte `b` was appended to the history.
@@ -840,7 +1020,12 @@ impl Predictor {
         }
         self.set_b = 256 + mstate * 8 + lmq;
         self.dot_b = dot(&self.w[self.set_b * MAX_INPUTS..][..n], &self.x[..n]);
-        self.set_c = 320 + (c1 << 3 | self.bitpos as usize);
+        self.set_c = 320
+            + if self.preset.image {
+                self.img_sel << 3 | self.bitpos as usize
+            } else {
+                c1 << 3 | self.bitpos as usize
+            };
         self.dot_c = dot(&self.w[self.set_c * MAX_INPUTS..][..n], &self.x[..n]);
         let s = if self.preset.class_set {
             self.set_d =
@@ -852,10 +1037,15 @@ impl Predictor {
         };
         let pm = squash(s) as u32;
         let p1 = self.apm1.refine(pm, self.c0 as usize);
-        let p2 = self.apm2.refine(pm, self.c0 as usize | c1 << 8);
+        let a2 = if self.preset.image { self.img_apm2 } else { c1 };
+        let p2 = self.apm2.refine(pm, self.c0 as usize | a2 << 8);
         let mut p = (p1 + 3 * p2 + 2) >> 2;
         if self.preset.apm_order2 {
-            let h = ((self.c8 & 0xFFFF).wrapping_mul(0x9E37_79B9) >> 8) as usize & 0xFF;
+            let h = if self.preset.image {
+                self.img_apm4
+            } else {
+                ((self.c8 & 0xFFFF).wrapping_mul(0x9E37_79B9) >> 8) as usize & 0xFF
+            };
             p = (p + self.apm4.refine(pm, self.c0 as usize | h << 8) + 1) >> 1;
         }
         if self.preset.apm_match {

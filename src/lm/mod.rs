@@ -509,7 +509,7 @@ impl LmCodec {
         let jobs = live.iter().map(|&(i, preset)| {
             let (payload, raw_len) = chunks[i];
             Job::CmDecode {
-                dec: crate::cm::coder::Decoder::new(&payload[1..]),
+                dec: crate::cm::coder::Decoder::new(&payload[1..]), // LM payloads: 1-byte header
                 pred: Box::new(crate::cm::Predictor::new(preset, raw_len, true)),
                 raw_len,
             }
