@@ -5,6 +5,9 @@
 //! `cargo run --release --example cm_vectors -- encode-x86 PRESET_ID FILE OUT`
 //!     writes `lza::cm::encode_x86(FILE, preset)` (the x86 filter of section 8.7,
 //!     then the coder; preset byte with bit 6 set) to OUT, as `cm_ref.py encode-x86`.
+//! `cargo run --release --example cm_vectors -- encode-image 6 FILE OUT WIDTH FIRST`
+//!     writes `lza::cm::encode_image(FILE, Image { WIDTH, FIRST })` (preset 6,
+//!     section 8.8) to OUT, as `cm_ref.py encode-image`.
 //! `cargo run --release --example cm_vectors -- probs PRESET_ID FILE [N]`
 //!     prints "byte bitpos p" for each bit of the first N bytes (default all),
 //!     from a `Predictor` sized for those N bytes, as `cm_ref.py probs` does.
@@ -13,7 +16,7 @@ use std::io::Write;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: cm_vectors encode PRESET_ID FILE OUT | encode-x86 PRESET_ID FILE OUT \
-                 | probs PRESET_ID FILE [N]";
+                 | encode-image 6 FILE OUT WIDTH FIRST | probs PRESET_ID FILE [N]";
     let id: u8 = args.get(1).expect(usage).parse().expect("preset id");
     let preset = Preset::from_id(id).expect("unknown preset id");
     let data = std::fs::read(args.get(2).expect(usage)).unwrap();
@@ -26,6 +29,17 @@ fn main() {
             lza::cm::encode_x86(&data, preset),
         )
         .unwrap(),
+        "encode-image" => {
+            let image = lza::cm::Image {
+                width: args.get(4).expect(usage).parse().expect("width"),
+                first: args.get(5).expect(usage).parse().expect("first"),
+            };
+            std::fs::write(
+                args.get(3).expect(usage),
+                lza::cm::encode_image(&data, image),
+            )
+            .unwrap()
+        }
         "probs" => {
             let n: usize = args
                 .get(3)

@@ -59,7 +59,8 @@ done
 # cm_chunk (input layout in fuzz_targets/cm_chunk.rs): every context-mixing
 # payload of archives made with --method cm and fast, as decode inputs
 # (0x00, raw_len as u16 LE, payload), and texts as round-trip inputs
-# (0x80 | preset, text; 0xC0 | preset also damages the payload).
+# (0x80 | preset, text; 0xC0 | preset also damages the payload; 0x90 | k
+# preset 6).
 cm="$work/cm"
 mkdir -p "$cm" "$t/prose"
 cp README.md format-spec.md "$t/prose/"
@@ -103,6 +104,12 @@ for p in 0 1 2; do
 done
 { printf '\x81'; head -c 3000 "$t/big/numbers.txt"; } > "$cm/rt-1-numbers.bin"
 { printf '\x80'; cat "$t/mixed/d/e/random.bin"; } > "$cm/rt-0-random.bin"
+# preset 6 (16-bit image): round trips (0x90 | k: width 2 + 37 k; 0x20 first
+# byte 1; 0x40 damage), and a decode input with a valid image header
+# (raw_len 4096, width 32, first byte 1) over arbitrary coded bytes
+{ printf '\x95'; head -c 4000 "$t/big/numbers.txt"; } > "$cm/rt-6-numbers.bin"
+{ printf '\xf2'; head -c 3000 "$t/mixed/d/e/random.bin"; } > "$cm/rt-6-random-damaged.bin"
+{ printf '\x00\x00\x10\x06\x20\x00\x01'; head -c 64 "$t/mixed/d/e/random.bin"; } > "$cm/dec-6-header.bin"
 mkdir -p "$corpus/cm_chunk"
 cp "$cm"/* "$corpus/cm_chunk/"
 echo "seeds: $(ls "$cm" | wc -l) inputs -> $corpus/cm_chunk"

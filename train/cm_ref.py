@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference coder for lza's context-mixing chunks (format-spec.md section 8).
 
-Written from the spec text alone (sections 8.1-8.5 and 8.7), presets 0-5, without the
+Written from the spec text alone (sections 8.1-8.5, 8.7 and 8.8), presets 0-6, without the
 language model (preset byte bit 7 clear).  The preset byte is: bits 0-5 preset id, bit 6
 the x86 filter (8.7; decode undoes it), bit 7 the model.  Preset 5 (with-model-3) is
 preset 4 plus the line-column context and the class weight set d; its class APM A6, like A3, is
@@ -11,6 +11,8 @@ used only with the model and so is not implemented.  Plain Python integers; slow
 Usage:
   python3 train/cm_ref.py encode PRESET FILE [OUT]      payload (preset byte + coded bytes)
   python3 train/cm_ref.py encode-x86 PRESET FILE [OUT]  the same after the x86 filter (8.7), bit 6 set
+  python3 train/cm_ref.py encode-image 6 FILE OUT WIDTH FIRST
+                                                        preset 6 (16-bit image, 8.8) with its header
   python3 train/cm_ref.py decode PAYLOAD RAW_LEN [OUT]   raw bytes
   python3 train/cm_ref.py probs PRESET FILE [N]         per-bit probabilities, one line a bit:
                                                         "byte bitpos p" for the first N bytes
@@ -20,18 +22,21 @@ Usage:
                                                         the same payload (with the filter where bit 6
                                                         is set); chunks that use the model (bit 7) are
                                                         listed and skipped
-  python3 train/cm_ref.py check FILE...                 for every preset (0-5), plain and x86-filtered:
-                                                        encodes FILE here and with
+  python3 train/cm_ref.py check FILE...                 for every preset (0-5), plain and x86-filtered,
+                                                        and preset 6 with each (width, first) of
+                                                        CHECK_IMAGES: encodes FILE here and with
                                                         target/release/examples/cm_vectors encode /
-                                                        encode-x86 (build it first), compares the payloads
+                                                        encode-x86 / encode-image (build it first), compares the payloads
                                                         byte for byte and decodes Rust's payload; exit
                                                         status 1 on a mismatch
+  python3 train/cm_ref.py check-image FILE...           the same for preset 6 only
   python3 train/cm_ref.py sample OUT                    writes the ~12 KB XML-like test input used in
                                                         train/README.md (lines with columns, long matches)
   python3 train/cm_ref.py selftest                      STRETCH against its definition, round trips and
                                                         end checks on small synthetic inputs (presets 0-5);
                                                         the x86 filter on hand-worked cases and ~390 round
-                                                        trips, bit 6 through the coder, bad preset ids
+                                                        trips, bit 6 through the coder, bad preset ids;
+                                                        preset 6's header checks
 
 Two points an earlier spec text left open are now spelled out in 8.4 and done as it
 says: a context sharing a bucket learns from the state byte as earlier contexts left
@@ -240,6 +245,11 @@ PRESETS = {
 }
 # preset 5 = preset 4 + line column + class set (+ class APM A6, with the model only)
 PRESETS[5] = dict(PRESETS[4], name="with-model-3", line_column=True, class_set=True, sets=4)
+# preset 6 = preset 3 with orders 2, 3 only, no text or record contexts, R = 1, and the 14 image
+# contexts of 8.8 (its width and first byte come after the preset byte)
+PRESETS[6] = dict(PRESETS[3], name="image-16", orders=[2, 3], words=False, tokens=False, line_prefix=False,
+                  records=False, columns=False, R=1, image=True)
+IMAGE = 6
 
 
 def char_class(v):
@@ -292,10 +302,13 @@ def clamp(v, lo, hi):
 
 
 class Predictor:
-    def __init__(self, preset, raw_len):
+    def __init__(self, preset, raw_len, image=None):
         if preset & 0x80:
             raise NotImplementedError("bit 7 (language model) is not implemented here")
         cfg = PRESETS[preset]
+        assert (preset == IMAGE) == (image is not None)
+        self.image = image  # (width, first) with preset 6
+        self.sel = self.ap2 = self.ap4 = 0
         self.cfg = cfg
         self.orders = cfg["orders"]
         self.words = cfg["words"]
@@ -313,7 +326,7 @@ class Predictor:
         self.M = clamp(max(L - 1, 0), 10, 22)
         self.nctx = (len(self.orders) + (2 if self.words else 0) + (2 if self.words and self.tokens else 0)
                      + (1 if self.line_prefix else 0) + (3 if self.records else 0) + (2 if self.columns else 0)
-                     + (1 if self.line_column else 0))
+                     + (1 if self.line_column else 0) + (14 if image else 0))
         self.N = 1 + 2 + self.nctx + 2
         # state
         self.hist = bytearray()
@@ -395,7 +408,78 @@ class Predictor:
             ctx.append(hash2((c8 >> 8) & 65535, 1024))
         if self.line_column:
             ctx.append(hash2(min(len(self.hist) - self.line, 255), 0xF00))
+        if self.image:
+            ctx += self._image_contexts()
         self.ctx = ctx
+
+    # -- 8.8
+    def _S(self, j):
+        if j < 0:
+            return 0
+        at = self.image[1] + 2 * j
+        return self.hist[at] | self.hist[at + 1] << 8
+
+    def _med(self, j):
+        w = self.image[0]
+        a, b, c = self._S(j - 1), self._S(j - w), self._S(j - w - 1)
+        if c >= max(a, b):
+            return min(a, b)
+        if c <= min(a, b):
+            return max(a, b)
+        return a + b - c
+
+    def _image_contexts(self):
+        width, first = self.image
+        pos = len(self.hist)
+        if pos < first:
+            self.sel = self.ap2 = self.ap4 = 0
+            return [hash2(pos, 0x1000 + j) for j in range(14)]
+        half = (pos - first) & 1
+        i = (pos - first) >> 1
+        w = width
+        S = self._S
+        W, N, NW, NE, WW, NN = S(i - 1), S(i - w), S(i - w - 1), S(i - w + 1), S(i - 2), S(i - 2 * w)
+        grad = clamp(W + N - NW, 0, 65535)
+        med = self._med(i)
+        av = (W + NE + 1) >> 1
+        g2 = clamp(W + NE - N, 0, 65535)
+        nv = clamp(2 * N - NN, 0, 65535)
+        w2 = clamp(2 * W - WW, 0, 65535)
+        mean4 = (W + N + NE + NW + 2) >> 2
+        ew = W - self._med(i - 1)
+        en = N - self._med(i - w)
+
+        def div2(e):  # "/" truncates toward zero
+            return -((-e) // 2) if e < 0 else e // 2
+        wc = clamp(med + div2(ew), 0, 65535)
+        nc = clamp(med + div2(en), 0, 65535)
+        wn = (W + N) >> 1
+
+        def eq(e):
+            return 2 * abs(e).bit_length() + (1 if e < 0 else 0)
+        tq = (abs(W - NW) + abs(N - NW) + abs(N - NE)).bit_length()
+        self.sel = 16 * half + min(tq, 15)
+        if half == 0:
+            self.ap2 = med & 255
+            self.ap4 = wc & 255
+            pairs = [(med, 0), (grad, 0), ((W >> 2) << 16 | N >> 2, 0), (av, 0),
+                     (g2, tq), (med >> 2, tq), ((nv >> 1) << 16 | w2 >> 1, 0),
+                     (mean4, 0), (wc, 0), (med, eq(ew)), ((N >> 1) << 16 | NE >> 1, 0),
+                     ((W >> 1) << 16 | NW >> 1, 0), (nc, 0), (wn, eq(en))]
+        else:
+            l = self.hist[pos - 1]
+            lq = l >> 4
+
+            def E(p):
+                return clamp((p - l + 128) >> 8, 0, 255)
+            self.ap2 = E(med)
+            self.ap4 = E(wc)
+            pairs = [(E(med) << 8 | lq, 0), (E(grad) << 8 | lq, 0), (E(W) << 8 | E(N), 0),
+                     (E(av) << 8 | l, 0), (E(g2), tq), (E(med), tq),
+                     (E(nv) << 8 | E(w2), 0), (E(mean4) << 8 | lq, 0), (E(wc) << 8 | lq, 0),
+                     (E(med) << 8 | l, eq(ew)), (E(N) << 8 | E(NE), lq),
+                     (E(W) << 8 | E(NW), lq), (E(nc) << 8 | lq, 0), (E(wn) << 8 | l, eq(en))]
+        return [hash2((a | b << 40) & M64, 0x2000 + 32 * half + j) for j, (a, b) in enumerate(pairs)]
 
     def _find_buckets(self, salt):
         T = self.hashed
@@ -455,7 +539,8 @@ class Predictor:
             x += [0, 0]
         self.x = x
         if self.three:
-            sets = [c0, 256 + 8 * ms + self.bitpos, 320 + 8 * c1 + self.bitpos]
+            sets = [c0, 256 + 8 * ms + self.bitpos,
+                    320 + 8 * (self.sel if self.image else c1) + self.bitpos]
             if self.class_set:
                 # q = bitpos without the model
                 sets.append(2368 + 64 * char_class(c1) + 8 * self.bitpos + self.bitpos)
@@ -473,9 +558,10 @@ class Predictor:
             tot = sum(dots)
             q = abs(tot) // len(dots)
             P = squash(q if tot >= 0 else -q)
-            p = (self.A1.refine(P, c0) + 3 * self.A2.refine(P, c0 + 256 * c1) + 2) >> 2
+            a2 = self.ap2 if self.image else c1
+            p = (self.A1.refine(P, c0) + 3 * self.A2.refine(P, c0 + 256 * a2) + 2) >> 2
             if self.A4 is not None:
-                h = (((self.c8 & 65535) * 0x9E3779B9) >> 8) & 255
+                h = self.ap4 if self.image else (((self.c8 & 65535) * 0x9E3779B9) >> 8) & 255
                 p = (p + self.A4.refine(P, c0 + 256 * h) + 1) >> 1
             if self.A5 is not None:
                 p = (p + 3 * self.A5.refine(p, c0 + 256 * g) + 2) >> 2
@@ -638,12 +724,15 @@ def encode_x86(data, preset, trace=None):
     return encode(data, preset, trace, x86=True)
 
 
-def encode(data, preset, trace=None, x86=False):
+def encode(data, preset, trace=None, x86=False, image=None):
+    """Payload of `data` (8.1); with preset 6, `image` is (width, first)."""
     if preset not in PRESETS:
         raise ValueError("unknown preset id %d" % preset)
+    if (preset == IMAGE) != (image is not None) or (image and x86):
+        raise ValueError("preset 6 takes image parameters and no flag; others none")
     if x86:
         data = x86_filter(data)
-    pr = Predictor(preset, len(data))
+    pr = Predictor(preset, len(data), image)
     enc = Encoder()
     for bi, byte in enumerate(data):
         for k in range(7, -1, -1):
@@ -653,7 +742,10 @@ def encode(data, preset, trace=None, x86=False):
                 trace(bi, 7 - k, p, pr)
             enc.code(bit, p)
             pr.update(bit)
-    return bytes([preset | (X86_FLAG if x86 else 0)]) + enc.finish()
+    head = bytes([preset | (X86_FLAG if x86 else 0)])
+    if image:
+        head += image[0].to_bytes(2, "little") + bytes([image[1]])
+    return head + enc.finish()
 
 
 def decode(payload, raw_len):
@@ -664,8 +756,19 @@ def decode(payload, raw_len):
         raise NotImplementedError("bit 7 (language model) is not implemented here")
     if preset not in PRESETS:
         raise DecodeError("unknown preset id %d" % preset)
-    pr = Predictor(preset, raw_len)
-    dec = Decoder(payload[1:])
+    image = None
+    body = payload[1:]
+    if preset == IMAGE:
+        if payload[0] != IMAGE:
+            raise DecodeError("preset byte %#x sets a flag that preset 6 does not take" % payload[0])
+        if len(payload) < 4:
+            raise DecodeError("payload ends before the chunk is complete")
+        image = (payload[1] | payload[2] << 8, payload[3])
+        if image[0] < 2 or image[1] > 1:
+            raise DecodeError("bad image parameters %r" % (image,))
+        body = payload[4:]
+    pr = Predictor(preset, raw_len, image)
+    dec = Decoder(body)
     out = bytearray()
     for _ in range(raw_len):
         c = 0
@@ -678,6 +781,10 @@ def decode(payload, raw_len):
     if payload[0] & X86_FLAG:
         return x86_unfilter(out)
     return bytes(out)
+
+
+# preset 6 parameters that `check` compares with lza's payloads
+CHECK_IMAGES = [(2, 0), (37, 1), (300, 0), (512, 1)]
 
 
 def cm_chunks(archive):
@@ -763,13 +870,13 @@ def _selftest_x86(rnd):
     assert changed >= 50, changed  # 59 of the 385 cases change (most of the top-byte ones do not)
     # bit 6 through the coder: payload byte, decode applies the inverse, unknown ids are rejected
     xs = bytes(x[:700])
-    for preset in PRESETS:
+    for preset in (p for p in PRESETS if p != IMAGE):
         for t in (b"", b"\xe8\x00\x00\x00\x00", xs):
             pl = encode_x86(t, preset)
             assert pl[0] == preset | X86_FLAG
             assert pl[1:] == encode(f(t), preset)[1:]
             assert decode(pl, len(t)) == t
-    for bad_id in (6, 7, 63, 6 | X86_FLAG, 63 | X86_FLAG):
+    for bad_id in (7, 63, 6 | X86_FLAG, 7 | X86_FLAG, 63 | X86_FLAG):
         try:
             decode(bytes([bad_id]) + b"\0\0\0\0", 0)
         except DecodeError:
@@ -791,6 +898,11 @@ def main(argv):
             open(argv[3], "wb").write(out)
         else:
             sys.stdout.write(out.hex() + "\n")
+    elif cmd == "encode-image":
+        # encode-image 6 FILE OUT WIDTH FIRST, the argument order of cm_vectors
+        assert int(argv[1]) == IMAGE, "encode-image takes preset 6"
+        data = open(argv[2], "rb").read()
+        open(argv[3], "wb").write(encode(data, IMAGE, image=(int(argv[4]), int(argv[5]))))
     elif cmd == "decode":
         payload = open(argv[1], "rb").read()
         out = decode(payload, int(argv[2]))
@@ -819,13 +931,14 @@ def main(argv):
                       % (off, what, raw_len, len(payload)))
                 continue
             raw = decode(payload, raw_len)
-            again = encode(raw, payload[0] & 0x3F, x86=x86)
+            image = (payload[1] | payload[2] << 8, payload[3]) if payload[0] == IMAGE else None
+            again = encode(raw, payload[0] & 0x3F, x86=x86, image=image)
             ok = again == payload
             bad += not ok
             print("chunk at %d: %s raw_len %d stored_len %d decoded; re-encode %s"
                   % (off, what, raw_len, len(payload), "identical" if ok else "DIFFERS"))
         return 1 if bad else 0
-    elif cmd == "check":
+    elif cmd in ("check", "check-image"):
         import os
         import subprocess
         import tempfile
@@ -837,13 +950,18 @@ def main(argv):
                 filtered = x86_filter(data)
                 changed = sum(a != b for a, b in zip(data, filtered))
                 print("%s: %d bytes, the x86 filter changes %d of them" % (f, len(data), changed))
-                for preset in PRESETS:
+                runs = [(preset, mode, None) for preset in PRESETS if preset != IMAGE
+                        for mode in ("encode", "encode-x86") if cmd == "check"]
+                # preset 6 with a few (width, first): cm_vectors encode-image 6 FILE OUT WIDTH FIRST
+                runs += [(IMAGE, "encode-image", im) for im in CHECK_IMAGES]
+                for preset, mode, im in runs:
                     # plain payload (bit 6 clear), then the x86-filtered one (bit 6 set)
-                    for mode in ("encode", "encode-x86"):
+                    if True:
                         out = os.path.join(td, "p")
-                        subprocess.run([exe, mode, str(preset), f, out], check=True)
+                        extra = [str(im[0]), str(im[1])] if im else []
+                        subprocess.run([exe, mode, str(preset), f, out] + extra, check=True)
                         rust = open(out, "rb").read()
-                        mine = encode(data, preset, x86=mode == "encode-x86")
+                        mine = encode(data, preset, x86=mode == "encode-x86", image=im)
                         same = rust == mine
                         try:
                             dec_ok = decode(rust, len(data)) == data
@@ -855,8 +973,9 @@ def main(argv):
                             why = "payloads differ from byte %d (rust %d bytes, here %d)" % (k, len(rust), len(mine))
                         else:
                             why = "payload identical"
-                        print("%s %s preset %d: %d -> %d bytes, %s, rust payload %s"
-                              % (f, mode, preset, len(data), len(rust), why, "decodes" if dec_ok else "DOES NOT DECODE"))
+                        print("%s %s preset %d%s: %d -> %d bytes, %s, rust payload %s"
+                              % (f, mode, preset, " %r" % (im,) if im else "", len(data), len(rust), why,
+                                 "decodes" if dec_ok else "DOES NOT DECODE"))
                         bad += (not same) + (not dec_ok)
                         pairs += 1
                         ident += same and dec_ok
@@ -882,7 +1001,8 @@ def main(argv):
                    bytes(rnd.randrange(256) for _ in range(500))]
         for preset in PRESETS:
             for s in samples:
-                pl = encode(s, preset)
+                im = (3, 1) if preset == IMAGE else None
+                pl = encode(s, preset, image=im)
                 assert decode(pl, len(s)) == s
                 for bad in (pl[:-1], pl + b"\0"):
                     try:
@@ -892,6 +1012,17 @@ def main(argv):
                     else:
                         raise AssertionError("accepted a bad payload")
         _selftest_x86(rnd)
+        # preset 6's header: parameters and flags are checked
+        good = encode(b"\x01\x02\x03\x04\x05", IMAGE, image=(2, 1))
+        assert good[:4] == b"\x06\x02\x00\x01" and decode(good, 5) == b"\x01\x02\x03\x04\x05"
+        for bad in (b"\x06", b"\x06\x02\x00", b"\x06\x01\x00\x00" + good[4:], b"\x06\x02\x00\x02" + good[4:],
+                    b"\x46" + good[1:]):
+            try:
+                decode(bad, 5)
+            except DecodeError:
+                pass
+            else:
+                raise AssertionError("accepted %r" % bad[:4])
         print("selftest ok")
     else:
         print(__doc__)
