@@ -76,6 +76,12 @@ impl Frame {
 /// Code `raw` by context mixing without the language model, after the x86
 /// filter where it looks like x86 code (format-spec 8.6).
 pub fn encode_cm(raw: &[u8], preset: crate::cm::Preset) -> Frame {
+    // Preset 3 becomes preset 7 (sparse contexts) for what is not text.
+    let preset = if preset == crate::cm::NORMAL2 && !looks_like_text(raw) {
+        crate::cm::BINARY
+    } else {
+        preset
+    };
     let payload = if crate::cm::looks_like_x86(raw) {
         crate::cm::encode_x86(raw, preset)
     } else {
@@ -83,7 +89,7 @@ pub fn encode_cm(raw: &[u8], preset: crate::cm::Preset) -> Frame {
         // What looks like a 16-bit image is coded both ways; the smaller
         // payload is kept.
         match crate::cm::guess_image(raw) {
-            Some(image) if preset == crate::cm::NORMAL2 => {
+            Some(image) if preset != crate::cm::FAST => {
                 let img = crate::cm::encode_image(raw, image);
                 if img.len() < plain.len() { img } else { plain }
             }

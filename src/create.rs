@@ -82,10 +82,7 @@ impl Method {
 
     /// Largest chunk that uses the language model.
     pub fn lm_piece(self) -> usize {
-        match self {
-            Method::Max => crate::cm::MAX_CM_LM_CHUNK,
-            _ => 1 << 20,
-        }
+        crate::cm::MAX_CM_LM_CHUNK
     }
 }
 
@@ -435,14 +432,18 @@ const CM_MIN_GAIN: f64 = 0.02;
 
 /// The piece length that cuts a segment's text into context-mixing chunks
 /// that use the language model: pieces of at most `method.lm_piece()`
-/// bytes; with the default method, at least two from 64 KiB on, so that two
-/// threads share even a single file (format-spec 8.6). The cut depends only
-/// on the segment's length.
+/// bytes; with the default method, an even number of them from 64 KiB on,
+/// so that two threads share even a single file (format-spec 8.6). The cut
+/// depends only on the segment's length.
 pub fn lm_pieces(len: usize, method: Method) -> usize {
     match method {
         // ratio first: one chunk up to 4 MiB
         Method::Max => split_len(len, method.lm_piece(), usize::MAX),
-        _ => split_len(len, method.lm_piece(), 64 << 10),
+        _ => {
+            let n = len.div_ceil(method.lm_piece()).max(1);
+            let n = if len >= 64 << 10 { n + n % 2 } else { n };
+            len.div_ceil(n).max(1)
+        }
     }
 }
 
@@ -784,4 +785,34 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<()> {
             e
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pieces of the default method: at most 4 MiB, an even number from
+    /// 64 KiB on; the max method: one up to 4 MiB.
+    #[test]
+    fn language_model_pieces() {
+        const M: usize = 1 << 20;
+        let count = |len: usize, m| len.div_ceil(lm_pieces(len, m));
+        for (len, default, max) in [
+            (1, 1, 1),
+            ((64 << 10) - 1, 1, 1),
+            (64 << 10, 2, 1),
+            (768_771, 2, 1),
+            (4 * M, 2, 1),
+            (4 * M + 1, 2, 2),
+            (8 * M + 1, 4, 3),
+            (10_192_446, 4, 3),
+            (32 * M, 8, 8),
+        ] {
+            assert_eq!(count(len, Method::Default), default, "default, {len} bytes");
+            assert_eq!(count(len, Method::Max), max, "max, {len} bytes");
+            for m in [Method::Default, Method::Max] {
+                assert!(lm_pieces(len, m) <= crate::cm::MAX_CM_LM_CHUNK);
+            }
+        }
+    }
 }

@@ -650,6 +650,27 @@ fn x86_code(n: usize, seed: u64) -> Vec<u8> {
 /// of x86-like code, archived with `--method cm`.
 const X86_GOLDEN: &str = "testdata/golden/cm-x86.lza";
 
+/// Before preset 7: the same code with preset 3 and the filter (0x43).
+const X86_GOLDEN_PRESET_3: &str = "testdata/golden/cm-x86-preset-3.lza";
+
+/// Binary records: a counter, a slowly changing field and flags, as u32
+/// little-endian.
+fn records(n: usize) -> Vec<u8> {
+    let mut r = Sm(9);
+    let mut v = Vec::new();
+    for i in 0..n as u32 {
+        for f in [
+            i,
+            1_000_000 + i / 16 * 3,
+            r.below(4) as u32,
+            0x8000_0000 | (i % 7),
+        ] {
+            v.extend_from_slice(&f.to_le_bytes());
+        }
+    }
+    v
+}
+
 fn x86_tree() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let x = tmp.path().join("x");
@@ -658,16 +679,34 @@ fn x86_tree() -> tempfile::TempDir {
     tmp
 }
 
+fn binary_tree() -> tempfile::TempDir {
+    let tmp = x86_tree();
+    let x = tmp.path().join("x");
+    common::write_file(&x.join("table.bin"), &records(600), 0o644);
+    common::fix_mtimes(&x, 1_600_000_000_000_000_000);
+    tmp
+}
+
 /// Code that looks like x86 goes through the x86 filter (the preset byte
 /// has bit 6), smaller than without it, with every method that codes it
-/// without the model; the golden pins the filter, and extracts.
+/// without the model, with preset 7 but for the fast method; binary
+/// records get preset 7 too. The golden pins the filter and preset 7, and
+/// extracts; the golden made before preset 7 still extracts.
 #[test]
 fn x86_code_is_filtered_and_golden_holds() {
-    let tmp = x86_tree();
+    let tmp = binary_tree();
     let code = x86_code(24_000, 31);
+    // the archive before preset 7 still extracts (prog.bin only)
+    let old = x86_tree();
+    let out = old.path().join("out");
+    let legacy = chunks(&fs::read(repo(X86_GOLDEN_PRESET_3)).unwrap());
+    assert_eq!(of(&legacy, "x/prog.bin")[0].head, Some(0x43), "{legacy:#?}");
+    extract_cli(&repo(X86_GOLDEN_PRESET_3), &out, &[], &[]);
+    common::assert_same_tree(&old.path().join("x"), &out.join("x"));
     let golden = fs::read(repo(X86_GOLDEN)).unwrap();
     let all = chunks(&golden);
-    assert_eq!(of(&all, "x/prog.bin")[0].head, Some(0x43), "{all:#?}");
+    assert_eq!(of(&all, "x/prog.bin")[0].head, Some(0x47), "{all:#?}");
+    assert_eq!(of(&all, "x/table.bin")[0].head, Some(7), "{all:#?}");
     let out = tmp.path().join("out");
     extract_cli(&repo(X86_GOLDEN), &out, &[], &[]);
     common::assert_same_tree(&tmp.path().join("x"), &out.join("x"));
@@ -677,7 +716,7 @@ fn x86_code_is_filtered_and_golden_holds() {
         fs::read(&again).unwrap() == golden,
         "re-created {X86_GOLDEN} differs (see regenerate_cm_goldens)"
     );
-    for (method, head) in [("default", 0x43), ("fast", 0x40)] {
+    for (method, head) in [("default", 0x47), ("fast", 0x40)] {
         let a = tmp.path().join(format!("{method}.lza"));
         create_golden_from(method, tmp.path(), "x", &a);
         let bytes = fs::read(&a).unwrap();
@@ -693,6 +732,13 @@ fn x86_code_is_filtered_and_golden_holds() {
     let plain = lza::cm::encode(&code, lza::cm::NORMAL2).len();
     let filtered = lza::cm::encode_x86(&code, lza::cm::NORMAL2).len();
     assert!(filtered * 100 < plain * 95, "{filtered} vs {plain}");
+    // preset 7's sparse contexts pay on code; binary records round-trip
+    // with it (on these regular records preset 3 does as well)
+    let binary = lza::cm::encode_x86(&code, lza::cm::BINARY).len();
+    assert!(binary < filtered, "{binary} vs {filtered}");
+    let table = records(600);
+    let p7 = lza::cm::encode(&table, lza::cm::BINARY);
+    assert_eq!(lza::cm::decode(&p7, table.len()).unwrap(), table);
 }
 
 /// A 16-bit little-endian scan `width` samples wide after a 1-byte
@@ -811,7 +857,7 @@ fn regenerate_cm_goldens() {
     for (file, method) in CM_GOLDENS {
         create_golden(method, tmp.path(), &repo(file));
     }
-    let tmp = x86_tree();
+    let tmp = binary_tree();
     create_golden_from("cm", tmp.path(), "x", &repo(X86_GOLDEN));
     let tmp = image_tree();
     create_golden_from("cm", tmp.path(), "img", &repo(IMAGE_GOLDEN));
@@ -891,7 +937,7 @@ fn decode_error(bytes: &[u8], model: bool, at: u64) -> String {
 #[test]
 fn unknown_preset_id_is_an_error_naming_it() {
     let raw = b"hello, hello";
-    for id in [7u8, 0x47, 0x7F] {
+    for id in [8u8, 0x48, 0x7F] {
         let (bytes, at) = one_chunk(
             header(1024, false),
             raw,
@@ -905,7 +951,7 @@ fn unknown_preset_id_is_an_error_naming_it() {
         );
     }
     // With the model flag and the model at hand: the id is still checked.
-    for id in [0x87u8, 0xFF] {
+    for id in [0x88u8, 0xFF] {
         let (bytes, at) = one_chunk(
             header(1024, true),
             raw,

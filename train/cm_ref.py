@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference coder for lza's context-mixing chunks (format-spec.md section 8).
 
-Written from the spec text alone (sections 8.1-8.5, 8.7 and 8.8), presets 0-6, without the
+Written from the spec text alone (sections 8.1-8.5, 8.7 and 8.8), presets 0-7, without the
 language model (preset byte bit 7 clear).  The preset byte is: bits 0-5 preset id, bit 6
 the x86 filter (8.7; decode undoes it), bit 7 the model.  Preset 5 (with-model-3) is
 preset 4 plus the line-column context and the class weight set d; its class APM A6, like A3, is
@@ -22,7 +22,7 @@ Usage:
                                                         the same payload (with the filter where bit 6
                                                         is set); chunks that use the model (bit 7) are
                                                         listed and skipped
-  python3 train/cm_ref.py check FILE...                 for every preset (0-5), plain and x86-filtered,
+  python3 train/cm_ref.py check FILE...                 for every preset (0-5, 7), plain and x86-filtered,
                                                         and preset 6 with each (width, first) of
                                                         CHECK_IMAGES: encodes FILE here and with
                                                         target/release/examples/cm_vectors encode /
@@ -250,6 +250,8 @@ PRESETS[5] = dict(PRESETS[4], name="with-model-3", line_column=True, class_set=T
 PRESETS[6] = dict(PRESETS[3], name="image-16", orders=[2, 3], words=False, tokens=False, line_prefix=False,
                   records=False, columns=False, R=1, image=True)
 IMAGE = 6
+# preset 7 = preset 3 plus 5 sparse contexts after the orders (8.4)
+PRESETS[7] = dict(PRESETS[3], name="binary", sparse=True)
 
 
 def char_class(v):
@@ -311,6 +313,7 @@ class Predictor:
         self.sel = self.ap2 = self.ap4 = 0
         self.cfg = cfg
         self.orders = cfg["orders"]
+        self.sparse = cfg.get("sparse", False)
         self.words = cfg["words"]
         self.tokens = cfg["tokens"]
         self.line_prefix = cfg["line_prefix"]
@@ -326,7 +329,7 @@ class Predictor:
         self.M = clamp(max(L - 1, 0), 10, 22)
         self.nctx = (len(self.orders) + (2 if self.words else 0) + (2 if self.words and self.tokens else 0)
                      + (1 if self.line_prefix else 0) + (3 if self.records else 0) + (2 if self.columns else 0)
-                     + (1 if self.line_column else 0) + (14 if image else 0))
+                     + (1 if self.line_column else 0) + (14 if image else 0) + (5 if self.sparse else 0))
         self.N = 1 + 2 + self.nctx + 2
         # state
         self.hist = bytearray()
@@ -378,6 +381,10 @@ class Predictor:
         for o in self.orders:
             mask = M64 if o >= 8 else (1 << (8 * o)) - 1
             ctx.append(hash2(c8 & mask, o + 1))
+        if self.sparse:
+            ctx += [hash2(c8 & 0xFF00FF, 0x7001), hash2(c8 & 0xFFFF0000, 0x7002),
+                    hash2(c8 & 0xFF000000FF, 0x7003), hash2(c8 & 0xFF00, 0x7004),
+                    hash2(c8 & 0xFFFF, 0x7010 + (len(self.hist) & 3))]
         if self.words:
             ctx.append(hash2(self.word, 256 + (c1 if self.word == 0 else 0)))
             ctx.append(hash2(self.word, (self.word_prev + 512) & M64))
@@ -876,7 +883,7 @@ def _selftest_x86(rnd):
             assert pl[0] == preset | X86_FLAG
             assert pl[1:] == encode(f(t), preset)[1:]
             assert decode(pl, len(t)) == t
-    for bad_id in (7, 63, 6 | X86_FLAG, 7 | X86_FLAG, 63 | X86_FLAG):
+    for bad_id in (8, 63, 6 | X86_FLAG, 8 | X86_FLAG, 63 | X86_FLAG):
         try:
             decode(bytes([bad_id]) + b"\0\0\0\0", 0)
         except DecodeError:

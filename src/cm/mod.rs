@@ -18,7 +18,7 @@ pub mod model;
 mod tables;
 
 pub use model::{
-    FAST, IMAGE16, Image, NORMAL, NORMAL2, Predictor, Preset, WITH_LM, WITH_LM2, WITH_LM3,
+    BINARY, FAST, IMAGE16, Image, NORMAL, NORMAL2, Predictor, Preset, WITH_LM, WITH_LM2, WITH_LM3,
     lm_byte_bits,
 };
 
@@ -310,13 +310,13 @@ mod tests {
     #[test]
     fn round_trip_both_presets() {
         let data = sample();
-        for preset in [FAST, NORMAL, NORMAL2, WITH_LM2, WITH_LM3] {
+        for preset in [FAST, NORMAL, NORMAL2, WITH_LM2, WITH_LM3, BINARY] {
             let c = encode(&data, preset);
             assert!(c.len() * 8 < data.len(), "{} -> {}", data.len(), c.len());
             assert_eq!(decode(&c, data.len()).unwrap(), data);
         }
         for len in [0usize, 1, 2, 7, 100] {
-            for preset in [NORMAL, NORMAL2] {
+            for preset in [NORMAL, NORMAL2, BINARY] {
                 let c = encode(&data[..len], preset);
                 assert_eq!(decode(&c, len).unwrap(), &data[..len]);
             }
@@ -404,8 +404,8 @@ mod tests {
         assert!(!looks_like_x86(&code[..4000]), "too short to judge");
         // an unknown preset id with the flag is still an unknown preset
         assert_eq!(
-            decode(&[0x47, 0, 0, 0, 0], 3),
-            Err(CmError::BadPreset(0x47))
+            decode(&[0x48, 0, 0, 0, 0], 3),
+            Err(CmError::BadPreset(0x48))
         );
     }
 
@@ -471,7 +471,11 @@ mod tests {
             })
             .collect();
         assert_eq!(guess_image(&noise), None);
-        assert_eq!(guess_image(&image(300, 50, 0)[..60_000]), None, "too short");
+        assert_eq!(
+            guess_image(&image(300, 100, 0)[..60_000]),
+            None,
+            "too short"
+        );
     }
 
     #[test]

@@ -6,10 +6,10 @@
 
 use super::tables::{RATES, STRETCH, squash, stretch16};
 
-/// Most hashed contexts a preset may use.
-const MAX_HASHED: usize = 16;
-/// Most mixer inputs.
-const MAX_INPUTS: usize = 24;
+/// Most hashed contexts a preset may use (preset 7: 21).
+const MAX_HASHED: usize = 21;
+/// Most mixer inputs (preset 7: 3 + 21 + 2 match inputs).
+const MAX_INPUTS: usize = 28;
 /// Counter value of a context never seen: p = 1/2, count 0.
 const COUNTER_INIT: u32 = 1 << 31;
 /// How far back a match candidate is verified.
@@ -84,6 +84,8 @@ pub struct Preset {
     /// Image contexts for 16-bit little-endian samples (format-spec 8.8),
     /// whose row width and first byte are in the payload header.
     pub image: bool,
+    /// Sparse contexts for binary data (format-spec 8.4), after the orders.
+    pub code: bool,
 }
 
 /// Default: orders 1-6, word contexts, the match model.
@@ -106,6 +108,7 @@ pub const NORMAL: Preset = Preset {
     class_set: false,
     apm_class: false,
     image: false,
+    code: false,
 };
 
 /// Fast: orders 1-4 and 6, the match model.
@@ -179,6 +182,14 @@ pub const IMAGE16: Preset = Preset {
     ..NORMAL2
 };
 
+/// Binary data (machine code, databases, tables): preset 3 with five
+/// sparse contexts after the orders.
+pub const BINARY: Preset = Preset {
+    id: 7,
+    code: true,
+    ..NORMAL2
+};
+
 /// Image contexts of preset 6.
 const IMAGE_CONTEXTS: usize = 14;
 
@@ -202,6 +213,7 @@ impl Preset {
             4 => Some(WITH_LM2),
             5 => Some(WITH_LM3),
             6 => Some(IMAGE16),
+            7 => Some(BINARY),
             _ => None,
         }
     }
@@ -215,6 +227,7 @@ impl Preset {
             + if self.columns { 2 } else { 0 }
             + if self.line_column { 1 } else { 0 }
             + if self.image { IMAGE_CONTEXTS } else { 0 }
+            + if self.code { 5 } else { 0 }
     }
 
     /// Weight sets: 2,368 (a, b, c) and 512 more with the class set.
@@ -651,6 +664,17 @@ impl Predictor {
             };
             self.ctx[k] = hash2(self.c8 & mask, o as u64 + 1);
             k += 1;
+        }
+        if self.preset.code {
+            // bytes 1 and 3, 3 and 4, 1 and 5, 2 back; the last two bytes
+            // and the position mod 4
+            let c8 = self.c8;
+            self.ctx[k] = hash2(c8 & 0xFF_00FF, 0x7001);
+            self.ctx[k + 1] = hash2(c8 & 0xFFFF_0000, 0x7002);
+            self.ctx[k + 2] = hash2(c8 & 0xFF_0000_00FF, 0x7003);
+            self.ctx[k + 3] = hash2(c8 & 0xFF00, 0x7004);
+            self.ctx[k + 4] = hash2(c8 & 0xFFFF, 0x7010 + (self.hist.len() & 3) as u64);
+            k += 5;
         }
         if self.preset.words {
             let c1 = self.c8 & 0xFF;
