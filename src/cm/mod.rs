@@ -182,7 +182,8 @@ pub fn looks_like_x86(data: &[u8]) -> bool {
 /// guess, format-spec 8.6): the row width and parity that make the mean
 /// difference between a sample and the one a row above smallest, if that
 /// is under a quarter of the mean difference between samples far apart.
-/// Checks widths 2 to 4096 on up to 8192 samples spread over the data.
+/// Checks widths 2 to 4096 on `clamp(samples / 16, 512, 8192)` samples
+/// spread over the data.
 pub fn guess_image(data: &[u8]) -> Option<Image> {
     const MAX_WIDTH: usize = 4096;
     const PROBES: usize = 8192;
@@ -194,8 +195,11 @@ pub fn guess_image(data: &[u8]) -> Option<Image> {
         let n = (data.len() - first) / 2;
         let at =
             |i: usize| u16::from_le_bytes([data[first + 2 * i], data[first + 2 * i + 1]]) as i64;
-        let step = ((n - MAX_WIDTH) / PROBES).max(1);
-        let probes: Vec<usize> = (MAX_WIDTH..n).step_by(step).take(PROBES).collect();
+        // fewer probes for small chunks, so that guessing costs little
+        // next to coding
+        let count = (n / 16).clamp(512, PROBES);
+        let step = ((n - MAX_WIDTH) / count).max(1);
+        let probes: Vec<usize> = (MAX_WIDTH..n).step_by(step).take(count).collect();
         let far: u64 = probes
             .iter()
             .map(|&i| at(i).abs_diff(at(i - MAX_WIDTH + 1 + (i * 7919) % (MAX_WIDTH - 1))))
