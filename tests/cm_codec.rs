@@ -687,6 +687,37 @@ fn binary_tree() -> tempfile::TempDir {
     tmp
 }
 
+/// The golden at `golden` extracts to `tmp/tree` and re-creates byte for
+/// byte with `--method cm`; each `(method, head)` codes `entry`'s first
+/// chunk with that preset byte, and extracts.
+fn golden_and_methods_hold(
+    tmp: &Path,
+    tree: &str,
+    golden: &str,
+    entry: &str,
+    methods: [(&str, u8); 2],
+) {
+    let bytes = fs::read(repo(golden)).unwrap();
+    let out = tmp.join("out");
+    extract_cli(&repo(golden), &out, &[], &[]);
+    common::assert_same_tree(&tmp.join(tree), &out.join(tree));
+    let again = tmp.join("again.lza");
+    create_golden_from("cm", tmp, tree, &again);
+    assert!(
+        fs::read(&again).unwrap() == bytes,
+        "re-created {golden} differs (see regenerate_cm_goldens)"
+    );
+    for (method, head) in methods {
+        let a = tmp.join(format!("{method}.lza"));
+        create_golden_from(method, tmp, tree, &a);
+        let bytes = fs::read(&a).unwrap();
+        assert_eq!(of(&chunks(&bytes), entry)[0].head, Some(head), "{method}");
+        let out = tmp.join(format!("out-{method}"));
+        extract_cli(&a, &out, &[], &[]);
+        common::assert_same_tree(&tmp.join(tree), &out.join(tree));
+    }
+}
+
 /// Code that looks like x86 goes through the x86 filter (the preset byte
 /// has bit 6), smaller than without it, with every method that codes it
 /// without the model, with preset 7 but for the fast method; binary
@@ -707,28 +738,13 @@ fn x86_code_is_filtered_and_golden_holds() {
     let all = chunks(&golden);
     assert_eq!(of(&all, "x/prog.bin")[0].head, Some(0x47), "{all:#?}");
     assert_eq!(of(&all, "x/table.bin")[0].head, Some(7), "{all:#?}");
-    let out = tmp.path().join("out");
-    extract_cli(&repo(X86_GOLDEN), &out, &[], &[]);
-    common::assert_same_tree(&tmp.path().join("x"), &out.join("x"));
-    let again = tmp.path().join("again.lza");
-    create_golden_from("cm", tmp.path(), "x", &again);
-    assert!(
-        fs::read(&again).unwrap() == golden,
-        "re-created {X86_GOLDEN} differs (see regenerate_cm_goldens)"
+    golden_and_methods_hold(
+        tmp.path(),
+        "x",
+        X86_GOLDEN,
+        "x/prog.bin",
+        [("default", 0x47), ("fast", 0x40)],
     );
-    for (method, head) in [("default", 0x47), ("fast", 0x40)] {
-        let a = tmp.path().join(format!("{method}.lza"));
-        create_golden_from(method, tmp.path(), "x", &a);
-        let bytes = fs::read(&a).unwrap();
-        assert_eq!(
-            of(&chunks(&bytes), "x/prog.bin")[0].head,
-            Some(head),
-            "{method}"
-        );
-        let out = tmp.path().join(format!("out-{method}"));
-        extract_cli(&a, &out, &[], &[]);
-        common::assert_same_tree(&tmp.path().join("x"), &out.join("x"));
-    }
     let plain = lza::cm::encode(&code, lza::cm::NORMAL2).len();
     let filtered = lza::cm::encode_x86(&code, lza::cm::NORMAL2).len();
     assert!(filtered * 100 < plain * 95, "{filtered} vs {plain}");
@@ -776,28 +792,13 @@ fn image_is_guessed_and_golden_holds() {
     let golden = fs::read(repo(IMAGE_GOLDEN)).unwrap();
     let all = chunks(&golden);
     assert_eq!(of(&all, "img/scan.raw")[0].head, Some(6), "{all:#?}");
-    let out = tmp.path().join("out");
-    extract_cli(&repo(IMAGE_GOLDEN), &out, &[], &[]);
-    common::assert_same_tree(&tmp.path().join("img"), &out.join("img"));
-    let again = tmp.path().join("again.lza");
-    create_golden_from("cm", tmp.path(), "img", &again);
-    assert!(
-        fs::read(&again).unwrap() == golden,
-        "re-created {IMAGE_GOLDEN} differs (see regenerate_cm_goldens)"
+    golden_and_methods_hold(
+        tmp.path(),
+        "img",
+        IMAGE_GOLDEN,
+        "img/scan.raw",
+        [("default", 6), ("fast", 0)],
     );
-    for (method, head) in [("default", 6), ("fast", 0)] {
-        let a = tmp.path().join(format!("{method}.lza"));
-        create_golden_from(method, tmp.path(), "img", &a);
-        let bytes = fs::read(&a).unwrap();
-        assert_eq!(
-            of(&chunks(&bytes), "img/scan.raw")[0].head,
-            Some(head),
-            "{method}"
-        );
-        let out = tmp.path().join(format!("out-{method}"));
-        extract_cli(&a, &out, &[], &[]);
-        common::assert_same_tree(&tmp.path().join("img"), &out.join("img"));
-    }
     let image = lza::cm::guess_image(&data);
     assert_eq!(
         image,

@@ -232,25 +232,26 @@ pub fn encode_x86(data: &[u8], preset: Preset) -> Vec<u8> {
 
 /// Code `data` with preset 6, its samples lying as `image` says.
 pub fn encode_image(data: &[u8], image: Image) -> Vec<u8> {
-    let mut p = Predictor::new_image(data.len(), image);
-    let mut enc = coder::Encoder::with_capacity(data.len() / 3 + 16);
-    for &b in data {
-        p.encode_byte(&mut enc, b);
-    }
-    let mut out = vec![IMAGE16.id];
-    out.extend_from_slice(&image.width.to_le_bytes());
-    out.push(image.first);
-    out.extend_from_slice(&enc.finish());
-    out
+    let [w0, w1] = image.width.to_le_bytes();
+    let head = [IMAGE16.id, w0, w1, image.first];
+    code_with(data, Predictor::new_image(data.len(), image), &head)
 }
 
 fn encode_with(data: &[u8], preset: Preset, flags: u8) -> Vec<u8> {
-    let mut p = Predictor::new(preset, data.len(), false);
+    code_with(
+        data,
+        Predictor::new(preset, data.len(), false),
+        &[preset.id | flags],
+    )
+}
+
+/// The payload: `head`, then `data` coded with predictor `p`.
+fn code_with(data: &[u8], mut p: Predictor, head: &[u8]) -> Vec<u8> {
     let mut enc = coder::Encoder::with_capacity(data.len() / 3 + 16);
     for &b in data {
         p.encode_byte(&mut enc, b);
     }
-    let mut out = vec![preset.id | flags];
+    let mut out = head.to_vec();
     out.extend_from_slice(&enc.finish());
     out
 }
