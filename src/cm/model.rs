@@ -609,6 +609,26 @@ impl Predictor {
         *self.hist.last().expect("a byte was just decoded")
     }
 
+    /// [`Predictor::decode_byte`] that hands the byte to `early` as soon as
+    /// its last bit is decoded, before the predictor's own update for it
+    /// (so that another thread can start on the next byte's model step).
+    pub fn decode_byte_early(
+        &mut self,
+        dec: &mut super::coder::Decoder<'_>,
+        early: impl FnOnce(u8),
+    ) -> u8 {
+        debug_assert_eq!(self.bitpos, 0);
+        for _ in 0..7 {
+            let bit = dec.decode(self.pr);
+            self.update(bit);
+        }
+        let bit = dec.decode(self.pr);
+        let byte = ((self.c0 << 1) | bit) as u8;
+        early(byte);
+        self.update(bit);
+        byte
+    }
+
     /// Bucket of a context for the current nibble: one of the four in a
     /// line with the check byte; a miss takes the least used of the four
     /// (fewest bits seen at the nibble's first node) that no earlier context

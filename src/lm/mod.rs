@@ -26,6 +26,7 @@ mod engine;
 pub mod kernels;
 pub mod math;
 pub mod model;
+mod pair;
 pub mod rangecoder;
 
 pub use kernels::KernelPath;
@@ -124,6 +125,9 @@ pub struct LmCodec {
     threads: usize,
     batch: usize,
     pool: Option<rayon::ThreadPool>,
+    /// The head's weights split for two-thread decoding of one chunk, made
+    /// when first needed.
+    pair: std::sync::OnceLock<pair::PairWeights>,
 }
 
 impl std::fmt::Debug for LmCodec {
@@ -372,6 +376,7 @@ impl LmCodec {
             threads,
             batch,
             pool,
+            pair: std::sync::OnceLock::new(),
         })
     }
 
@@ -504,9 +509,17 @@ impl LmCodec {
             .enumerate()
             .filter_map(|(i, h)| h.as_ref().ok().map(|h| (i, h.preset)))
             .collect();
+        // With chunks left over once every thread has one (an odd number on
+        // two threads), the last of them is decoded on two threads (the
+        // model on one, the coder on the other: `pair`), after the others.
+        let lone = match self.threads > 1 && live.len() % self.threads == 1 {
+            true => live.last().copied(),
+            false => None,
+        };
+        let shared = &live[..live.len() - lone.is_some() as usize];
         // Predictors are built lazily as slots free up: the iterator is
         // consumed only when a slot takes its job.
-        let jobs = live.iter().map(|&(i, preset)| {
+        let jobs = shared.iter().map(|&(i, preset)| {
             let (payload, raw_len) = chunks[i];
             Job::CmDecode {
                 dec: crate::cm::coder::Decoder::new(&payload[1..]), // LM payloads: 1-byte header
@@ -514,12 +527,21 @@ impl LmCodec {
                 raw_len,
             }
         });
-        let per = live
+        let per = shared
             .iter()
             .map(|&(i, preset)| crate::cm::Predictor::memory(preset, chunks[i].1, true))
             .max()
             .unwrap_or(1);
-        let results = self.run_split(jobs, live.len(), self.batch.min(CM_MEMORY / per).max(1));
+        let mut results =
+            self.run_split(jobs, shared.len(), self.batch.min(CM_MEMORY / per).max(1));
+        if let Some((i, preset)) = lone {
+            let pw = self
+                .pair
+                .get_or_init(|| pair::PairWeights::new(&self.model));
+            let (payload, raw_len) = chunks[i];
+            let r = pair::decode_cm(&self.model, pw, self.path, payload, raw_len, preset);
+            results.push(Done::Decoded(r));
+        }
         let x86: Vec<bool> = headers
             .iter()
             .map(|h| h.as_ref().is_ok_and(|h| h.x86))

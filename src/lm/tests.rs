@@ -383,3 +383,73 @@ fn cm_chunks_batched_equal_stepwise_and_round_trip() {
     assert!(out[0].is_err() && out[1].is_err() && out[3].is_err());
     assert_eq!(out[2].as_ref().unwrap().as_slice(), &text[..2000]);
 }
+
+/// A lone context-mixing chunk on two threads is decoded with the model on
+/// one thread and the coder on the other (`pair`): the same bytes as one
+/// thread, for models of 1, 2 and 3 layers, across model resets; mixed
+/// with shared chunks in one call; and bad payloads fail without hanging.
+#[test]
+fn lone_cm_chunk_on_two_threads() {
+    let path = KernelPath::detect().unwrap();
+    let text =
+        b"Far from the madding crowd's ignoble strife, <b>their</b> sober wishes\n".repeat(500);
+    let noise = lcg_bytes(3000, 5);
+    let chunks: Vec<&[u8]> = vec![
+        &text[..1],
+        &text[..2 * crate::cm::LM_RESET + 300], // two resets
+        &noise,
+        &text[7..4000],
+    ];
+    let models = [
+        test_model(),
+        Arc::new(Model::from_bytes(&model::synthetic_model_bytes(32, 1, 3)).unwrap()),
+        Arc::new(Model::from_bytes(&model::synthetic_model_bytes(64, 3, 77)).unwrap()),
+    ];
+    for model in models {
+        let one = LmCodec::new(model.clone(), path, 1, 4).unwrap();
+        let two = LmCodec::new(model.clone(), path, 2, 4).unwrap();
+        let three = LmCodec::new(model.clone(), path, 3, 4).unwrap();
+        let pw = pair::PairWeights::new(&model);
+        for preset in [crate::cm::WITH_LM3, crate::cm::FAST] {
+            let payloads = one.encode_cm_chunks(&chunks, preset);
+            let inputs: Vec<(&[u8], usize)> = payloads
+                .iter()
+                .zip(&chunks)
+                .map(|(p, c)| (p.as_slice(), c.len()))
+                .collect();
+            for (&(p, n), c) in inputs.iter().zip(&chunks) {
+                let direct = pair::decode_cm(&model, &pw, path, p, n, preset).unwrap();
+                assert_eq!(direct.as_slice(), *c, "layers {}", model.layers());
+                assert_eq!(two.decode_cm_chunks(&[(p, n)])[0].as_ref().unwrap(), c);
+            }
+            // odd counts: shared chunks first, the last one alone
+            for (codec, k) in [(&two, 3), (&three, 4), (&two, 1)] {
+                for (r, c) in codec
+                    .decode_cm_chunks(&inputs[..k])
+                    .into_iter()
+                    .zip(&chunks)
+                {
+                    assert_eq!(r.unwrap().as_slice(), *c);
+                }
+            }
+        }
+        // cut payloads fail; garbage fails or decodes to something, and
+        // either way the call returns
+        let good = one
+            .encode_cm_chunks(&[&text[..5000]], crate::cm::WITH_LM3)
+            .remove(0);
+        for cut in [1, 2, good.len() / 2] {
+            let bad = &good[..good.len() - cut];
+            let r = pair::decode_cm(&model, &pw, path, bad, 5000, crate::cm::WITH_LM3);
+            assert!(r.is_err(), "cut {cut}");
+        }
+        for seed in 0..8 {
+            let mut junk = lcg_bytes(300, seed);
+            junk[0] = crate::cm::WITH_LM3.id | crate::cm::FLAG_LM;
+            let r = pair::decode_cm(&model, &pw, path, &junk, 2000, crate::cm::WITH_LM3);
+            if let Ok(v) = r {
+                assert_eq!(v.len(), 2000);
+            }
+        }
+    }
+}
