@@ -539,7 +539,16 @@ impl LmCodec {
                 .pair
                 .get_or_init(|| pair::PairWeights::new(&self.model));
             let (payload, raw_len) = chunks[i];
-            let r = pair::decode_cm(&self.model, pw, self.path, payload, raw_len, preset);
+            let r = pair::decode_cm(
+                &self.model,
+                pw,
+                self.path,
+                payload,
+                raw_len,
+                preset,
+                usize::MAX,
+                pair::SOLO_RUN,
+            );
             results.push(Done::Decoded(r));
         }
         let x86: Vec<bool> = headers

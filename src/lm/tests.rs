@@ -418,8 +418,18 @@ fn lone_cm_chunk_on_two_threads() {
                 .map(|(p, c)| (p.as_slice(), c.len()))
                 .collect();
             for (&(p, n), c) in inputs.iter().zip(&chunks) {
-                let direct = pair::decode_cm(&model, &pw, path, p, n, preset).unwrap();
+                let direct =
+                    pair::decode_cm(&model, &pw, path, p, n, preset, usize::MAX, 1 << 16).unwrap();
                 assert_eq!(direct.as_slice(), *c, "layers {}", model.layers());
+                // the coder going on alone (as when the threads stall) from
+                // byte 1, a byte before a reset and at one
+                for from in [1, crate::cm::LM_RESET - 1, crate::cm::LM_RESET] {
+                    // and pairing again after `run` bytes
+                    for run in [3, 1000, usize::MAX] {
+                        let r = pair::decode_cm(&model, &pw, path, p, n, preset, from, run);
+                        assert_eq!(r.unwrap().as_slice(), *c, "alone from {from} for {run}");
+                    }
+                }
                 assert_eq!(two.decode_cm_chunks(&[(p, n)])[0].as_ref().unwrap(), c);
             }
             // odd counts: shared chunks first, the last one alone
@@ -440,15 +450,20 @@ fn lone_cm_chunk_on_two_threads() {
             .remove(0);
         for cut in [1, 2, good.len() / 2] {
             let bad = &good[..good.len() - cut];
-            let r = pair::decode_cm(&model, &pw, path, bad, 5000, crate::cm::WITH_LM3);
-            assert!(r.is_err(), "cut {cut}");
+            for from in [usize::MAX, 100] {
+                let r = pair::decode_cm(&model, &pw, path, bad, 5000, crate::cm::WITH_LM3, from, 7);
+                assert!(r.is_err(), "cut {cut}");
+            }
         }
         for seed in 0..8 {
             let mut junk = lcg_bytes(300, seed);
             junk[0] = crate::cm::WITH_LM3.id | crate::cm::FLAG_LM;
-            let r = pair::decode_cm(&model, &pw, path, &junk, 2000, crate::cm::WITH_LM3);
-            if let Ok(v) = r {
-                assert_eq!(v.len(), 2000);
+            for from in [usize::MAX, 10] {
+                let r =
+                    pair::decode_cm(&model, &pw, path, &junk, 2000, crate::cm::WITH_LM3, from, 7);
+                if let Ok(v) = r {
+                    assert_eq!(v.len(), 2000);
+                }
             }
         }
     }
