@@ -170,7 +170,7 @@ fn wait(ready: &dyn Fn() -> bool, stop: &AtomicBool) -> Option<bool> {
         spins += 1;
         if stalled {
             std::thread::yield_now();
-        } else if spins % 64 == 0 {
+        } else if spins.is_multiple_of(64) {
             let t = *start.get_or_insert_with(std::time::Instant::now);
             stalled = t.elapsed() > STALL;
         } else {
@@ -409,7 +409,7 @@ impl Coder<'_, '_, '_> {
             let mut stalls = 0;
             let mut x = last;
             for i in start..raw_len {
-                if (i - start) % WINDOW == 0 {
+                if (i - start).is_multiple_of(WINDOW) {
                     stalls = 0;
                 }
                 let seq = i as u64 + 1;
