@@ -276,6 +276,38 @@ fn hash2(a: u64, b: u64) -> u64 {
     h ^ (h >> 29)
 }
 
+/// `n` copies of `v` in memory that Linux may back with 2 MiB pages: the
+/// allocation is advised `MADV_HUGEPAGE` before its pages are first written.
+/// The predictor's tables are tens of MB read at random, so with 4 KiB pages
+/// nearly every lookup also misses the TLB; on calgary/book1 (preset 3, one
+/// thread) decoding went from 0.32-0.34 to 0.39-0.40 MB/s with huge pages.
+/// Where the kernel does not take the advice (other systems, huge pages
+/// off), this is a plain `vec![v; n]`.
+pub(crate) fn table<T: Clone>(n: usize, v: T) -> Vec<T> {
+    let mut t: Vec<T> = Vec::with_capacity(n);
+    #[cfg(target_os = "linux")]
+    {
+        const PAGE: usize = 4096;
+        let len = n * std::mem::size_of::<T>();
+        let start = (t.as_mut_ptr() as usize).next_multiple_of(PAGE);
+        let end = (t.as_mut_ptr() as usize + len) / PAGE * PAGE;
+        if len >= 2 << 20 && end > start {
+            // SAFETY: [start, end) lies inside the allocation `t` owns; the
+            // advice changes how the kernel backs those pages (none is
+            // written yet), never what they hold. A refusal is harmless.
+            let _ = unsafe {
+                rustix::mm::madvise(
+                    start as *mut std::ffi::c_void,
+                    end - start,
+                    rustix::mm::Advice::LinuxHugepage,
+                )
+            };
+        }
+    }
+    t.resize(n, v);
+    t
+}
+
 /// Four buckets on one cache line. A bucket is 16 bytes: byte 0 holds the
 /// context's check value, bytes 1-15 the bit-history states of the nodes of
 /// a nibble's binary tree.
@@ -332,9 +364,9 @@ struct Apm {
 impl Apm {
     fn new(contexts: usize) -> Apm {
         let row: [u16; 33] = std::array::from_fn(|j| squash((j as i32 - 16) * 128) as u16);
-        let mut t = Vec::with_capacity(contexts * 33);
-        for _ in 0..contexts {
-            t.extend_from_slice(&row);
+        let mut t = table(contexts * 33, 0);
+        for (c, &r) in t.iter_mut().zip(row.iter().cycle()) {
+            *c = r;
         }
         Apm { t, index: 0 }
     }
@@ -476,12 +508,12 @@ impl Predictor {
             line_prev: 0,
             t0: vec![COUNTER_INIT; 256],
             t1: vec![COUNTER_INIT; 65536],
-            ht: vec![Line([[0; 16]; 4]); lines],
+            ht: table(lines, Line([[0; 16]; 4])),
             hmask: lines - 1,
             sm: (0..nh).flat_map(|_| state_map_init()).collect(),
             ctx: [0; MAX_HASHED],
             bucket: [0; MAX_HASHED],
-            mm_tab: vec![0; 1 << mm_log],
+            mm_tab: table(1 << mm_log, 0),
             mm_mask: (1 << mm_log) - 1,
             mm_ptr: 0,
             mm_len: 0,
