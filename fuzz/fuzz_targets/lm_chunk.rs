@@ -1,7 +1,9 @@
 //! Arbitrary bytes as a language-model chunk payload, decoded with the test
 //! model (testdata/models/test-gru.safetensors): never a panic, never more
 //! than the declared `raw_len` bytes, a success consumed the whole payload,
-//! and the portable kernel path agrees with the best one. Arbitrary text
+//! and the portable kernel path agrees with the best one. The same bytes as
+//! a context-mixing payload that uses the model: two threads (one chunk
+//! alone: the model on a helper thread) agree with one. Arbitrary text
 //! also round-trips through encode and decode.
 #![no_main]
 
@@ -18,8 +20,8 @@ struct Input {
     text: Vec<u8>,
 }
 
-fn codecs() -> &'static (LmCodec, LmCodec) {
-    static C: OnceLock<(LmCodec, LmCodec)> = OnceLock::new();
+fn codecs() -> &'static (LmCodec, LmCodec, LmCodec) {
+    static C: OnceLock<(LmCodec, LmCodec, LmCodec)> = OnceLock::new();
     C.get_or_init(|| {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
@@ -27,13 +29,14 @@ fn codecs() -> &'static (LmCodec, LmCodec) {
         );
         let model = Arc::new(Model::from_file(path).expect("test model"));
         let best = LmCodec::new(model.clone(), KernelPath::best_available(), 1, 4).unwrap();
+        let two = LmCodec::new(model.clone(), KernelPath::best_available(), 2, 4).unwrap();
         let portable = LmCodec::new(model, KernelPath::Portable, 1, 1).unwrap();
-        (best, portable)
+        (best, portable, two)
     })
 }
 
 fuzz_target!(|input: Input| {
-    let (best, portable) = codecs();
+    let (best, portable, two) = codecs();
     // Up to 2 KiB: each symbol is a model step.
     let raw_len = input.raw_len as usize % 2049;
     let payload = &input.payload[..input.payload.len().min(4096)];
@@ -46,6 +49,22 @@ fuzz_target!(|input: Input| {
         }
         (Err(_), Err(_)) => {}
         _ => panic!("kernel paths disagree: {a:?} vs {b:?}"),
+    }
+
+    // as a context-mixing payload with the model (bit 7 of the preset byte)
+    if let Some((&first, rest)) = payload.split_first() {
+        let mut cm = vec![first | 0x80];
+        cm.extend_from_slice(rest);
+        let a = best.decode_cm_chunks(&[(&cm, raw_len)]).pop().unwrap();
+        let b = two.decode_cm_chunks(&[(&cm, raw_len)]).pop().unwrap();
+        match (&a, &b) {
+            (Ok(x), Ok(y)) => {
+                assert_eq!(x.len(), raw_len, "decoded length differs from raw_len");
+                assert_eq!(x, y, "one and two threads disagree");
+            }
+            (Err(_), Err(_)) => {}
+            _ => panic!("one and two threads disagree: {a:?} vs {b:?}"),
+        }
     }
 
     let text = &input.text[..input.text.len().min(1024)];
