@@ -386,8 +386,9 @@ fn cm_chunks_batched_equal_stepwise_and_round_trip() {
 
 /// A lone context-mixing chunk on two threads is decoded with the model on
 /// one thread and the coder on the other (`pair`): the same bytes as one
-/// thread, for models of 1, 2 and 3 layers, across model resets; mixed
-/// with shared chunks in one call; and bad payloads fail without hanging.
+/// thread, for models of 1, 2 and 3 layers, every kernel path, across model
+/// resets, with the coder going on alone and pairing again; mixed with
+/// shared chunks in one call; and bad payloads fail without hanging.
 #[test]
 fn lone_cm_chunk_on_two_threads() {
     let path = KernelPath::detect().unwrap();
@@ -431,6 +432,13 @@ fn lone_cm_chunk_on_two_threads() {
                     }
                 }
                 assert_eq!(two.decode_cm_chunks(&[(p, n)])[0].as_ref().unwrap(), c);
+            }
+            // every kernel path decodes the same bytes on two threads
+            // (payloads of the detected path; 4 KB, for the portable one)
+            for other in KernelPath::available() {
+                let (p, n) = inputs[3];
+                let r = pair::decode_cm(&model, &pw, other, p, n, preset, usize::MAX, 1 << 16);
+                assert_eq!(r.unwrap().as_slice(), chunks[3], "path {other}");
             }
             // odd counts: shared chunks first, the last one alone
             for (codec, k) in [(&two, 3), (&three, 4), (&two, 1)] {
