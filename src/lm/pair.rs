@@ -33,7 +33,8 @@
 //! atomics, so the exchange needs no `unsafe`.
 //!
 //! Measured on calgary/book1 as one chunk (2-core development VM): 92 KB/s
-//! on one thread, 139-144 KB/s with this split. A version that also split
+//! on one thread, 139-144 KB/s with this split (`examples/cm_lm_probe`);
+//! `lza x -T 2` of a `--method max` archive, quiet machine: 143-152 KB/s. A version that also split
 //! layer 1 and the head by rows between the threads was slower (137 KB/s):
 //! the coder's vector work runs at about half speed right after its
 //! predictor's table work, so it is better left on the helper.
