@@ -35,6 +35,24 @@ fn codecs() -> &'static (LmCodec, LmCodec, LmCodec) {
     })
 }
 
+/// Two decodings of one payload: both fail, or both give the same
+/// `raw_len` bytes.
+fn agree<E: std::fmt::Debug>(
+    a: &Result<Vec<u8>, E>,
+    b: &Result<Vec<u8>, E>,
+    raw_len: usize,
+    what: &str,
+) {
+    match (a, b) {
+        (Ok(x), Ok(y)) => {
+            assert_eq!(x.len(), raw_len, "decoded length differs from raw_len");
+            assert_eq!(x, y, "{what}");
+        }
+        (Err(_), Err(_)) => {}
+        _ => panic!("{what}: {a:?} vs {b:?}"),
+    }
+}
+
 fuzz_target!(|input: Input| {
     let (best, portable, two) = codecs();
     // Up to 2 KiB: each symbol is a model step.
@@ -42,14 +60,7 @@ fuzz_target!(|input: Input| {
     let payload = &input.payload[..input.payload.len().min(4096)];
     let a = best.decode_chunks(&[(payload, raw_len)]).pop().unwrap();
     let b = portable.decode_chunks(&[(payload, raw_len)]).pop().unwrap();
-    match (&a, &b) {
-        (Ok(x), Ok(y)) => {
-            assert_eq!(x.len(), raw_len, "decoded length differs from raw_len");
-            assert_eq!(x, y, "kernel paths disagree");
-        }
-        (Err(_), Err(_)) => {}
-        _ => panic!("kernel paths disagree: {a:?} vs {b:?}"),
-    }
+    agree(&a, &b, raw_len, "kernel paths disagree");
 
     // as a context-mixing payload with the model (bit 7 of the preset byte)
     if let Some((&first, rest)) = payload.split_first() {
@@ -57,14 +68,7 @@ fuzz_target!(|input: Input| {
         cm.extend_from_slice(rest);
         let a = best.decode_cm_chunks(&[(&cm, raw_len)]).pop().unwrap();
         let b = two.decode_cm_chunks(&[(&cm, raw_len)]).pop().unwrap();
-        match (&a, &b) {
-            (Ok(x), Ok(y)) => {
-                assert_eq!(x.len(), raw_len, "decoded length differs from raw_len");
-                assert_eq!(x, y, "one and two threads disagree");
-            }
-            (Err(_), Err(_)) => {}
-            _ => panic!("one and two threads disagree: {a:?} vs {b:?}"),
-        }
+        agree(&a, &b, raw_len, "one and two threads disagree");
     }
 
     let text = &input.text[..input.text.len().min(1024)];

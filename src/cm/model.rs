@@ -634,11 +634,7 @@ impl Predictor {
 
     /// Decode one byte with `dec`.
     pub fn decode_byte(&mut self, dec: &mut super::coder::Decoder<'_>) -> u8 {
-        for _ in 0..8 {
-            let bit = dec.decode(self.pr);
-            self.update(bit);
-        }
-        *self.hist.last().expect("a byte was just decoded")
+        self.decode_byte_early(dec, |_| {})
     }
 
     /// [`Predictor::decode_byte`] that hands the byte to `early` as soon as

@@ -68,45 +68,75 @@ pub fn step(
         let acc_h = &mut scratch.acc_h[..nb * d3];
         // gh from the previous state q(h[l]) (not yet overwritten)
         kernels::matmul_i8(path, &layer.w_hh.w, &q[l * d..], ld, nb, acc_h, d3);
-        match &layer.w_ih {
-            None => kernels::gru_layer0(
+        layer_cells(
+            model,
+            path,
+            l,
+            inputs,
+            acc_h,
+            &mut scratch.acc_i[..nb * d3],
+            h,
+            q,
+            ld,
+        );
+    }
+    let head = model.head();
+    let acc_o = &mut scratch.acc_o[..nb * 256];
+    kernels::matmul_i8(path, &head.w, q, ld, nb, acc_o, 256);
+    kernels::head_freqs(path, nb, acc_o, &head.m, &head.b, &mut scratch.freqs[..nb]);
+}
+
+/// The cells of layer `l` for `inputs.len()` slots (state stride `ld`),
+/// given its recurrent products `acc_h` (`W_hh q(h[l])`, 3d per slot): the
+/// input pre-activations come from the symbols (layer 0) or from `W_ih
+/// q(h_new[l - 1])` (computed into `acc_i`); `h[l]` and `q[l]` are updated.
+pub(super) fn layer_cells(
+    model: &Model,
+    path: KernelPath,
+    l: usize,
+    inputs: &[u16],
+    acc_h: &[i32],
+    acc_i: &mut [i32],
+    h: &mut [f32],
+    q: &mut [i8],
+    ld: usize,
+) {
+    let (nb, d) = (inputs.len(), model.dim());
+    let d3 = 3 * d;
+    let layer = &model.layer_weights()[l];
+    match &layer.w_ih {
+        None => kernels::gru_layer0(
+            path,
+            d,
+            nb,
+            inputs,
+            model.embed(),
+            acc_h,
+            &layer.w_hh.m,
+            &layer.w_hh.b,
+            &mut h[l * d..],
+            &mut q[l * d..],
+            ld,
+        ),
+        Some(w_ih) => {
+            // gi from q(h_new[l-1]), already updated
+            kernels::matmul_i8(path, &w_ih.w, &q[(l - 1) * d..], ld, nb, acc_i, d3);
+            kernels::gru_layer(
                 path,
                 d,
                 nb,
-                inputs,
-                model.embed(),
+                acc_i,
+                &w_ih.m,
+                &w_ih.b,
                 acc_h,
                 &layer.w_hh.m,
                 &layer.w_hh.b,
                 &mut h[l * d..],
                 &mut q[l * d..],
                 ld,
-            ),
-            Some(w_ih) => {
-                let acc_i = &mut scratch.acc_i[..nb * d3];
-                // gi from q(h_new[l-1]), already updated
-                kernels::matmul_i8(path, &w_ih.w, &q[(l - 1) * d..], ld, nb, acc_i, d3);
-                kernels::gru_layer(
-                    path,
-                    d,
-                    nb,
-                    acc_i,
-                    &w_ih.m,
-                    &w_ih.b,
-                    acc_h,
-                    &layer.w_hh.m,
-                    &layer.w_hh.b,
-                    &mut h[l * d..],
-                    &mut q[l * d..],
-                    ld,
-                );
-            }
+            );
         }
     }
-    let head = model.head();
-    let acc_o = &mut scratch.acc_o[..nb * 256];
-    kernels::matmul_i8(path, &head.w, q, ld, nb, acc_o, 256);
-    kernels::head_freqs(path, nb, acc_o, &head.m, &head.b, &mut scratch.freqs[..nb]);
 }
 
 /// The GRU update of one layer and one slot given its input pre-activations

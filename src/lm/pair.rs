@@ -40,6 +40,7 @@
 //! predictor's table work, so it is better left on the helper.
 
 use super::LmError;
+use super::engine;
 use super::kernels::{self, KernelPath, PackedI8};
 use super::model::Model;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -82,30 +83,8 @@ impl Mail {
         }
     }
 
-    fn put_i8(&self, seq: u64, v: &[i8]) {
-        for (w, c) in self.words.iter().zip(v.chunks(8)) {
-            let mut b = [0u8; 8];
-            for (b, &x) in b.iter_mut().zip(c) {
-                *b = x as u8;
-            }
-            w.store(u64::from_le_bytes(b), Ordering::Relaxed);
-        }
-        self.seq.store(seq, Ordering::Release);
-    }
-
-    fn get_i8(&self, v: &mut [i8]) {
-        for (w, c) in self.words.iter().zip(v.chunks_mut(8)) {
-            let b = w.load(Ordering::Relaxed).to_le_bytes();
-            for (x, &b) in c.iter_mut().zip(&b) {
-                *x = b as i8;
-            }
-        }
-    }
-}
-
-impl Mail {
-    /// `a` (two values a word) then `b` (eight a word).
-    fn put_i32_i8(&self, seq: u64, a: &[i32], b: &[i8]) {
+    /// Stores `a` (two values a word) then `b` (eight a word), then `seq`.
+    fn put(&self, seq: u64, a: &[i32], b: &[i8]) {
         let (wa, wb) = self.words.split_at(a.len().div_ceil(2));
         for (w, c) in wa.iter().zip(a.chunks(2)) {
             let hi = c.get(1).map_or(0, |&x| x as u32 as u64);
@@ -121,8 +100,8 @@ impl Mail {
         self.seq.store(seq, Ordering::Release);
     }
 
-    /// What [`Mail::put_i32_i8`] stored.
-    fn get_i32_i8(&self, a: &mut [i32], b: &mut [i8]) {
+    /// What [`Mail::put`] stored.
+    fn get(&self, a: &mut [i32], b: &mut [i8]) {
         let (wa, wb) = self.words.split_at(a.len().div_ceil(2));
         for (w, c) in wa.iter().zip(a.chunks_mut(2)) {
             let x = w.load(Ordering::Relaxed);
@@ -263,7 +242,7 @@ impl Coder<'_, '_, '_> {
         last: u16,
         st: &mut State,
     ) -> Result<u16, LmError> {
-        let mut scratch = super::engine::Scratch::new(self.model, 1);
+        let mut scratch = engine::Scratch::new(self.model, 1);
         let mut input = last;
         for i in start..end {
             if reset(i) {
@@ -271,7 +250,7 @@ impl Coder<'_, '_, '_> {
                 st.q.fill(0);
                 input = 256;
             }
-            super::engine::step(
+            engine::step(
                 self.model,
                 self.path,
                 &[input],
@@ -349,7 +328,7 @@ impl Coder<'_, '_, '_> {
                         if solo.load(Ordering::Acquire) {
                             // the state after step i - 1 (or zero at a reset)
                             let bits: Vec<i32> = h.iter().map(|v| v.to_bits() as i32).collect();
-                            m_state.put_i32_i8(seq, &bits, &q);
+                            m_state.put(seq, &bits, &q);
                             return;
                         }
                         input = (m_byte.load(Ordering::Acquire) & 0xFF) as u16;
@@ -357,45 +336,11 @@ impl Coder<'_, '_, '_> {
                     if reset(i) {
                         input = 256;
                     }
-                    for (l, layer) in layers.iter().enumerate() {
+                    for l in 0..nl {
                         let acc = &acc_h[l * 3 * d..(l + 1) * 3 * d];
-                        let (prev, rest) = q.split_at_mut(l * d);
-                        let hl = &mut h[l * d..(l + 1) * d];
-                        let ql = &mut rest[..d];
-                        match &layer.w_ih {
-                            None => kernels::gru_layer0(
-                                path,
-                                d,
-                                1,
-                                &[input],
-                                model.embed(),
-                                acc,
-                                &layer.w_hh.m,
-                                &layer.w_hh.b,
-                                hl,
-                                ql,
-                                d,
-                            ),
-                            Some(w_ih) => {
-                                let x = &prev[(l - 1) * d..];
-                                kernels::matmul_i8(path, &w_ih.w, x, d, 1, &mut acc_i, 3 * d);
-                                kernels::gru_layer(
-                                    path,
-                                    d,
-                                    1,
-                                    &acc_i,
-                                    &w_ih.m,
-                                    &w_ih.b,
-                                    acc,
-                                    &layer.w_hh.m,
-                                    &layer.w_hh.b,
-                                    hl,
-                                    ql,
-                                    d,
-                                );
-                            }
-                        }
-                        m_q[l].put_i8(seq, ql);
+                        let x = &[input];
+                        engine::layer_cells(model, path, l, x, acc, &mut acc_i, &mut h, &mut q, ld);
+                        m_q[l].put(seq, &[], &q[l * d..(l + 1) * d]);
                     }
                 }
             });
@@ -420,7 +365,7 @@ impl Coder<'_, '_, '_> {
                 for (l, w) in pw.head.iter().enumerate() {
                     let ready = || m_q[l].seq.load(Ordering::Acquire) == seq;
                     stalls += wait(&ready, &stop).ok_or_else(gone)? as u32;
-                    m_q[l].get_i8(&mut q);
+                    m_q[l].get(&mut [], &mut q);
                     let out = if l == 0 { &mut acc_o } else { &mut part };
                     kernels::matmul_i8(path, w, &q, d, 1, out, 256);
                     if l > 0 {
@@ -445,7 +390,7 @@ impl Coder<'_, '_, '_> {
                     let ready = || m_state.seq.load(Ordering::Acquire) == seq + 1;
                     wait(&ready, &stop).ok_or_else(gone)?;
                     let mut bits = vec![0i32; ld];
-                    m_state.get_i32_i8(&mut bits, &mut st.q);
+                    m_state.get(&mut bits, &mut st.q);
                     for (h, b) in st.h.iter_mut().zip(&bits) {
                         *h = f32::from_bits(*b as u32);
                     }
