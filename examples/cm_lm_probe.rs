@@ -19,6 +19,7 @@ fn main() {
         Ok("lm") => lza::cm::WITH_LM,
         Ok("lm2") => lza::cm::WITH_LM2,
         Ok("lm3") => lza::cm::WITH_LM3,
+        Ok("lm32") => lza::cm::WITH_LM3_2,
         Ok("normal2") => lza::cm::NORMAL2,
         _ => lza::cm::NORMAL,
     };

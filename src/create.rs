@@ -431,19 +431,28 @@ const LM_WORTH_TRYING_BPB: f64 = 0.9;
 const CM_MIN_GAIN: f64 = 0.02;
 
 /// The piece length that cuts a segment's text into context-mixing chunks
-/// that use the language model: pieces of at most `method.lm_piece()`
-/// bytes; with the default method, an even number of them from 64 KiB on,
-/// so that two threads share even a single file (format-spec 8.6). The cut
-/// depends only on the segment's length.
+/// that use the language model: as few pieces of at most
+/// `method.lm_piece()` bytes as can be (format-spec 8.6). The cut depends
+/// only on the segment's length.
 pub fn lm_pieces(len: usize, method: Method) -> usize {
-    match method {
-        // ratio first: one chunk up to 4 MiB
-        Method::Max => split_len(len, method.lm_piece(), usize::MAX),
-        _ => {
-            let n = len.div_ceil(method.lm_piece()).max(1);
-            let n = if len >= 64 << 10 { n + n % 2 } else { n };
-            len.div_ceil(n).max(1)
-        }
+    split_len(len, method.lm_piece(), usize::MAX)
+}
+
+/// Pieces of at least this many bytes are coded as two streams by the
+/// default method, so that two threads share even a single file: on
+/// calgary/book1 (768,771 bytes) one chunk of one stream gave 172,525
+/// bytes, two pieces 174,888, one chunk of two streams 172,663. Below it,
+/// start-up dominates and one stream codes smaller (calgary/paper1, 53 KB:
+/// 11,157 bytes against 11,273).
+const TWO_STREAMS_FROM: usize = 64 << 10;
+
+/// The context-mixing preset of a piece of `len` bytes that uses the
+/// language model (format-spec 8.6).
+pub fn lm_preset(len: usize, method: Method) -> crate::cm::Preset {
+    if method == Method::Default && len >= TWO_STREAMS_FROM {
+        crate::cm::WITH_LM3_2
+    } else {
+        crate::cm::WITH_LM3
     }
 }
 
@@ -513,6 +522,14 @@ fn code_segments_lm(
         .collect()
 }
 
+/// Text that zstd -19 codes at this many bits per byte or more is prose,
+/// where the model wins by far and the trial without it (preset 3, one
+/// chunk) is not run: it cost the second thread about 2 s of calgary/book1
+/// (zstd 2.75 bpb), whose model chunk came to 1.80 bpb and the trial to
+/// 2.09. The trial wins on tables, URL lists and reference works, which zstd
+/// codes below 2 (snappy urls.10K: 1.8).
+const TRIAL_BELOW_BPB: f64 = 2.2;
+
 /// The `Lm` method's threshold (format-spec 7.6).
 const LM_ONLY_WORTH_TRYING_BPB: f64 = 1.2;
 
@@ -527,9 +544,10 @@ struct Coding {
 enum Plan {
     /// Final frames.
     Done(Vec<Frame>),
-    /// Pieces for the language model: the whole-segment zstd frame to beat
-    /// and each piece's zstd frame.
-    Lm(Frame, Vec<Frame>),
+    /// Pieces for the language model: the whole-segment zstd frame to beat,
+    /// each piece's zstd frame, and whether to try the segment as one
+    /// chunk without the model too.
+    Lm(Frame, Vec<Frame>, bool),
 }
 
 /// Code segments into frames (format-spec 8.6 for the policy).
@@ -562,7 +580,7 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
                     .chunks(n)
                     .map(|p| codec::encode_zstd(p, level))
                     .collect();
-                return Plan::Lm(whole, pieces);
+                return Plan::Lm(whole, pieces, bpb < TRIAL_BELOW_BPB);
             }
             if c.method == Method::Fast {
                 // pieces, so that two threads share even one file
@@ -598,7 +616,15 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
     // language (tables, lists of URLs, reference works).
     let (coded, trials) = rayon::join(
         || match lm {
-            Some(lm) if !pieces.is_empty() => lm.encode_cm_chunks(&pieces, crate::cm::WITH_LM3),
+            Some(lm) if !pieces.is_empty() => {
+                // one call per preset, results back in piece order
+                let two = |p: &[u8]| lm_preset(p.len(), c.method).two_streams;
+                let (a, b): (Vec<&[u8]>, Vec<&[u8]>) = pieces.iter().partition(|p| two(p));
+                let mut a = lm.encode_cm_chunks(&a, crate::cm::WITH_LM3_2).into_iter();
+                let mut b = lm.encode_cm_chunks(&b, crate::cm::WITH_LM3).into_iter();
+                let mut next = |p| if two(p) { a.next() } else { b.next() };
+                pieces.iter().map(|p| next(p).expect("one result per piece")).collect()
+            }
             _ => Vec::new(),
         },
         || {
@@ -606,8 +632,8 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
                 .par_iter()
                 .zip(&plans)
                 .map(|(s, plan)| match plan {
-                    Plan::Lm(..) => Some(codec::encode_cm(&s.data, crate::cm::NORMAL2)),
-                    Plan::Done(_) => None,
+                    Plan::Lm(_, _, true) => Some(codec::encode_cm(&s.data, crate::cm::NORMAL2)),
+                    Plan::Lm(..) | Plan::Done(_) => None,
                 })
                 .collect::<Vec<_>>()
         },
@@ -620,7 +646,7 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
         .map(|((s, plan), trial)| {
             let frames = match plan {
                 Plan::Done(frames) => frames,
-                Plan::Lm(whole, zstd_pieces) => {
+                Plan::Lm(whole, zstd_pieces, _) => {
                     let mut frames = Vec::new();
                     let n = lm_pieces(s.data.len(), c.method);
                     for (piece, zstd_piece) in s.data.chunks(n).zip(zstd_pieces) {
@@ -791,25 +817,29 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    /// Pieces of the default method: at most 4 MiB, an even number from
-    /// 64 KiB on; the max method: one up to 4 MiB.
+    /// Pieces of the default and max methods: as few as can be of at most
+    /// 4 MiB; two streams from 64 KiB on with the default method.
     #[test]
     fn language_model_pieces() {
         const M: usize = 1 << 20;
         let count = |len: usize, m| len.div_ceil(lm_pieces(len, m));
-        for (len, default, max) in [
-            (1, 1, 1),
-            ((64 << 10) - 1, 1, 1),
-            (64 << 10, 2, 1),
-            (768_771, 2, 1),
-            (4 * M, 2, 1),
-            (4 * M + 1, 2, 2),
-            (8 * M + 1, 4, 3),
-            (10_192_446, 4, 3),
-            (32 * M, 8, 8),
+        for (len, pieces, two_streams) in [
+            (1, 1, false),
+            ((64 << 10) - 1, 1, false),
+            (64 << 10, 1, true),
+            (768_771, 1, true),
+            (4 * M, 1, true),
+            (4 * M + 1, 2, true),
+            (8 * M + 1, 3, true),
+            (10_192_446, 3, true),
+            (32 * M, 8, true),
         ] {
-            assert_eq!(count(len, Method::Default), default, "default, {len} bytes");
-            assert_eq!(count(len, Method::Max), max, "max, {len} bytes");
+            for m in [Method::Default, Method::Max] {
+                assert_eq!(count(len, m), pieces, "{m:?}, {len} bytes");
+                let piece = lm_pieces(len, m);
+                let two = m == Method::Default && two_streams;
+                assert_eq!(lm_preset(piece, m).two_streams, two, "{m:?}, {len} bytes");
+            }
             for m in [Method::Default, Method::Max] {
                 assert!(lm_pieces(len, m) <= crate::cm::MAX_CM_LM_CHUNK);
             }

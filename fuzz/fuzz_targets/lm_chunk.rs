@@ -83,4 +83,10 @@ fuzz_target!(|input: Input| {
         .pop()
         .unwrap();
     assert_eq!(back.expect("round trip"), text);
+
+    // the same text as a context-mixing chunk of two streams (format-spec
+    // 8.4): one thread encodes, two decode (the model chains on a helper)
+    let coded = best.encode_cm_chunks(&[text], lza::cm::WITH_LM3_2).pop().unwrap();
+    let back = two.decode_cm_chunks(&[(&coded, text.len())]).pop().unwrap();
+    assert_eq!(back.expect("two-stream round trip"), text);
 });

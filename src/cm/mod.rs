@@ -18,7 +18,7 @@ pub mod model;
 mod tables;
 
 pub use model::{
-    BINARY, FAST, IMAGE16, Image, NORMAL, NORMAL2, Predictor, Preset, WITH_LM, WITH_LM2, WITH_LM3,
+    BINARY, FAST, IMAGE16, Image, NORMAL, NORMAL2, Predictor, Preset, WITH_LM, WITH_LM2, WITH_LM3, WITH_LM3_2,
     lm_byte_bits,
 };
 
@@ -409,8 +409,8 @@ mod tests {
         assert!(!looks_like_x86(&code[..4000]), "too short to judge");
         // an unknown preset id with the flag is still an unknown preset
         assert_eq!(
-            decode(&[0x48, 0, 0, 0, 0], 3),
-            Err(CmError::BadPreset(0x48))
+            decode(&[0x49, 0, 0, 0, 0], 3),
+            Err(CmError::BadPreset(0x49))
         );
     }
 

@@ -59,6 +59,10 @@ pub struct Preset {
     pub table_shift: u32,
     /// Mixer learning rate (error times rate, shifted right by 12).
     pub mixer_rate: i32,
+    /// The mixer's rate falls as the chunk is coded, from 3 to 0.625 (in
+    /// sixteenths: `max(10, 48 - n / 4096)` after `n` bytes); `mixer_rate`
+    /// is unused.
+    pub mixer_decay: bool,
     /// Shortest match the match model follows (at most 8).
     pub match_min: usize,
     /// Token (letters and digits after a separator) and word-trigram
@@ -86,6 +90,11 @@ pub struct Preset {
     pub image: bool,
     /// Sparse contexts for binary data (format-spec 8.4), after the orders.
     pub code: bool,
+    /// The chunk is coded as two streams, its first and second half, a
+    /// byte of each in turn; the streams share the tables, mixers and APMs
+    /// and keep their own history and contexts (format-spec 8.4, "Two
+    /// streams").
+    pub two_streams: bool,
 }
 
 /// Default: orders 1-6, word contexts, the match model.
@@ -98,6 +107,7 @@ pub const NORMAL: Preset = Preset {
     single_mixer: false,
     table_shift: 4,
     mixer_rate: 3,
+    mixer_decay: false,
     match_min: 6,
     tokens: false,
     line_prefix: false,
@@ -109,6 +119,7 @@ pub const NORMAL: Preset = Preset {
     apm_class: false,
     image: false,
     code: false,
+    two_streams: false,
 };
 
 /// Fast: orders 1-4 and 6, the match model.
@@ -166,6 +177,16 @@ pub const WITH_LM3: Preset = Preset {
     ..WITH_LM2
 };
 
+/// Preset 5 over two streams (the chunk's halves, interleaved byte by
+/// byte): one chunk's history for both halves, while the language model
+/// still has two independent chains to run side by side.
+pub const WITH_LM3_2: Preset = Preset {
+    id: 8,
+    two_streams: true,
+    mixer_decay: true,
+    ..WITH_LM3
+};
+
 /// 16-bit images: orders 2 and 3 and 14 image contexts in place of the
 /// text and record contexts; the mixer and two APM stages select by the
 /// image's predictions (format-spec 8.8).
@@ -214,6 +235,7 @@ impl Preset {
             5 => Some(WITH_LM3),
             6 => Some(IMAGE16),
             7 => Some(BINARY),
+            8 => Some(WITH_LM3_2),
             _ => None,
         }
     }
@@ -389,6 +411,33 @@ impl Apm {
     }
 }
 
+/// The state of one stream that a two-stream predictor keeps apart: its
+/// history and everything computed from it (format-spec 8.4, "Two
+/// streams"). The predictor holds the current stream's in its own fields
+/// and the other's here, and swaps them after each byte.
+#[derive(Default)]
+struct Stream {
+    hist: Vec<u8>,
+    c8: u64,
+    word: u64,
+    word_prev: u64,
+    word_prev2: u64,
+    token: u64,
+    token_sep: u64,
+    line_hash: u64,
+    line: usize,
+    line_prev: usize,
+    mm_tab: Vec<u32>,
+    mm_ptr: usize,
+    mm_len: usize,
+    mm_byte: u32,
+    mm_miss: bool,
+    rec_pos: Vec<[u32; 4]>,
+    rec_len: usize,
+    rec_cand: [usize; 2],
+    rec_count: [u32; 2],
+}
+
 /// The predictor for one chunk. It owns the chunk's history (the bytes
 /// coded so far).
 pub struct Predictor {
@@ -449,6 +498,8 @@ pub struct Predictor {
     apm5: Apm,
     apm6: Apm,
     pr: u32,
+    /// The mixers' rate in sixteenths.
+    rate16: i32,
     // contexts of the second revision (presets 3 and 4)
     word_prev2: u64,
     token: u64,
@@ -466,6 +517,12 @@ pub struct Predictor {
     /// Contexts of APM stages 2 and 4: bytes of two predictions.
     img_apm2: usize,
     img_apm4: usize,
+    /// Two streams: the other stream's state, and whether the current one
+    /// is the second.
+    other: Option<Box<Stream>>,
+    second: bool,
+    /// Length of the first stream (two streams).
+    split: usize,
 }
 
 impl Predictor {
@@ -543,6 +600,11 @@ impl Predictor {
             apm5: Apm::new(if preset.apm_match { 64 << 8 } else { 1 }),
             apm6: Apm::new(if lm && preset.apm_class { 1 << 16 } else { 1 }),
             pr: 32768,
+            rate16: if preset.mixer_decay {
+                48
+            } else {
+                preset.mixer_rate * 16
+            },
             word_prev2: 0,
             token: 0,
             token_sep: 0,
@@ -559,7 +621,20 @@ impl Predictor {
             img_sel: 0,
             img_apm2: 0,
             img_apm4: 0,
+            other: None,
+            second: false,
+            split: raw_len,
         };
+        if preset.two_streams {
+            p.split = raw_len.div_ceil(2);
+            p.hist = Vec::with_capacity(p.split);
+            p.other = Some(Box::new(Stream {
+                hist: Vec::with_capacity(raw_len - p.split),
+                mm_tab: table(1 << mm_log, 0),
+                rec_pos: p.rec_pos.clone(),
+                ..Stream::default()
+            }));
+        }
         p.byte_contexts();
         p.predict();
         p
@@ -570,7 +645,7 @@ impl Predictor {
     pub fn memory(preset: Preset, raw_len: usize, lm: bool) -> usize {
         let (table_log, mm_log) = table_logs(preset, raw_len);
         (1 << table_log)
-            + (4 << mm_log)
+            + (4 << mm_log) * (1 + preset.two_streams as usize)
             + raw_len
             + 2 * 33
                 * ((1 << 16)
@@ -584,19 +659,34 @@ impl Predictor {
             + 4 * MAX_INPUTS * preset.weight_sets()
     }
 
-    /// The bytes coded so far.
-    pub fn history(&self) -> &[u8] {
-        &self.hist
+    /// How many bytes were coded so far (of both streams).
+    pub fn coded(&self) -> usize {
+        self.hist.len() + self.other.as_ref().map_or(0, |o| o.hist.len())
+    }
+
+    /// Which stream the next byte belongs to (0: the chunk's first half,
+    /// 1: its second; always 0 with one stream) and its index in it.
+    pub fn next_in_stream(&self) -> (usize, usize) {
+        (self.second as usize, self.hist.len())
     }
 
     /// The bytes coded so far, taken.
-    pub fn into_history(self) -> Vec<u8> {
-        self.hist
+    pub fn into_history(mut self) -> Vec<u8> {
+        self.take_history()
     }
 
-    /// The bytes coded so far, taken out (the predictor is spent).
+    /// The bytes coded so far, taken out (the predictor is spent): with two
+    /// streams, the first followed by the second.
     pub fn take_history(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.hist)
+        let mut h = std::mem::take(&mut self.hist);
+        if let Some(o) = self.other.as_mut() {
+            let mut o = std::mem::take(&mut o.hist);
+            if self.second {
+                std::mem::swap(&mut h, &mut o);
+            }
+            h.extend_from_slice(&o);
+        }
+        h
     }
 
     /// The language model's frequencies for the next byte (all 256 nonzero;
@@ -985,7 +1075,38 @@ impl Predictor {
             self.record_update(b);
         }
         self.match_update();
+        if self.preset.mixer_decay {
+            self.rate16 = (48 - (self.coded() >> 12) as i32).max(10);
+        }
+        if self.other.is_some() {
+            self.swap_streams();
+        }
         self.byte_contexts();
+    }
+
+    /// Two streams: makes the other stream the current one.
+    fn swap_streams(&mut self) {
+        let o = self.other.as_mut().expect("two streams");
+        std::mem::swap(&mut self.hist, &mut o.hist);
+        std::mem::swap(&mut self.c8, &mut o.c8);
+        std::mem::swap(&mut self.word, &mut o.word);
+        std::mem::swap(&mut self.word_prev, &mut o.word_prev);
+        std::mem::swap(&mut self.word_prev2, &mut o.word_prev2);
+        std::mem::swap(&mut self.token, &mut o.token);
+        std::mem::swap(&mut self.token_sep, &mut o.token_sep);
+        std::mem::swap(&mut self.line_hash, &mut o.line_hash);
+        std::mem::swap(&mut self.line, &mut o.line);
+        std::mem::swap(&mut self.line_prev, &mut o.line_prev);
+        std::mem::swap(&mut self.mm_tab, &mut o.mm_tab);
+        std::mem::swap(&mut self.mm_ptr, &mut o.mm_ptr);
+        std::mem::swap(&mut self.mm_len, &mut o.mm_len);
+        std::mem::swap(&mut self.mm_byte, &mut o.mm_byte);
+        std::mem::swap(&mut self.mm_miss, &mut o.mm_miss);
+        std::mem::swap(&mut self.rec_pos, &mut o.rec_pos);
+        std::mem::swap(&mut self.rec_len, &mut o.rec_len);
+        std::mem::swap(&mut self.rec_cand, &mut o.rec_cand);
+        std::mem::swap(&mut self.rec_count, &mut o.rec_count);
+        self.second = !self.second;
     }
 
     /// Record length detection (format-spec 8.4, "Records"), after byte `b`
@@ -1169,7 +1290,7 @@ impl Predictor {
         train(
             &mut self.w[self.set_a * MAX_INPUTS..][..n],
             &self.x[..n],
-            (t - pa) * self.preset.mixer_rate,
+            (t - pa) * self.rate16 >> 4,
         );
         if !self.preset.single_mixer {
             let pb = squash(self.dot_b) >> 4;
@@ -1177,19 +1298,19 @@ impl Predictor {
             train(
                 &mut self.w[self.set_b * MAX_INPUTS..][..n],
                 &self.x[..n],
-                (t - pb) * self.preset.mixer_rate,
+                (t - pb) * self.rate16 >> 4,
             );
             train(
                 &mut self.w[self.set_c * MAX_INPUTS..][..n],
                 &self.x[..n],
-                (t - pc) * self.preset.mixer_rate,
+                (t - pc) * self.rate16 >> 4,
             );
             if self.preset.class_set {
                 let pd = squash(self.dot_d) >> 4;
                 train(
                     &mut self.w[self.set_d * MAX_INPUTS..][..n],
                     &self.x[..n],
-                    (t - pd) * self.preset.mixer_rate,
+                    (t - pd) * self.rate16 >> 4,
                 );
             }
             self.apm1.update(bit, APM_RATE);

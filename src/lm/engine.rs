@@ -80,9 +80,17 @@ pub fn step(
             ld,
         );
     }
+    head(model, path, q, nb, scratch);
+}
+
+/// The head of [`step`] alone: the frequency tables of `nb` slots' next
+/// symbols from their states `q` (stride layers x dim), into
+/// `scratch.freqs`.
+pub fn head(model: &Model, path: KernelPath, q: &[i8], nb: usize, scratch: &mut Scratch) {
+    let ld = model.layers() * model.dim();
     let head = model.head();
     let acc_o = &mut scratch.acc_o[..nb * 256];
-    kernels::matmul_i8(path, &head.w, q, ld, nb, acc_o, 256);
+    kernels::matmul_i8(path, &head.w, &q[..nb * ld], ld, nb, acc_o, 256);
     kernels::head_freqs(path, nb, acc_o, &head.m, &head.b, &mut scratch.freqs[..nb]);
 }
 

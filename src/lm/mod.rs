@@ -323,7 +323,7 @@ impl Slot<'_> {
                 pred.set_lm(f);
                 let x = pred.decode_byte(dec);
                 self.input = x as u16;
-                let n = pred.history().len();
+                let n = pred.coded();
                 if dec.overrun() {
                     self.done = Some(Done::Decoded(Err(crate::cm::CmError::Truncated.into())));
                 } else if n == *raw_len {
@@ -425,9 +425,18 @@ impl LmCodec {
     /// byte-by-byte run would give (`decode_cm_chunks` is that run).
     pub fn encode_cm_chunks(&self, chunks: &[&[u8]], preset: crate::cm::Preset) -> Vec<Vec<u8>> {
         use rayon::prelude::*;
+        // the model's chains: a chunk, or its two streams
+        fn streams(c: &[u8], two: bool) -> [&[u8]; 2] {
+            match two {
+                true => c.split_at(c.len().div_ceil(2)).into(),
+                false => [c, &[]],
+            }
+        }
+        let two = preset.two_streams;
         let stretches: Vec<&[u8]> = chunks
             .iter()
-            .flat_map(|c| c.chunks(crate::cm::LM_RESET))
+            .flat_map(|&c| streams(c, two))
+            .flat_map(|s| s.chunks(crate::cm::LM_RESET))
             .collect();
         let jobs = stretches.iter().map(|&data| Job::Probs {
             data,
@@ -441,22 +450,28 @@ impl LmCodec {
                 Done::Probs(p) => p,
                 _ => unreachable!(),
             });
-        let per_chunk: Vec<Vec<Vec<[u16; 8]>>> = chunks
+        // each chunk's streams' bit probabilities, byte by byte
+        let per_chunk: Vec<[Vec<[u16; 8]>; 2]> = chunks
             .iter()
-            .map(|c| {
-                probs
-                    .by_ref()
-                    .take(c.len().div_ceil(crate::cm::LM_RESET))
-                    .collect()
+            .map(|&c| {
+                streams(c, two).map(|s| {
+                    probs
+                        .by_ref()
+                        .take(s.len().div_ceil(crate::cm::LM_RESET))
+                        .flatten()
+                        .collect()
+                })
             })
             .collect();
-        let code = |(data, probs): (&&[u8], &Vec<Vec<[u16; 8]>>)| -> Vec<u8> {
+        let code = |(data, probs): (&&[u8], &[Vec<[u16; 8]>; 2])| -> Vec<u8> {
             assert!(data.len() <= crate::cm::MAX_CM_LM_CHUNK);
             let mut pred = crate::cm::Predictor::new(preset, data.len(), true);
             let mut enc = crate::cm::coder::Encoder::with_capacity(data.len() / 3 + 16);
-            for (&x, bits) in data.iter().zip(probs.iter().flatten()) {
-                pred.set_lm_bits(bits);
-                pred.encode_byte(&mut enc, x);
+            let s = streams(data, two);
+            for _ in 0..data.len() {
+                let (k, i) = pred.next_in_stream();
+                pred.set_lm_bits(&probs[k][i]);
+                pred.encode_byte(&mut enc, s[k][i]);
             }
             let mut out = vec![preset.id | crate::cm::FLAG_LM];
             out.extend_from_slice(&enc.finish());
@@ -509,14 +524,53 @@ impl LmCodec {
             .enumerate()
             .filter_map(|(i, h)| h.as_ref().ok().map(|h| (i, h.preset)))
             .collect();
+        // Chunks of two streams run two model chains each: they are decoded
+        // one per thread, and the odd one out on two (`pair`).
+        let (two, one): (Vec<_>, Vec<_>) = live.into_iter().partition(|(_, p)| p.two_streams);
+        let mut out: Vec<Option<Result<Vec<u8>, LmError>>> = (0..chunks.len()).map(|_| None).collect();
+        let pw = || self.pair.get_or_init(|| pair::PairWeights::new(&self.model));
+        let paired = |(i, preset): (usize, crate::cm::Preset)| {
+            let (payload, raw_len) = chunks[i];
+            let r = pair::decode_cm(
+                &self.model,
+                pw(),
+                self.path,
+                payload,
+                raw_len,
+                preset,
+                usize::MAX,
+                pair::SOLO_RUN,
+            );
+            (i, r)
+        };
+        if !two.is_empty() {
+            use rayon::prelude::*;
+            let lone = self.threads > 1 && two.len() % self.threads == 1;
+            let rest = &two[..two.len() - lone as usize];
+            let alone = |&(i, preset): &(usize, crate::cm::Preset)| {
+                let (payload, raw_len) = chunks[i];
+                (i, pair::decode_cm_alone(&self.model, self.path, payload, raw_len, preset))
+            };
+            let done: Vec<_> = match &self.pool {
+                Some(pool) => pool.install(|| rest.par_iter().with_max_len(1).map(alone).collect()),
+                None => rest.iter().map(alone).collect(),
+            };
+            for (i, r) in done {
+                out[i] = Some(r);
+            }
+            if lone {
+                let (i, r) = paired(*two.last().expect("lone chunk"));
+                out[i] = Some(r);
+            }
+        }
         // With chunks left over once every thread has one (an odd number on
         // two threads), the last of them is decoded on two threads (the
         // model on one, the coder on the other: `pair`), after the others.
-        let lone = match self.threads > 1 && live.len() % self.threads == 1 {
-            true => live.last().copied(),
+        let lone = match self.threads > 1 && one.len() % self.threads == 1 {
+            true => one.last().copied(),
             false => None,
         };
-        let shared = &live[..live.len() - lone.is_some() as usize];
+        let shared = &one[..one.len() - lone.is_some() as usize];
         // Predictors are built lazily as slots free up: the iterator is
         // consumed only when a slot takes its job.
         let jobs = shared.iter().map(|&(i, preset)| {
@@ -532,30 +586,30 @@ impl LmCodec {
             .map(|&(i, preset)| crate::cm::Predictor::memory(preset, chunks[i].1, true))
             .max()
             .unwrap_or(1);
-        let mut results =
-            self.run_split(jobs, shared.len(), self.batch.min(CM_MEMORY / per).max(1));
-        if let Some((i, preset)) = lone {
-            let pw = self
-                .pair
-                .get_or_init(|| pair::PairWeights::new(&self.model));
-            let (payload, raw_len) = chunks[i];
-            let r = pair::decode_cm(
-                &self.model,
-                pw,
-                self.path,
-                payload,
-                raw_len,
-                preset,
-                usize::MAX,
-                pair::SOLO_RUN,
-            );
-            results.push(Done::Decoded(r));
+        let results = self.run_split(jobs, shared.len(), self.batch.min(CM_MEMORY / per).max(1));
+        for (&(i, _), r) in shared.iter().zip(results) {
+            match r {
+                Done::Decoded(r) => out[i] = Some(r),
+                _ => unreachable!("one decoding result per live chunk"),
+            }
+        }
+        if let Some(c) = lone {
+            let (i, r) = paired(c);
+            out[i] = Some(r);
         }
         let x86: Vec<bool> = headers
             .iter()
             .map(|h| h.as_ref().is_ok_and(|h| h.x86))
             .collect();
-        let mut out = merge_decoded(headers.into_iter().map(|h| h.err()).collect(), results);
+        let mut out: Vec<Result<Vec<u8>, LmError>> = headers
+            .into_iter()
+            .zip(out)
+            .map(|(h, r)| match (h, r) {
+                (Err(e), _) => Err(e),
+                (Ok(_), Some(r)) => r,
+                (Ok(_), None) => unreachable!("every live chunk is decoded"),
+            })
+            .collect();
         for (r, x86) in out.iter_mut().zip(x86) {
             if let (Ok(data), true) = (r, x86) {
                 crate::cm::x86_filter(data, true);

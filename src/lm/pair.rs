@@ -166,10 +166,16 @@ fn wait(ready: &dyn Fn() -> bool, stop: &AtomicBool) -> Option<bool> {
 const STALLS: u32 = 32;
 /// Bytes per window of stall counting.
 const WINDOW: usize = 4096;
+/// Bytes at the start of a paired run whose stalls are not counted: the
+/// helper thread starting and the other processor waking up (the VM's
+/// idle vCPU) stalled the first 62 bytes 32 times in two of five runs of
+/// a 70 KB file, which then went alone for 64 KiB (0.70 s instead of 0.45).
+const WARM_UP: usize = 1024;
 /// Bytes the coder decodes alone before it tries two threads again.
 pub(crate) const SOLO_RUN: usize = 64 << 10;
 
-/// The model's state between steps: `h` and `q` of every layer.
+/// The model's state between steps: `h` and `q` of every layer, for each
+/// chain (one, or two for a chunk of two streams, chain after chain).
 struct State {
     h: Vec<f32>,
     q: Vec<i8>,
@@ -179,6 +185,11 @@ struct State {
 /// bytes with `preset` and the model, on two threads (this one and a
 /// helper), or on this one alone for `solo_run` bytes where the two keep
 /// stalling (and, for tests, from every byte `alone_from` on).
+///
+/// With two streams (format-spec 8.4) the model runs two chains, and byte
+/// `j` (in coding order) belongs to chain `j % 2`: the helper's step for
+/// byte `j + 1` then overlaps the coder's work on byte `j`, so neither
+/// waits for the other as long as each keeps up.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn decode_cm(
     model: &Model,
@@ -190,12 +201,13 @@ pub(crate) fn decode_cm(
     alone_from: usize,
     solo_run: usize,
 ) -> Result<Vec<u8>, LmError> {
+    let chains = if preset.two_streams { 2 } else { 1 };
     let ld = model.layers() * model.dim();
     let mut dec = crate::cm::coder::Decoder::new(&payload[1..]);
     let mut pred = crate::cm::Predictor::new(preset, raw_len, true);
     let mut state = State {
-        h: vec![0.0; ld],
-        q: vec![0; ld],
+        h: vec![0.0; chains * ld],
+        q: vec![0; chains * ld],
     };
     let mut c = Coder {
         model,
@@ -203,16 +215,49 @@ pub(crate) fn decode_cm(
         dec: &mut dec,
         pred: &mut pred,
         raw_len,
+        chains,
     };
-    let (mut i, mut last) = (0, 256u16);
-    while i < raw_len {
-        (i, last) = c.paired(pw, i, last, &mut state, alone_from)?;
-        if i < raw_len {
-            let end = raw_len.min(i.saturating_add(solo_run.max(1)));
-            last = c.alone(i, end, last, &mut state)?;
-            i = end;
+    let mut last = [256u16; 2];
+    let mut j = 0;
+    while j < raw_len {
+        let ahead;
+        (j, ahead) = c.paired(pw, j, &mut last, &mut state, alone_from)?;
+        if j < raw_len {
+            let end = raw_len.min(j.saturating_add(solo_run.max(1)));
+            c.alone(j, end, &mut last, &mut state, ahead)?;
+            j = end;
         }
     }
+    crate::cm::finish(&dec)?;
+    Ok(pred.take_history())
+}
+
+/// Decodes a context-mixing `payload` as [`decode_cm`] does, on this thread
+/// alone.
+pub(crate) fn decode_cm_alone(
+    model: &Model,
+    path: KernelPath,
+    payload: &[u8],
+    raw_len: usize,
+    preset: crate::cm::Preset,
+) -> Result<Vec<u8>, LmError> {
+    let chains = if preset.two_streams { 2 } else { 1 };
+    let ld = model.layers() * model.dim();
+    let mut dec = crate::cm::coder::Decoder::new(&payload[1..]);
+    let mut pred = crate::cm::Predictor::new(preset, raw_len, true);
+    let mut state = State {
+        h: vec![0.0; chains * ld],
+        q: vec![0; chains * ld],
+    };
+    let mut c = Coder {
+        model,
+        path,
+        dec: &mut dec,
+        pred: &mut pred,
+        raw_len,
+        chains,
+    };
+    c.alone(0, raw_len, &mut [256; 2], &mut state, None)?;
     crate::cm::finish(&dec)?;
     Ok(pred.take_history())
 }
@@ -224,79 +269,88 @@ struct Coder<'m, 'p, 'd> {
     dec: &'d mut crate::cm::coder::Decoder<'p>,
     pred: &'d mut crate::cm::Predictor,
     raw_len: usize,
+    /// Model chains: 1, or 2 for two streams.
+    chains: usize,
 }
 
-/// Model reset before byte `i` (format-spec 8.4).
+/// Model reset before byte `i` of a chain (format-spec 8.4).
 fn reset(i: usize) -> bool {
     i.is_multiple_of(crate::cm::LM_RESET)
 }
 
 impl Coder<'_, '_, '_> {
-    /// Decodes bytes `start..end` on this thread alone, from the model state
-    /// after step `start - 1` and byte `start - 1` (`last`); returns byte
-    /// `end - 1`.
+    /// Decodes bytes `start..end` (coding order) on this thread alone, from
+    /// each chain's state after its last step and its last byte in `last`;
+    /// where `ahead` is `Some(start)`, the step for byte `start` is already
+    /// in the state.
     fn alone(
         &mut self,
         start: usize,
         end: usize,
-        last: u16,
+        last: &mut [u16; 2],
         st: &mut State,
-    ) -> Result<u16, LmError> {
-        let mut scratch = engine::Scratch::new(self.model, 1);
-        let mut input = last;
-        for i in start..end {
-            if reset(i) {
-                st.h.fill(0.0);
-                st.q.fill(0);
-                input = 256;
+        ahead: Option<usize>,
+    ) -> Result<(), LmError> {
+        let model = self.model;
+        let ld = model.layers() * model.dim();
+        let mut scratch = engine::Scratch::new(model, 1);
+        for j in start..end {
+            let (k, i) = (j % self.chains, j / self.chains);
+            let (h, q) = (&mut st.h[k * ld..(k + 1) * ld], &mut st.q[k * ld..(k + 1) * ld]);
+            if ahead == Some(j) {
+                engine::head(model, self.path, q, 1, &mut scratch);
+            } else {
+                let mut input = last[k];
+                if reset(i) {
+                    h.fill(0.0);
+                    q.fill(0);
+                    input = 256;
+                }
+                engine::step(model, self.path, &[input], h, q, &mut scratch);
             }
-            engine::step(
-                self.model,
-                self.path,
-                &[input],
-                &mut st.h,
-                &mut st.q,
-                &mut scratch,
-            );
             self.pred.set_lm(&scratch.freqs[0]);
-            input = self.pred.decode_byte(self.dec) as u16;
+            last[k] = self.pred.decode_byte(self.dec) as u16;
             if self.dec.overrun() {
                 return Err(crate::cm::CmError::Truncated.into());
             }
         }
-        Ok(input)
+        Ok(())
     }
 
-    /// Decodes from byte `start` (state and `last` as for [`Coder::alone`])
-    /// on two threads until the end of the chunk, or until the threads
-    /// stall and the helper hands its state back; returns the next byte's
-    /// index and the last byte decoded.
+    /// Decodes from byte `start` (state and `last` as for [`Coder::alone`],
+    /// nothing ahead) on two threads until the end of the chunk, or until
+    /// the threads stall and the helper hands its state back; returns the
+    /// next byte's index and, if the helper's state holds the step for that
+    /// byte already (two chains), that index.
     fn paired(
         &mut self,
         pw: &PairWeights,
         start: usize,
-        last: u16,
+        last: &mut [u16; 2],
         st: &mut State,
         alone_from: usize,
-    ) -> Result<(usize, u16), LmError> {
+    ) -> Result<(usize, Option<usize>), LmError> {
         let model = self.model;
         let path = self.path;
         let raw_len = self.raw_len;
+        let chains = self.chains;
         let d = model.dim();
         let nl = model.layers();
         let ld = nl * d;
-        // helper -> coder: each layer's new q; step `i` (the frequencies of
-        // byte `i`) is sequence `i + 1`
-        let m_q: Vec<Mail> = (0..nl).map(|_| Mail::new(d.div_ceil(8))).collect();
-        // coder -> helper: byte i as (i + 1) << 8 | byte
-        let m_byte = AtomicU64::new(0);
+        // helper -> coder: each chain's layers' new q; the step for byte j
+        // (its frequencies) is sequence j + 1
+        let m_q: Vec<Mail> = (0..chains * nl).map(|_| Mail::new(d.div_ceil(8))).collect();
+        // coder -> helper: each chain's last byte, j as (j + 1) << 8 | byte
+        let m_byte: [AtomicU64; 2] = Default::default();
         // coder -> helper: stop, hand the state back
         let solo = AtomicBool::new(false);
-        // helper -> coder: its state (h as f32 bits, q)
-        let m_state = Mail::new(ld.div_ceil(2) + ld.div_ceil(8));
+        // helper -> coder: its state (h as f32 bits, q) and in `seq` one
+        // more than the last step it took
+        let m_state = Mail::new((chains * ld).div_ceil(2) + (chains * ld).div_ceil(8));
         let stop = AtomicBool::new(false);
         let mut h = st.h.clone();
         let mut q = st.q.clone();
+        let first = *last;
 
         std::thread::scope(|sc| {
             sc.spawn(|| {
@@ -304,43 +358,51 @@ impl Coder<'_, '_, '_> {
                 let layers = model.layer_weights();
                 let mut acc_h = vec![0i32; nl * 3 * d];
                 let mut acc_i = vec![0i32; 3 * d];
-                for i in start..raw_len {
-                    let seq = i as u64 + 1;
-                    if reset(i) {
-                        h.fill(0.0);
-                        q.fill(0);
-                    }
+                for j in start..raw_len {
+                    let seq = j as u64 + 1;
+                    let (k, i) = (j % chains, j / chains);
+                    // the state before step j (a reset zeroes it below, after
+                    // a possible hand-back)
                     for (l, layer) in layers.iter().enumerate() {
                         let acc = &mut acc_h[l * 3 * d..(l + 1) * 3 * d];
-                        kernels::matmul_i8(path, &layer.w_hh.w, &q[l * d..], ld, 1, acc, 3 * d);
+                        let qk = &q[k * ld + l * d..];
+                        match reset(i) {
+                            true => acc.fill(0),
+                            false => kernels::matmul_i8(path, &layer.w_hh.w, qk, ld, 1, acc, 3 * d),
+                        }
                     }
-                    let mut input = last;
-                    if i > start {
-                        // byte i - 1 (awaited at a reset too: it says the
-                        // coder has read the mailboxes of step i - 1)
+                    let mut input = first[k];
+                    if j >= start + chains {
+                        // byte j - chains (awaited at a reset too: it says
+                        // the coder has read the mailboxes of that step)
+                        let want = (j - chains) as u64 + 1;
                         let ready = || {
-                            m_byte.load(Ordering::Acquire) >> 8 == i as u64
+                            m_byte[k].load(Ordering::Acquire) >> 8 == want
                                 || solo.load(Ordering::Acquire)
                         };
                         if wait(&ready, &stop).is_none() {
                             return;
                         }
                         if solo.load(Ordering::Acquire) {
-                            // the state after step i - 1 (or zero at a reset)
+                            // every chain's state after its last step (those
+                            // before j)
                             let bits: Vec<i32> = h.iter().map(|v| v.to_bits() as i32).collect();
                             m_state.put(seq, &bits, &q);
                             return;
                         }
-                        input = (m_byte.load(Ordering::Acquire) & 0xFF) as u16;
+                        input = (m_byte[k].load(Ordering::Acquire) & 0xFF) as u16;
                     }
+                    let (hk, qk) = (&mut h[k * ld..(k + 1) * ld], &mut q[k * ld..(k + 1) * ld]);
                     if reset(i) {
+                        hk.fill(0.0);
+                        qk.fill(0);
                         input = 256;
                     }
                     for l in 0..nl {
                         let acc = &acc_h[l * 3 * d..(l + 1) * 3 * d];
                         let x = &[input];
-                        engine::layer_cells(model, path, l, x, acc, &mut acc_i, &mut h, &mut q, ld);
-                        m_q[l].put(seq, &[], &q[l * d..(l + 1) * d]);
+                        engine::layer_cells(model, path, l, x, acc, &mut acc_i, hk, qk, ld);
+                        m_q[k * nl + l].put(seq, &[], &qk[l * d..(l + 1) * d]);
                     }
                 }
             });
@@ -348,26 +410,28 @@ impl Coder<'_, '_, '_> {
             let _leave = Leave(&stop);
             let gone = || -> LmError { LmError::Model("the model's helper thread stopped".into()) };
             let head = model.head();
-            let mut q = vec![0i8; d];
+            let mut qv = vec![0i8; d];
             let mut acc_o = [0i32; 256];
             let mut part = [0i32; 256];
             let mut freqs = [[0u32; 256]];
             let mut stalls = 0;
-            let mut x = last;
-            for i in start..raw_len {
-                if (i - start).is_multiple_of(WINDOW) {
+            for j in start..raw_len {
+                if (j - start).is_multiple_of(WINDOW) {
                     stalls = 0;
                 }
-                let seq = i as u64 + 1;
+                let seq = j as u64 + 1;
+                let k = j % chains;
                 // the head's sums, layer by layer as the helper finishes
                 // each (exact integer sums: the same as one product over
                 // all columns)
                 for (l, w) in pw.head.iter().enumerate() {
-                    let ready = || m_q[l].seq.load(Ordering::Acquire) == seq;
-                    stalls += wait(&ready, &stop).ok_or_else(gone)? as u32;
-                    m_q[l].get(&mut [], &mut q);
+                    let mail = &m_q[k * nl + l];
+                    let ready = || mail.seq.load(Ordering::Acquire) == seq;
+                    let stalled = wait(&ready, &stop).ok_or_else(gone)?;
+                    stalls += (stalled && j - start >= WARM_UP) as u32;
+                    mail.get(&mut [], &mut qv);
                     let out = if l == 0 { &mut acc_o } else { &mut part };
-                    kernels::matmul_i8(path, w, &q, d, 1, out, 256);
+                    kernels::matmul_i8(path, w, &qv, d, 1, out, 256);
                     if l > 0 {
                         for (a, p) in acc_o.iter_mut().zip(&part) {
                             *a += p;
@@ -376,28 +440,33 @@ impl Coder<'_, '_, '_> {
                 }
                 kernels::head_freqs(path, 1, &acc_o, &head.m, &head.b, &mut freqs);
                 self.pred.set_lm(&freqs[0]);
-                let alone = (stalls >= STALLS || i + 1 >= alone_from) && i + 1 < raw_len;
-                x = self.pred.decode_byte_early(self.dec, |x| {
+                // going alone needs the helper to be waiting for this byte,
+                // so a step for it must remain
+                let alone = (stalls >= STALLS || j + 1 >= alone_from) && j + chains < raw_len;
+                let x = self.pred.decode_byte_early(self.dec, |x| {
                     if !alone {
-                        m_byte.store(seq << 8 | x as u64, Ordering::Release)
+                        m_byte[k].store(seq << 8 | x as u64, Ordering::Release)
                     }
                 }) as u16;
+                last[k] = x;
                 if self.dec.overrun() {
                     return Err(crate::cm::CmError::Truncated.into());
                 }
                 if alone {
                     solo.store(true, Ordering::Release);
-                    let ready = || m_state.seq.load(Ordering::Acquire) == seq + 1;
+                    // the helper stops before step j + chains
+                    let ready = || m_state.seq.load(Ordering::Acquire) == seq + chains as u64;
                     wait(&ready, &stop).ok_or_else(gone)?;
-                    let mut bits = vec![0i32; ld];
+                    let mut bits = vec![0i32; chains * ld];
                     m_state.get(&mut bits, &mut st.q);
                     for (h, b) in st.h.iter_mut().zip(&bits) {
                         *h = f32::from_bits(*b as u32);
                     }
-                    return Ok((i + 1, x));
+                    // with two chains, step j + 1 is done
+                    return Ok((j + 1, (chains > 1).then_some(j + 1)));
                 }
             }
-            Ok((raw_len, x))
+            Ok((raw_len, None))
         })
     }
 }

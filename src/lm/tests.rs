@@ -411,8 +411,9 @@ fn lone_cm_chunk_on_two_threads() {
         let two = LmCodec::new(model.clone(), path, 2, 4).unwrap();
         let three = LmCodec::new(model.clone(), path, 3, 4).unwrap();
         let pw = pair::PairWeights::new(&model);
-        for preset in [crate::cm::WITH_LM3, crate::cm::FAST] {
+        for preset in [crate::cm::WITH_LM3, crate::cm::WITH_LM3_2, crate::cm::FAST] {
             let payloads = one.encode_cm_chunks(&chunks, preset);
+            assert_eq!(two.encode_cm_chunks(&chunks, preset), payloads);
             let inputs: Vec<(&[u8], usize)> = payloads
                 .iter()
                 .zip(&chunks)
@@ -422,9 +423,14 @@ fn lone_cm_chunk_on_two_threads() {
                 let direct =
                     pair::decode_cm(&model, &pw, path, p, n, preset, usize::MAX, 1 << 16).unwrap();
                 assert_eq!(direct.as_slice(), *c, "layers {}", model.layers());
+                let alone = pair::decode_cm_alone(&model, path, p, n, preset).unwrap();
+                assert_eq!(alone.as_slice(), *c, "layers {}", model.layers());
                 // the coder going on alone (as when the threads stall) from
-                // byte 1, a byte before a reset and at one
-                for from in [1, crate::cm::LM_RESET - 1, crate::cm::LM_RESET] {
+                // byte 1, a byte before a reset and at one (coding order:
+                // with two streams, the resets of both chains come at 2 x
+                // LM_RESET and one after)
+                let r = crate::cm::LM_RESET;
+                for from in [1, 2, r - 1, r, 2 * r - 1, 2 * r, 2 * r + 1] {
                     // and pairing again after `run` bytes
                     for run in [3, 1000, usize::MAX] {
                         let r = pair::decode_cm(&model, &pw, path, p, n, preset, from, run);
@@ -453,24 +459,24 @@ fn lone_cm_chunk_on_two_threads() {
         }
         // cut payloads fail; garbage fails or decodes to something, and
         // either way the call returns
-        let good = one
-            .encode_cm_chunks(&[&text[..5000]], crate::cm::WITH_LM3)
-            .remove(0);
-        for cut in [1, 2, good.len() / 2] {
-            let bad = &good[..good.len() - cut];
-            for from in [usize::MAX, 100] {
-                let r = pair::decode_cm(&model, &pw, path, bad, 5000, crate::cm::WITH_LM3, from, 7);
-                assert!(r.is_err(), "cut {cut}");
+        for preset in [crate::cm::WITH_LM3, crate::cm::WITH_LM3_2] {
+            let good = one.encode_cm_chunks(&[&text[..5000]], preset).remove(0);
+            for cut in [1, 2, good.len() / 2] {
+                let bad = &good[..good.len() - cut];
+                for from in [usize::MAX, 100] {
+                    let r = pair::decode_cm(&model, &pw, path, bad, 5000, preset, from, 7);
+                    assert!(r.is_err(), "cut {cut}");
+                }
+                assert!(pair::decode_cm_alone(&model, path, bad, 5000, preset).is_err());
             }
-        }
-        for seed in 0..8 {
-            let mut junk = lcg_bytes(300, seed);
-            junk[0] = crate::cm::WITH_LM3.id | crate::cm::FLAG_LM;
-            for from in [usize::MAX, 10] {
-                let r =
-                    pair::decode_cm(&model, &pw, path, &junk, 2000, crate::cm::WITH_LM3, from, 7);
-                if let Ok(v) = r {
-                    assert_eq!(v.len(), 2000);
+            for seed in 0..8 {
+                let mut junk = lcg_bytes(300, seed);
+                junk[0] = preset.id | crate::cm::FLAG_LM;
+                for from in [usize::MAX, 10] {
+                    let r = pair::decode_cm(&model, &pw, path, &junk, 2000, preset, from, 7);
+                    if let Ok(v) = r {
+                        assert_eq!(v.len(), 2000);
+                    }
                 }
             }
         }
