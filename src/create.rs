@@ -623,7 +623,10 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
                 let mut a = lm.encode_cm_chunks(&a, crate::cm::WITH_LM3_2).into_iter();
                 let mut b = lm.encode_cm_chunks(&b, crate::cm::WITH_LM3).into_iter();
                 let mut next = |p| if two(p) { a.next() } else { b.next() };
-                pieces.iter().map(|p| next(p).expect("one result per piece")).collect()
+                pieces
+                    .iter()
+                    .map(|p| next(p).expect("one result per piece"))
+                    .collect()
             }
             _ => Vec::new(),
         },

@@ -18,8 +18,8 @@ pub mod model;
 mod tables;
 
 pub use model::{
-    BINARY, FAST, IMAGE16, Image, NORMAL, NORMAL2, Predictor, Preset, WITH_LM, WITH_LM2, WITH_LM3, WITH_LM3_2,
-    lm_byte_bits,
+    BINARY, FAST, IMAGE16, Image, NORMAL, NORMAL2, Predictor, Preset, WITH_LM, WITH_LM2, WITH_LM3,
+    WITH_LM3_2, lm_byte_bits,
 };
 
 /// Payload header flag: the language model takes part.

@@ -1290,7 +1290,7 @@ impl Predictor {
         train(
             &mut self.w[self.set_a * MAX_INPUTS..][..n],
             &self.x[..n],
-            (t - pa) * self.rate16 >> 4,
+            ((t - pa) * self.rate16) >> 4,
         );
         if !self.preset.single_mixer {
             let pb = squash(self.dot_b) >> 4;
@@ -1298,19 +1298,19 @@ impl Predictor {
             train(
                 &mut self.w[self.set_b * MAX_INPUTS..][..n],
                 &self.x[..n],
-                (t - pb) * self.rate16 >> 4,
+                ((t - pb) * self.rate16) >> 4,
             );
             train(
                 &mut self.w[self.set_c * MAX_INPUTS..][..n],
                 &self.x[..n],
-                (t - pc) * self.rate16 >> 4,
+                ((t - pc) * self.rate16) >> 4,
             );
             if self.preset.class_set {
                 let pd = squash(self.dot_d) >> 4;
                 train(
                     &mut self.w[self.set_d * MAX_INPUTS..][..n],
                     &self.x[..n],
-                    (t - pd) * self.rate16 >> 4,
+                    ((t - pd) * self.rate16) >> 4,
                 );
             }
             self.apm1.update(bit, APM_RATE);

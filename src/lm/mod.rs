@@ -527,8 +527,12 @@ impl LmCodec {
         // Chunks of two streams run two model chains each: they are decoded
         // one per thread, and the odd one out on two (`pair`).
         let (two, one): (Vec<_>, Vec<_>) = live.into_iter().partition(|(_, p)| p.two_streams);
-        let mut out: Vec<Option<Result<Vec<u8>, LmError>>> = (0..chunks.len()).map(|_| None).collect();
-        let pw = || self.pair.get_or_init(|| pair::PairWeights::new(&self.model));
+        let mut out: Vec<Option<Result<Vec<u8>, LmError>>> =
+            (0..chunks.len()).map(|_| None).collect();
+        let pw = || {
+            self.pair
+                .get_or_init(|| pair::PairWeights::new(&self.model))
+        };
         let paired = |(i, preset): (usize, crate::cm::Preset)| {
             let (payload, raw_len) = chunks[i];
             let r = pair::decode_cm(
@@ -549,7 +553,10 @@ impl LmCodec {
             let rest = &two[..two.len() - lone as usize];
             let alone = |&(i, preset): &(usize, crate::cm::Preset)| {
                 let (payload, raw_len) = chunks[i];
-                (i, pair::decode_cm_alone(&self.model, self.path, payload, raw_len, preset))
+                (
+                    i,
+                    pair::decode_cm_alone(&self.model, self.path, payload, raw_len, preset),
+                )
             };
             let done: Vec<_> = match &self.pool {
                 Some(pool) => pool.install(|| rest.par_iter().with_max_len(1).map(alone).collect()),

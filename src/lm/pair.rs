@@ -32,6 +32,11 @@
 //! again. Loaded that way, book1 took 10.5-11.4 s. Mailbox words are
 //! atomics, so the exchange needs no `unsafe`.
 //!
+//! A chunk of two streams (format-spec 8.4) has two independent chains: the
+//! helper then runs both, a step of one while the coder decodes the other's
+//! byte, so neither thread waits on the other's whole chain (and the
+//! helper's recurrent products are computed for both chains at once).
+//!
 //! Measured on calgary/book1 as one chunk (2-core development VM): 92 KB/s
 //! on one thread, 139-144 KB/s with this split (`examples/cm_lm_probe`);
 //! `lza x -T 2` of a `--method max` archive, quiet machine: 143-152 KB/s. A version that also split
@@ -296,7 +301,10 @@ impl Coder<'_, '_, '_> {
         let mut scratch = engine::Scratch::new(model, 1);
         for j in start..end {
             let (k, i) = (j % self.chains, j / self.chains);
-            let (h, q) = (&mut st.h[k * ld..(k + 1) * ld], &mut st.q[k * ld..(k + 1) * ld]);
+            let (h, q) = (
+                &mut st.h[k * ld..(k + 1) * ld],
+                &mut st.q[k * ld..(k + 1) * ld],
+            );
             if ahead == Some(j) {
                 engine::head(model, self.path, q, 1, &mut scratch);
             } else {
@@ -356,19 +364,45 @@ impl Coder<'_, '_, '_> {
             sc.spawn(|| {
                 let _leave = Leave(&stop);
                 let layers = model.layer_weights();
-                let mut acc_h = vec![0i32; nl * 3 * d];
+                // the recurrent products of each layer for the steps of two
+                // slots (step j in slot (j - start) % 2)
+                let mut acc_h = vec![0i32; nl * 2 * 3 * d];
                 let mut acc_i = vec![0i32; 3 * d];
                 for j in start..raw_len {
                     let seq = j as u64 + 1;
                     let (k, i) = (j % chains, j / chains);
-                    // the state before step j (a reset zeroes it below, after
-                    // a possible hand-back)
-                    for (l, layer) in layers.iter().enumerate() {
-                        let acc = &mut acc_h[l * 3 * d..(l + 1) * 3 * d];
-                        let qk = &q[k * ld + l * d..];
-                        match reset(i) {
-                            true => acc.fill(0),
-                            false => kernels::matmul_i8(path, &layer.w_hh.w, qk, ld, 1, acc, 3 * d),
+                    let slot = (j - start) % 2;
+                    // The products of the state before step j (a reset zeroes
+                    // it below, after a possible hand-back). With two chains,
+                    // those of steps j and j + 1 at once, one per chain (the
+                    // state of step j + 1's chain is known: step j - 1 was
+                    // its last): the weights are read once for both. Whole
+                    // steps in batches of 2 take 0.72 of the time of single
+                    // ones (`examples/lm_speed`); book1 decoded at 161-168
+                    // KB/s this way, 142-150 with single products.
+                    let both = chains == 2 && j + 1 < raw_len;
+                    if slot == 0 || !both {
+                        let nb = if both { 2 } else { 1 };
+                        for (l, layer) in layers.iter().enumerate() {
+                            let acc = &mut acc_h[l * 6 * d..][..nb * 3 * d];
+                            // both: chain 0 then chain 1, slots by chain
+                            let (x, nb) = match both {
+                                true => (&q[l * d..], 2),
+                                false => (&q[k * ld + l * d..], 1),
+                            };
+                            kernels::matmul_i8(path, &layer.w_hh.w, x, ld, nb, acc, 3 * d);
+                            if both && k == 1 {
+                                // step j is chain 1's: put it in slot 0
+                                let (a, b) = acc.split_at_mut(3 * d);
+                                a.swap_with_slice(b);
+                            }
+                        }
+                    }
+                    // (alone, the products were just computed into slot 0)
+                    let slot = if both { slot } else { 0 };
+                    for l in 0..nl {
+                        if reset(i) {
+                            acc_h[l * 6 * d + slot * 3 * d..][..3 * d].fill(0);
                         }
                     }
                     let mut input = first[k];
@@ -399,7 +433,7 @@ impl Coder<'_, '_, '_> {
                         input = 256;
                     }
                     for l in 0..nl {
-                        let acc = &acc_h[l * 3 * d..(l + 1) * 3 * d];
+                        let acc = &acc_h[l * 6 * d + slot * 3 * d..][..3 * d];
                         let x = &[input];
                         engine::layer_cells(model, path, l, x, acc, &mut acc_i, hk, qk, ld);
                         m_q[k * nl + l].put(seq, &[], &qk[l * d..(l + 1) * d]);
