@@ -431,25 +431,36 @@ const LM_WORTH_TRYING_BPB: f64 = 0.9;
 const CM_MIN_GAIN: f64 = 0.02;
 
 /// The piece length that cuts a segment's text into context-mixing chunks
-/// that use the language model: as few pieces of at most
-/// `method.lm_piece()` bytes as can be (format-spec 8.6). The cut depends
-/// only on the segment's length.
+/// that use the language model (format-spec 8.6): as few pieces of at most
+/// `method.lm_piece()` bytes as can be; with the default method, an even
+/// number of them above that size, so that two threads share the file.
+/// The cut depends only on the segment's length.
 pub fn lm_pieces(len: usize, method: Method) -> usize {
-    split_len(len, method.lm_piece(), usize::MAX)
+    match method {
+        Method::Default if len > method.lm_piece() => {
+            let n = len.div_ceil(method.lm_piece());
+            len.div_ceil(n + n % 2)
+        }
+        _ => split_len(len, method.lm_piece(), usize::MAX),
+    }
 }
 
-/// Pieces of at least this many bytes are coded as two streams by the
-/// default method, so that two threads share even a single file: on
-/// calgary/book1 (768,771 bytes) one chunk of one stream gave 172,525
-/// bytes, two pieces 174,888, one chunk of two streams 172,663. Below it,
-/// start-up dominates and one stream codes smaller (calgary/paper1, 53 KB:
-/// 11,157 bytes against 11,273).
+/// Segments of at least this many bytes, in one piece, are coded as two
+/// streams by the default method, so that two threads share even a single
+/// file: on calgary/book1 (768,771 bytes) one chunk of one stream gave
+/// 172,525 bytes, two pieces 174,888, one chunk of two streams 172,663.
+/// Below it, start-up dominates and one stream codes smaller
+/// (calgary/paper1, 53 KB: 11,157 bytes against 11,273).
 const TWO_STREAMS_FROM: usize = 64 << 10;
 
-/// The context-mixing preset of a piece of `len` bytes that uses the
-/// language model (format-spec 8.6).
+/// The context-mixing preset of the pieces of a segment of `len` bytes that
+/// use the language model (format-spec 8.6). Above 4 MiB the default
+/// method keeps one stream in an even number of pieces: two streams share
+/// their statistics, which costs where the halves differ (silesia/dickens
+/// is novels one after another: its first 3.4 MB as two streams, 671,180
+/// bytes; one stream, 665,343; in two pieces, 671,895).
 pub fn lm_preset(len: usize, method: Method) -> crate::cm::Preset {
-    if method == Method::Default && len >= TWO_STREAMS_FROM {
+    if method == Method::Default && (TWO_STREAMS_FROM..=method.lm_piece()).contains(&len) {
         crate::cm::WITH_LM3_2
     } else {
         crate::cm::WITH_LM3
@@ -605,10 +616,11 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
         .collect();
     // Every language-model piece of the group goes to the model in one
     // call, so that the pieces share batched model steps.
-    let mut pieces: Vec<&[u8]> = Vec::new();
+    let mut pieces: Vec<(&[u8], bool)> = Vec::new();
     for (s, plan) in segments.iter().zip(&plans) {
         if let Plan::Lm(..) = plan {
-            pieces.extend(s.data.chunks(lm_pieces(s.data.len(), c.method)));
+            let two = lm_preset(s.data.len(), c.method).two_streams;
+            pieces.extend(s.data.chunks(lm_pieces(s.data.len(), c.method)).map(|p| (p, two)));
         }
     }
     // Side by side with the model: each such segment as one chunk without
@@ -618,14 +630,15 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
         || match lm {
             Some(lm) if !pieces.is_empty() => {
                 // one call per preset, results back in piece order
-                let two = |p: &[u8]| lm_preset(p.len(), c.method).two_streams;
-                let (a, b): (Vec<&[u8]>, Vec<&[u8]>) = pieces.iter().partition(|p| two(p));
-                let mut a = lm.encode_cm_chunks(&a, crate::cm::WITH_LM3_2).into_iter();
-                let mut b = lm.encode_cm_chunks(&b, crate::cm::WITH_LM3).into_iter();
-                let mut next = |p| if two(p) { a.next() } else { b.next() };
+                let of = |two: bool| -> Vec<&[u8]> {
+                    pieces.iter().filter(|p| p.1 == two).map(|p| p.0).collect()
+                };
+                let mut a = lm.encode_cm_chunks(&of(true), crate::cm::WITH_LM3_2).into_iter();
+                let mut b = lm.encode_cm_chunks(&of(false), crate::cm::WITH_LM3).into_iter();
+                let mut next = |two| if two { a.next() } else { b.next() };
                 pieces
                     .iter()
-                    .map(|p| next(p).expect("one result per piece"))
+                    .map(|p| next(p.1).expect("one result per piece"))
                     .collect()
             }
             _ => Vec::new(),
@@ -821,28 +834,28 @@ mod tests {
     use super::*;
 
     /// Pieces of the default and max methods: as few as can be of at most
-    /// 4 MiB; two streams from 64 KiB on with the default method.
+    /// 4 MiB (default: an even number above); the default method's
+    /// segments of 64 KiB to 4 MiB as two streams.
     #[test]
     fn language_model_pieces() {
         const M: usize = 1 << 20;
         let count = |len: usize, m| len.div_ceil(lm_pieces(len, m));
-        for (len, pieces, two_streams) in [
-            (1, 1, false),
-            ((64 << 10) - 1, 1, false),
-            (64 << 10, 1, true),
-            (768_771, 1, true),
-            (4 * M, 1, true),
-            (4 * M + 1, 2, true),
-            (8 * M + 1, 3, true),
-            (10_192_446, 3, true),
-            (32 * M, 8, true),
+        // (length, pieces and two streams with default, pieces with max)
+        for (len, default, two, max) in [
+            (1, 1, false, 1),
+            ((64 << 10) - 1, 1, false, 1),
+            (64 << 10, 1, true, 1),
+            (768_771, 1, true, 1),
+            (4 * M, 1, true, 1),
+            (4 * M + 1, 2, false, 2),
+            (8 * M + 1, 4, false, 3),
+            (10_192_446, 4, false, 3),
+            (32 * M, 8, false, 8),
         ] {
-            for m in [Method::Default, Method::Max] {
-                assert_eq!(count(len, m), pieces, "{m:?}, {len} bytes");
-                let piece = lm_pieces(len, m);
-                let two = m == Method::Default && two_streams;
-                assert_eq!(lm_preset(piece, m).two_streams, two, "{m:?}, {len} bytes");
-            }
+            assert_eq!(count(len, Method::Default), default, "default, {len} bytes");
+            assert_eq!(count(len, Method::Max), max, "max, {len} bytes");
+            assert_eq!(lm_preset(len, Method::Default).two_streams, two, "{len} bytes");
+            assert!(!lm_preset(len, Method::Max).two_streams, "{len} bytes");
             for m in [Method::Default, Method::Max] {
                 assert!(lm_pieces(len, m) <= crate::cm::MAX_CM_LM_CHUNK);
             }
