@@ -437,7 +437,7 @@ const CM_MIN_GAIN: f64 = 0.02;
 /// The cut depends only on the segment's length.
 pub fn lm_pieces(len: usize, method: Method) -> usize {
     match method {
-        Method::Default if len > method.lm_piece() => {
+        Method::Default if !lm_preset(len, method).two_streams && len >= 64 << 10 => {
             let n = len.div_ceil(method.lm_piece());
             len.div_ceil(n + n % 2)
         }
@@ -449,9 +449,11 @@ pub fn lm_pieces(len: usize, method: Method) -> usize {
 /// streams by the default method, so that two threads share even a single
 /// file: on calgary/book1 (768,771 bytes) one chunk of one stream gave
 /// 172,525 bytes, two pieces 174,888, one chunk of two streams 172,663.
-/// Below it, start-up dominates and one stream codes smaller
-/// (calgary/paper1, 53 KB: 11,157 bytes against 11,273).
-const TWO_STREAMS_FROM: usize = 64 << 10;
+/// A chunk of two streams has one coder, which the encoder overlaps with
+/// the model only from 16 of its 16 KiB stretches on: below, two pieces
+/// are coded side by side (snappy html, 102 KB, two streams: 9,431 bytes
+/// at 138 KB/s compressing; two pieces: the preset-3 chunk was smaller).
+const TWO_STREAMS_FROM: usize = 256 << 10;
 
 /// The context-mixing preset of the pieces of a segment of `len` bytes that
 /// use the language model (format-spec 8.6). Above 4 MiB the default
@@ -620,7 +622,11 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
     for (s, plan) in segments.iter().zip(&plans) {
         if let Plan::Lm(..) = plan {
             let two = lm_preset(s.data.len(), c.method).two_streams;
-            pieces.extend(s.data.chunks(lm_pieces(s.data.len(), c.method)).map(|p| (p, two)));
+            pieces.extend(
+                s.data
+                    .chunks(lm_pieces(s.data.len(), c.method))
+                    .map(|p| (p, two)),
+            );
         }
     }
     // Side by side with the model: each such segment as one chunk without
@@ -633,8 +639,12 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
                 let of = |two: bool| -> Vec<&[u8]> {
                     pieces.iter().filter(|p| p.1 == two).map(|p| p.0).collect()
                 };
-                let mut a = lm.encode_cm_chunks(&of(true), crate::cm::WITH_LM3_2).into_iter();
-                let mut b = lm.encode_cm_chunks(&of(false), crate::cm::WITH_LM3).into_iter();
+                let mut a = lm
+                    .encode_cm_chunks(&of(true), crate::cm::WITH_LM3_2)
+                    .into_iter();
+                let mut b = lm
+                    .encode_cm_chunks(&of(false), crate::cm::WITH_LM3)
+                    .into_iter();
                 let mut next = |two| if two { a.next() } else { b.next() };
                 pieces
                     .iter()
@@ -834,8 +844,8 @@ mod tests {
     use super::*;
 
     /// Pieces of the default and max methods: as few as can be of at most
-    /// 4 MiB (default: an even number above); the default method's
-    /// segments of 64 KiB to 4 MiB as two streams.
+    /// 4 MiB (default: an even number from 64 KiB on, except from 256 KiB
+    /// to 4 MiB: one chunk of two streams).
     #[test]
     fn language_model_pieces() {
         const M: usize = 1 << 20;
@@ -844,7 +854,10 @@ mod tests {
         for (len, default, two, max) in [
             (1, 1, false, 1),
             ((64 << 10) - 1, 1, false, 1),
-            (64 << 10, 1, true, 1),
+            (64 << 10, 2, false, 1),
+            (152_089, 2, false, 1),
+            ((256 << 10) - 1, 2, false, 1),
+            (256 << 10, 1, true, 1),
             (768_771, 1, true, 1),
             (4 * M, 1, true, 1),
             (4 * M + 1, 2, false, 2),
@@ -854,7 +867,11 @@ mod tests {
         ] {
             assert_eq!(count(len, Method::Default), default, "default, {len} bytes");
             assert_eq!(count(len, Method::Max), max, "max, {len} bytes");
-            assert_eq!(lm_preset(len, Method::Default).two_streams, two, "{len} bytes");
+            assert_eq!(
+                lm_preset(len, Method::Default).two_streams,
+                two,
+                "{len} bytes"
+            );
             assert!(!lm_preset(len, Method::Max).two_streams, "{len} bytes");
             for m in [Method::Default, Method::Max] {
                 assert!(lm_pieces(len, m) <= crate::cm::MAX_CM_LM_CHUNK);

@@ -507,7 +507,7 @@ const CM_GOLDENS: [(&str, &str); 3] = [
 fn golden_tree() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     let g = tmp.path().join("g");
-    // 70 KB: two streams with the default method (two pieces before).
+    // 70 KB: two pieces with the default method.
     common::write_file(&g.join("prose.txt"), &prose(70_000, 21), 0o644);
     common::write_file(&g.join("server.log"), &log_lines(6000, 22), 0o644);
     common::write_file(&g.join("notes/small.txt"), &prose(2000, 23), 0o600);
@@ -555,16 +555,15 @@ fn golden_archives_with_context_mixing_chunks() {
                 .map(|c| (c.codec == CodecId::ContextMixing).then(|| c.head.unwrap()))
                 .collect()
         };
-        // (the default method: 70 KB of prose as one chunk of two streams,
-        // 2 KB as one stream)
-        let (text, small, log) = match method {
-            "default" => (Some(0x88), Some(0x85), Some(0x03)),
-            "cm" => (Some(0x03), Some(0x03), Some(0x03)),
-            _ => (Some(0x00), Some(0x00), Some(0x00)),
+        let (text, log) = match method {
+            "default" => (Some(0x85), Some(0x03)),
+            "cm" => (Some(0x03), Some(0x03)),
+            _ => (Some(0x00), Some(0x00)),
         };
-        assert_eq!(heads("g/prose.txt"), vec![text], "{file}: {all:#?}");
+        let n = if method == "default" { 2 } else { 1 };
+        assert_eq!(heads("g/prose.txt"), vec![text; n], "{file}: {all:#?}");
         assert_eq!(heads("g/server.log"), vec![log], "{file}: {all:#?}");
-        assert_eq!(heads("g/notes/small.txt"), vec![small], "{file}: {all:#?}");
+        assert_eq!(heads("g/notes/small.txt"), vec![text], "{file}: {all:#?}");
         assert_eq!(heads("g/noise.bin"), vec![None], "{file}: {all:#?}");
         assert_eq!(
             model_hash(&golden),
@@ -598,16 +597,13 @@ fn golden_archives_with_context_mixing_chunks() {
 
 /// Archives lza wrote before (the same tree): with presets 1 and 2, before
 /// presets 3 and 4 existed (made by `regenerate_cm_goldens` at commit
-/// 0385131), with preset 4, before preset 5 existed (commit a433954), and
-/// with preset 5 in two pieces, before the default method wrote preset 8
-/// (commit 9862be4). The encoder no longer writes presets 1, 2 and 4, and
-/// writes 5 only below 64 KiB, but they stay valid (format-spec 8.5), so
-/// these must keep decoding.
-const LEGACY_GOLDENS: [(&str, u8, u8); 4] = [
+/// 0385131), and with preset 4, before preset 5 existed (commit a433954).
+/// The encoder no longer writes these presets, but they stay valid
+/// (format-spec 8.5), so these must keep decoding.
+const LEGACY_GOLDENS: [(&str, u8, u8); 3] = [
     ("testdata/golden/cm-default-presets-1-2.lza", 0x82, 0x01),
     ("testdata/golden/cm-normal-preset-1.lza", 0x01, 0x01),
     ("testdata/golden/cm-default-preset-4.lza", 0x84, 0x03),
-    ("testdata/golden/cm-default-preset-5.lza", 0x85, 0x03),
 ];
 
 #[test]

@@ -482,3 +482,52 @@ fn lone_cm_chunk_on_two_threads() {
         }
     }
 }
+
+/// Golden payload of preset 8 (two streams, format-spec 8.4): 40,000 bytes
+/// of text (two streams of 20,000, so each chain is reset once) coded with
+/// the test model. It pins the order of the streams, their separate
+/// contexts and match models, the chains' resets and the falling mixer
+/// rate. Regenerate (`LZA_REGENERATE=1 cargo test two_streams_golden`)
+/// only for a deliberate format change.
+const TWO_STREAMS_GOLDEN: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/testdata/golden/cm-two-streams.bin"
+);
+
+#[test]
+fn two_streams_golden_payload() {
+    let words: Vec<&[u8]> = b"the madding crowd far from ignoble strife <b>their</b> sober wishes never learned to stray 1874 along cool sequestered vale of life kept noiseless tenor"
+        .split(|&c| c == b' ')
+        .collect();
+    let mut text = Vec::new();
+    let mut x = 7u64;
+    while text.len() < 40_000 {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        text.extend_from_slice(words[(x >> 33) as usize % words.len()]);
+        text.push(if (x >> 20) % 11 == 0 { b'\n' } else { b' ' });
+    }
+    text.truncate(40_000);
+    let model = test_model();
+    let path = KernelPath::detect().unwrap();
+    let one = LmCodec::new(model.clone(), path, 1, 4).unwrap();
+    let two = LmCodec::new(model.clone(), path, 2, 4).unwrap();
+    let p = one
+        .encode_cm_chunks(&[&text], crate::cm::WITH_LM3_2)
+        .remove(0);
+    assert_eq!(p[0], 0x88);
+    if std::env::var_os("LZA_REGENERATE").is_some() {
+        std::fs::write(TWO_STREAMS_GOLDEN, &p).unwrap();
+    }
+    let golden = std::fs::read(TWO_STREAMS_GOLDEN).expect("the golden payload");
+    assert!(p == golden, "preset 8's payload changed (format-spec 8.4)");
+    for codec in [&one, &two] {
+        let r = codec.decode_cm_chunks(&[(&golden, text.len())]).remove(0);
+        assert_eq!(r.unwrap(), text);
+    }
+    // the streams are the halves: coded as two chunks of one stream each,
+    // the same text costs more (no shared history)
+    let halves = one.encode_cm_chunks(&[&text[..20_000], &text[20_000..]], crate::cm::WITH_LM3);
+    assert!(halves[0].len() + halves[1].len() > golden.len());
+}
