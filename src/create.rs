@@ -588,11 +588,15 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
             }
             if lm.is_some() && text && bpb >= LM_WORTH_TRYING_BPB {
                 let n = lm_pieces(s.data.len(), c.method);
-                let pieces = s
-                    .data
-                    .chunks(n)
-                    .map(|p| codec::encode_zstd(p, level))
-                    .collect();
+                // (one piece: its frame is the whole segment's)
+                let pieces = match n >= s.data.len() {
+                    true => vec![whole.clone()],
+                    false => s
+                        .data
+                        .chunks(n)
+                        .map(|p| codec::encode_zstd(p, level))
+                        .collect(),
+                };
                 return Plan::Lm(whole, pieces, bpb < TRIAL_BELOW_BPB);
             }
             if c.method == Method::Fast {
@@ -639,12 +643,12 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
                 let of = |two: bool| -> Vec<&[u8]> {
                     pieces.iter().filter(|p| p.1 == two).map(|p| p.0).collect()
                 };
-                let mut a = lm
-                    .encode_cm_chunks(&of(true), crate::cm::WITH_LM3_2)
-                    .into_iter();
-                let mut b = lm
-                    .encode_cm_chunks(&of(false), crate::cm::WITH_LM3)
-                    .into_iter();
+                let code = |two: bool, preset| match of(two) {
+                    v if v.is_empty() => Vec::new(),
+                    v => lm.encode_cm_chunks(&v, preset),
+                };
+                let mut a = code(true, crate::cm::WITH_LM3_2).into_iter();
+                let mut b = code(false, crate::cm::WITH_LM3).into_iter();
                 let mut next = |two| if two { a.next() } else { b.next() };
                 pieces
                     .iter()

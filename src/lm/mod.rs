@@ -544,7 +544,7 @@ impl LmCodec {
                     pos: 0,
                     out: Vec::with_capacity(st[k][t].len()),
                 });
-                let done = self.run(jobs, group.len(), self.batch);
+                let done = self.run_local(jobs, group.len(), self.batch);
                 let results = group.iter().zip(done).map(|(&kt, d)| match d {
                     Done::Probs(p) => (kt, p),
                     _ => unreachable!(),
@@ -785,6 +785,31 @@ impl LmCodec {
                 false,
             ),
         }
+        results
+            .into_iter()
+            .map(|r| r.expect("every job finishes"))
+            .collect()
+    }
+
+    /// [`LmCodec::run`] on the calling thread alone, whatever the pool: for
+    /// the model next to a coder thread (a batched step split over the
+    /// pool's threads waits for its slowest part, and with the coder and
+    /// other work running there are more busy threads than processors).
+    fn run_local<'a>(
+        &self,
+        jobs: impl Iterator<Item = Job<'a>>,
+        n: usize,
+        batch: usize,
+    ) -> Vec<Done> {
+        let mut results: Vec<Option<Done>> = (0..n).map(|_| None).collect();
+        let mut jobs = jobs.enumerate();
+        let cap = batch.min(n.max(1));
+        self.run_inner(
+            &mut || jobs.next(),
+            &mut |i, d| results[i] = Some(d),
+            cap,
+            true,
+        );
         results
             .into_iter()
             .map(|r| r.expect("every job finishes"))
