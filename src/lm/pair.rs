@@ -262,7 +262,39 @@ pub(crate) fn decode_cm_alone(
         raw_len,
         chains,
     };
-    c.alone(0, raw_len, &mut [256; 2], &mut state, None)?;
+    if chains == 1 {
+        c.alone(0, raw_len, &mut [256; 2], &mut state, None)?;
+    } else {
+        // Both chains in one batched step: byte i of each stream is known
+        // once both were decoded (A[i], then B[i]), so the steps for A[i + 1]
+        // and B[i + 1] go together (a batch of 2 takes 0.72 of the time of
+        // two single steps, `examples/lm_speed`).
+        let mut scratch = engine::Scratch::new(model, 2);
+        let mut last = [256u16; 2];
+        for i in 0..raw_len.div_ceil(2) {
+            let nb = if 2 * i + 1 < raw_len { 2 } else { 1 };
+            if reset(i) {
+                state.h.fill(0.0);
+                state.q.fill(0);
+                last = [256; 2];
+            }
+            engine::step(
+                model,
+                path,
+                &last[..nb],
+                &mut state.h,
+                &mut state.q,
+                &mut scratch,
+            );
+            for (k, x) in last.iter_mut().enumerate().take(nb) {
+                pred.set_lm(&scratch.freqs[k]);
+                *x = pred.decode_byte(&mut dec) as u16;
+                if dec.overrun() {
+                    return Err(crate::cm::CmError::Truncated.into());
+                }
+            }
+        }
+    }
     crate::cm::finish(&dec)?;
     Ok(pred.take_history())
 }
