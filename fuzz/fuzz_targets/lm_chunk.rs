@@ -4,7 +4,8 @@
 //! and the portable kernel path agrees with the best one. The same bytes as
 //! a context-mixing payload that uses the model: two threads (one chunk
 //! alone: the model on a helper thread) agree with one. Arbitrary text
-//! also round-trips through encode and decode.
+//! also round-trips through encode and decode, and as a context-mixing
+//! chunk of two streams (preset 8).
 #![no_main]
 
 use std::sync::{Arc, OnceLock};

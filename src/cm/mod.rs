@@ -245,11 +245,14 @@ fn encode_with(data: &[u8], preset: Preset, flags: u8) -> Vec<u8> {
     )
 }
 
-/// The payload: `head`, then `data` coded with predictor `p`.
+/// The payload: `head`, then `data` coded with predictor `p` (in the
+/// predictor's order: with two streams, a byte of each half in turn).
 fn code_with(data: &[u8], mut p: Predictor, head: &[u8]) -> Vec<u8> {
     let mut enc = coder::Encoder::with_capacity(data.len() / 3 + 16);
-    for &b in data {
-        p.encode_byte(&mut enc, b);
+    let split = p.split();
+    for _ in 0..data.len() {
+        let (k, i) = p.next_in_stream();
+        p.encode_byte(&mut enc, data[k * split + i]);
     }
     let mut out = head.to_vec();
     out.extend_from_slice(&enc.finish());
@@ -315,13 +318,15 @@ mod tests {
     #[test]
     fn round_trip_both_presets() {
         let data = sample();
-        for preset in [FAST, NORMAL, NORMAL2, WITH_LM2, WITH_LM3, BINARY] {
+        for preset in [
+            FAST, NORMAL, NORMAL2, WITH_LM2, WITH_LM3, WITH_LM3_2, BINARY,
+        ] {
             let c = encode(&data, preset);
             assert!(c.len() * 8 < data.len(), "{} -> {}", data.len(), c.len());
             assert_eq!(decode(&c, data.len()).unwrap(), data);
         }
         for len in [0usize, 1, 2, 7, 100] {
-            for preset in [NORMAL, NORMAL2, BINARY] {
+            for preset in [NORMAL, NORMAL2, BINARY, WITH_LM3_2] {
                 let c = encode(&data[..len], preset);
                 assert_eq!(decode(&c, len).unwrap(), &data[..len]);
             }

@@ -659,6 +659,12 @@ impl Predictor {
             + 4 * MAX_INPUTS * preset.weight_sets()
     }
 
+    /// Where the second stream starts in the chunk (its length with one
+    /// stream).
+    pub fn split(&self) -> usize {
+        self.split
+    }
+
     /// How many bytes were coded so far (of both streams).
     pub fn coded(&self) -> usize {
         self.hist.len() + self.other.as_ref().map_or(0, |o| o.hist.len())
