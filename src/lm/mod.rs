@@ -763,28 +763,23 @@ impl LmCodec {
         n: usize,
         batch: usize,
     ) -> Vec<Done> {
+        let Some(pool) = &self.pool else {
+            return self.run_local(jobs, n, batch);
+        };
         let mut results: Vec<Option<Done>> = (0..n).map(|_| None).collect();
         let mut jobs = jobs.enumerate();
         let cap = batch.min(n.max(1));
-        match &self.pool {
-            // the scheduler itself runs on a pool thread, so that each step
-            // hands work to the other threads without a round trip through
-            // the calling thread
-            Some(pool) => pool.install(|| {
-                self.run_inner(
-                    &mut || jobs.next(),
-                    &mut |i, d| results[i] = Some(d),
-                    cap,
-                    false,
-                )
-            }),
-            None => self.run_inner(
+        // the scheduler itself runs on a pool thread, so that each step
+        // hands work to the other threads without a round trip through the
+        // calling thread
+        pool.install(|| {
+            self.run_inner(
                 &mut || jobs.next(),
                 &mut |i, d| results[i] = Some(d),
                 cap,
                 false,
-            ),
-        }
+            )
+        });
         results
             .into_iter()
             .map(|r| r.expect("every job finishes"))

@@ -186,6 +186,34 @@ struct State {
     q: Vec<i8>,
 }
 
+/// A chunk's model chains (2 with two streams), arithmetic decoder,
+/// predictor and the chains' zero state.
+fn start<'p>(
+    model: &Model,
+    payload: &'p [u8],
+    raw_len: usize,
+    preset: crate::cm::Preset,
+) -> (
+    usize,
+    crate::cm::coder::Decoder<'p>,
+    crate::cm::Predictor,
+    State,
+) {
+    let chains = if preset.two_streams { 2 } else { 1 };
+    let ld = chains * model.layers() * model.dim();
+    let state = State {
+        h: vec![0.0; ld],
+        q: vec![0; ld],
+    };
+    let dec = crate::cm::coder::Decoder::new(&payload[1..]);
+    (
+        chains,
+        dec,
+        crate::cm::Predictor::new(preset, raw_len, true),
+        state,
+    )
+}
+
 /// Decodes a context-mixing `payload` (header byte included) of `raw_len`
 /// bytes with `preset` and the model, on two threads (this one and a
 /// helper), or on this one alone for `solo_run` bytes where the two keep
@@ -206,14 +234,7 @@ pub(crate) fn decode_cm(
     alone_from: usize,
     solo_run: usize,
 ) -> Result<Vec<u8>, LmError> {
-    let chains = if preset.two_streams { 2 } else { 1 };
-    let ld = model.layers() * model.dim();
-    let mut dec = crate::cm::coder::Decoder::new(&payload[1..]);
-    let mut pred = crate::cm::Predictor::new(preset, raw_len, true);
-    let mut state = State {
-        h: vec![0.0; chains * ld],
-        q: vec![0; chains * ld],
-    };
+    let (chains, mut dec, mut pred, mut state) = start(model, payload, raw_len, preset);
     let mut c = Coder {
         model,
         path,
@@ -246,14 +267,7 @@ pub(crate) fn decode_cm_alone(
     raw_len: usize,
     preset: crate::cm::Preset,
 ) -> Result<Vec<u8>, LmError> {
-    let chains = if preset.two_streams { 2 } else { 1 };
-    let ld = model.layers() * model.dim();
-    let mut dec = crate::cm::coder::Decoder::new(&payload[1..]);
-    let mut pred = crate::cm::Predictor::new(preset, raw_len, true);
-    let mut state = State {
-        h: vec![0.0; chains * ld],
-        q: vec![0; chains * ld],
-    };
+    let (chains, mut dec, mut pred, mut state) = start(model, payload, raw_len, preset);
     let mut c = Coder {
         model,
         path,
