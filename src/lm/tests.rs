@@ -506,7 +506,11 @@ fn two_streams_golden_payload() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         text.extend_from_slice(words[(x >> 33) as usize % words.len()]);
-        text.push(if (x >> 20).is_multiple_of(11) { b'\n' } else { b' ' });
+        text.push(if (x >> 20).is_multiple_of(11) {
+            b'\n'
+        } else {
+            b' '
+        });
     }
     text.truncate(40_000);
     let model = test_model();
