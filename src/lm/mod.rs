@@ -23,11 +23,13 @@
 //! path or on how chunks are grouped into calls.
 
 mod engine;
+mod handoff;
 pub mod kernels;
 pub mod math;
 pub mod model;
 mod pair;
 pub mod rangecoder;
+mod sync;
 
 pub use kernels::KernelPath;
 pub use model::{Model, ModelHash};
@@ -101,6 +103,18 @@ pub enum LmError {
     /// A context-mixing payload that uses the model is corrupt.
     #[error(transparent)]
     Cm(#[from] crate::cm::CmError),
+    /// A fault inside lza (a thread that stopped or panicked, a broken
+    /// invariant): the payload was not found corrupt.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl LmError {
+    /// Whether this is a fault inside lza rather than a property of the
+    /// payload or the model file.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, LmError::Internal(_) | LmError::ThreadPool { .. })
+    }
 }
 
 /// Memory the context-mixing chunks of one call may hold at a time: as
@@ -619,6 +633,7 @@ impl LmCodec {
                 preset,
                 usize::MAX,
                 pair::SOLO_RUN,
+                None,
             );
             (i, r)
         };

@@ -21,16 +21,18 @@
 //! columns add up exactly to the sums over all of them), so the frequencies,
 //! and the decoded bytes, are the same bits as a one-thread run.
 //!
-//! The threads wait for each other by spinning on atomics (a round trip
-//! costs about 130 ns on the development machine; a futex wake-up would
-//! cost microseconds, per byte). The scheme needs both threads on a
-//! processor at once: with one other busy process on two cores, book1 took
-//! 17.5 s instead of 5.7 (one thread alone: about 10 s). So a wait that
-//! lasts over 50 µs counts as a stall and yields; after 32 stalls within
-//! 4096 bytes the helper hands its state back and the coder goes on alone
-//! (the one-thread step, same bits) for 64 KiB before trying two threads
-//! again. Loaded that way, book1 took 10.5-11.4 s. Mailbox words are
-//! atomics, so the exchange needs no `unsafe`.
+//! The threads exchange values through `handoff`, whose module docs say
+//! why the protocol is correct. A waiter spins for at most 50 µs (a round
+//! trip costs about 130 ns on the development machine; a futex wake-up
+//! would cost microseconds, per byte) and then parks until the other side
+//! publishes. The scheme is fast only while both threads have a processor:
+//! with one other busy process on two cores, book1 took 17.5 s instead of
+//! 5.7 (one thread alone: about 10 s). So a wait that had to park counts as
+//! a stall; after 32 stalls within 4096 bytes the helper hands its state
+//! back and the coder goes on alone (the one-thread step, same bits) for
+//! 64 KiB before trying two threads again. Loaded that way, book1 took
+//! 10.5-11.4 s. Mailbox words are atomics, so the exchange needs no
+//! `unsafe`.
 //!
 //! A chunk of two streams (format-spec 8.4) has two independent chains: the
 //! helper then runs both, a step of one while the coder decodes the other's
@@ -46,9 +48,9 @@
 
 use super::LmError;
 use super::engine;
+use super::handoff::{ChaosSpec, Exchange, Next};
 use super::kernels::{self, KernelPath, PackedI8};
 use super::model::Model;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 /// The head's weights cut by columns, one block per layer, for the coder
 /// thread to take each layer's state as soon as it is ready.
@@ -74,97 +76,7 @@ impl PairWeights {
     }
 }
 
-/// One-writer, one-reader buffer of words, valid for the step in `seq`.
-struct Mail {
-    seq: AtomicU64,
-    words: Vec<AtomicU64>,
-}
-
-impl Mail {
-    fn new(words: usize) -> Mail {
-        Mail {
-            seq: AtomicU64::new(0),
-            words: (0..words).map(|_| AtomicU64::new(0)).collect(),
-        }
-    }
-
-    /// Stores `a` (two values a word) then `b` (eight a word), then `seq`.
-    fn put(&self, seq: u64, a: &[i32], b: &[i8]) {
-        let (wa, wb) = self.words.split_at(a.len().div_ceil(2));
-        for (w, c) in wa.iter().zip(a.chunks(2)) {
-            let hi = c.get(1).map_or(0, |&x| x as u32 as u64);
-            w.store(c[0] as u32 as u64 | hi << 32, Ordering::Relaxed);
-        }
-        for (w, c) in wb.iter().zip(b.chunks(8)) {
-            let mut v = [0u8; 8];
-            for (v, &x) in v.iter_mut().zip(c) {
-                *v = x as u8;
-            }
-            w.store(u64::from_le_bytes(v), Ordering::Relaxed);
-        }
-        self.seq.store(seq, Ordering::Release);
-    }
-
-    /// What [`Mail::put`] stored.
-    fn get(&self, a: &mut [i32], b: &mut [i8]) {
-        let (wa, wb) = self.words.split_at(a.len().div_ceil(2));
-        for (w, c) in wa.iter().zip(a.chunks_mut(2)) {
-            let x = w.load(Ordering::Relaxed);
-            c[0] = x as u32 as i32;
-            if let Some(h) = c.get_mut(1) {
-                *h = (x >> 32) as u32 as i32;
-            }
-        }
-        for (w, c) in wb.iter().zip(b.chunks_mut(8)) {
-            let v = w.load(Ordering::Relaxed).to_le_bytes();
-            for (x, &v) in c.iter_mut().zip(&v) {
-                *x = v as i8;
-            }
-        }
-    }
-}
-
-/// Sets `stop` when its thread leaves, normally or by a panic, so the other
-/// never waits for it in vain.
-struct Leave<'a>(&'a AtomicBool);
-
-impl Drop for Leave<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Release);
-    }
-}
-
-/// A wait longer than this means the other thread lost its processor (no
-/// step of the exchange takes more than a few microseconds).
-const STALL: std::time::Duration = std::time::Duration::from_micros(50);
-
-/// Spins until `ready()` or `stop`; `Some(stalled)` with whether it took
-/// longer than [`STALL`] (from then on it yields between looks), `None` if
-/// the other thread left first.
-fn wait(ready: &dyn Fn() -> bool, stop: &AtomicBool) -> Option<bool> {
-    let mut spins = 0u32;
-    let mut start = None;
-    let mut stalled = false;
-    loop {
-        if ready() {
-            return Some(stalled);
-        }
-        if stop.load(Ordering::Acquire) {
-            return ready().then_some(stalled);
-        }
-        spins += 1;
-        if stalled {
-            std::thread::yield_now();
-        } else if spins.is_multiple_of(64) {
-            let t = *start.get_or_insert_with(std::time::Instant::now);
-            stalled = t.elapsed() > STALL;
-        } else {
-            std::hint::spin_loop();
-        }
-    }
-}
-
-/// Stalled waits (see [`STALL`]) in one window of [`WINDOW`] bytes after
+/// Stalled waits (ones that had to park, see `sync::STALL`) in one window of [`WINDOW`] bytes after
 /// which the coder goes on alone for [`SOLO_RUN`] bytes: the two threads do
 /// not both have a processor (another busy process, or more threads than
 /// cores), and taking turns would be slower than one thread doing all.
@@ -178,6 +90,15 @@ const WINDOW: usize = 4096;
 const WARM_UP: usize = 1024;
 /// Bytes the coder decodes alone before it tries two threads again.
 pub(crate) const SOLO_RUN: usize = 64 << 10;
+
+/// A panic's message, as far as it is text.
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    match (p.downcast_ref::<&str>(), p.downcast_ref::<String>()) {
+        (Some(s), _) => s.to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "(no message)".into(),
+    }
+}
 
 /// The model's state between steps: `h` and `q` of every layer, for each
 /// chain (one, or two for a chunk of two streams, chain after chain).
@@ -217,7 +138,9 @@ fn start<'p>(
 /// Decodes a context-mixing `payload` (header byte included) of `raw_len`
 /// bytes with `preset` and the model, on two threads (this one and a
 /// helper), or on this one alone for `solo_run` bytes where the two keep
-/// stalling (and, for tests, from every byte `alone_from` on).
+/// stalling (and, for tests, from every byte `alone_from` on, with the
+/// exchange delayed at random points, and the helper failing, as `chaos`
+/// says).
 ///
 /// With two streams (format-spec 8.4) the model runs two chains, and byte
 /// `j` (in coding order) belongs to chain `j % 2`: the helper's step for
@@ -233,6 +156,7 @@ pub(crate) fn decode_cm(
     preset: crate::cm::Preset,
     alone_from: usize,
     solo_run: usize,
+    chaos: Option<ChaosSpec>,
 ) -> Result<Vec<u8>, LmError> {
     let (chains, mut dec, mut pred, mut state) = start(model, payload, raw_len, preset);
     let mut c = Coder {
@@ -242,6 +166,7 @@ pub(crate) fn decode_cm(
         pred: &mut pred,
         raw_len,
         chains,
+        chaos,
     };
     let mut last = [256u16; 2];
     let mut j = 0;
@@ -275,6 +200,7 @@ pub(crate) fn decode_cm_alone(
         pred: &mut pred,
         raw_len,
         chains,
+        chaos: None,
     };
     if chains == 1 {
         c.alone(0, raw_len, &mut [256; 2], &mut state, None)?;
@@ -322,6 +248,8 @@ struct Coder<'m, 'p, 'd> {
     raw_len: usize,
     /// Model chains: 1, or 2 for two streams.
     chains: usize,
+    /// Test delays and faults in the exchange.
+    chaos: Option<ChaosSpec>,
 }
 
 /// Model reset before byte `i` of a chain (format-spec 8.4).
@@ -391,104 +319,98 @@ impl Coder<'_, '_, '_> {
         let d = model.dim();
         let nl = model.layers();
         let ld = nl * d;
-        // helper -> coder: each chain's layers' new q; the step for byte j
-        // (its frequencies) is sequence j + 1
-        let m_q: Vec<Mail> = (0..chains * nl).map(|_| Mail::new(d.div_ceil(8))).collect();
-        // coder -> helper: each chain's last byte, j as (j + 1) << 8 | byte
-        let m_byte: [AtomicU64; 2] = Default::default();
-        // coder -> helper: stop, hand the state back
-        let solo = AtomicBool::new(false);
-        // helper -> coder: its state (h as f32 bits, q) and in `seq` one
-        // more than the last step it took
-        let m_state = Mail::new((chains * ld).div_ceil(2) + (chains * ld).div_ceil(8));
-        let stop = AtomicBool::new(false);
-        let mut h = st.h.clone();
-        let mut q = st.q.clone();
+        let x = Exchange::new(chains, nl, d, chains * ld, chains * ld, self.chaos);
+        let panicked = std::sync::Mutex::new(None::<String>);
         let first = *last;
-
-        std::thread::scope(|sc| {
-            sc.spawn(|| {
-                let _leave = Leave(&stop);
-                let layers = model.layer_weights();
-                // the recurrent products of each layer for the steps of two
-                // slots (step j in slot (j - start) % 2)
-                let mut acc_h = vec![0i32; nl * 2 * 3 * d];
-                let mut acc_i = vec![0i32; 3 * d];
-                for j in start..raw_len {
-                    let seq = j as u64 + 1;
-                    let (k, i) = (j % chains, j / chains);
-                    let slot = (j - start) % 2;
-                    // The products of the state before step j (a reset zeroes
-                    // it below, after a possible hand-back). With two chains,
-                    // those of steps j and j + 1 at once, one per chain (the
-                    // state of step j + 1's chain is known: step j - 1 was
-                    // its last): the weights are read once for both. Whole
-                    // steps in batches of 2 take 0.72 of the time of single
-                    // ones (`examples/lm_speed`); book1 decoded at 161-168
-                    // KB/s this way, 142-150 with single products.
-                    let both = chains == 2 && j + 1 < raw_len;
-                    if slot == 0 || !both {
-                        let nb = if both { 2 } else { 1 };
-                        for (l, layer) in layers.iter().enumerate() {
-                            let acc = &mut acc_h[l * 6 * d..][..nb * 3 * d];
-                            // both: chain 0 then chain 1, slots by chain
-                            let (x, nb) = match both {
-                                true => (&q[l * d..], 2),
-                                false => (&q[k * ld + l * d..], 1),
-                            };
-                            kernels::matmul_i8(path, &layer.w_hh.w, x, ld, nb, acc, 3 * d);
-                            if both && k == 1 {
-                                // step j is chain 1's: put it in slot 0
-                                let (a, b) = acc.split_at_mut(3 * d);
-                                a.swap_with_slice(b);
-                            }
-                        }
-                    }
-                    // (alone, the products were just computed into slot 0)
-                    let slot = if both { slot } else { 0 };
-                    for l in 0..nl {
-                        if reset(i) {
-                            acc_h[l * 6 * d + slot * 3 * d..][..3 * d].fill(0);
-                        }
-                    }
-                    let mut input = first[k];
-                    if j >= start + chains {
-                        // byte j - chains (awaited at a reset too: it says
-                        // the coder has read the mailboxes of that step)
-                        let want = (j - chains) as u64 + 1;
-                        let ready = || {
-                            m_byte[k].load(Ordering::Acquire) >> 8 == want
-                                || solo.load(Ordering::Acquire)
+        let (mut h, mut q) = (st.h.clone(), st.q.clone());
+        let mut helper = move |x: &Exchange| {
+            let layers = model.layer_weights();
+            // the recurrent products of each layer for the steps of two
+            // slots (step j in slot (j - start) % 2)
+            let mut acc_h = vec![0i32; nl * 2 * 3 * d];
+            let mut acc_i = vec![0i32; 3 * d];
+            for j in start..raw_len {
+                let (k, i) = (j % chains, j / chains);
+                let slot = (j - start) % 2;
+                // The products of the state before step j (a reset zeroes
+                // it below, after a possible hand-back). With two chains,
+                // those of steps j and j + 1 at once, one per chain (the
+                // state of step j + 1's chain is known: step j - 1 was its
+                // last): the weights are read once for both. Whole steps in
+                // batches of 2 take 0.72 of the time of single ones
+                // (`examples/lm_speed`); book1 decoded at 161-168 KB/s this
+                // way, 142-150 with single products.
+                let both = chains == 2 && j + 1 < raw_len;
+                if slot == 0 || !both {
+                    let nb = if both { 2 } else { 1 };
+                    for (l, layer) in layers.iter().enumerate() {
+                        let acc = &mut acc_h[l * 6 * d..][..nb * 3 * d];
+                        // both: chain 0 then chain 1, slots by chain
+                        let (xq, nb) = match both {
+                            true => (&q[l * d..], 2),
+                            false => (&q[k * ld + l * d..], 1),
                         };
-                        if wait(&ready, &stop).is_none() {
-                            return;
+                        kernels::matmul_i8(path, &layer.w_hh.w, xq, ld, nb, acc, 3 * d);
+                        if both && k == 1 {
+                            // step j is chain 1's: put it in slot 0
+                            let (a, b) = acc.split_at_mut(3 * d);
+                            a.swap_with_slice(b);
                         }
-                        if solo.load(Ordering::Acquire) {
+                    }
+                }
+                // (alone, the products were just computed into slot 0)
+                let slot = if both { slot } else { 0 };
+                for l in 0..nl {
+                    if reset(i) {
+                        acc_h[l * 6 * d + slot * 3 * d..][..3 * d].fill(0);
+                    }
+                }
+                let mut input = first[k];
+                if j >= start + chains {
+                    // byte j - chains (awaited at a reset too: it says the
+                    // coder has read the mailboxes of that step)
+                    match x.await_byte(j) {
+                        None => return,
+                        Some(Next::Byte(b)) => input = b as u16,
+                        Some(Next::HandBack) => {
                             // every chain's state after its last step (those
                             // before j)
                             let bits: Vec<i32> = h.iter().map(|v| v.to_bits() as i32).collect();
-                            m_state.put(seq, &bits, &q);
+                            x.hand_back(j, &bits, &q);
                             return;
                         }
-                        input = (m_byte[k].load(Ordering::Acquire) & 0xFF) as u16;
-                    }
-                    let (hk, qk) = (&mut h[k * ld..(k + 1) * ld], &mut q[k * ld..(k + 1) * ld]);
-                    if reset(i) {
-                        hk.fill(0.0);
-                        qk.fill(0);
-                        input = 256;
-                    }
-                    for l in 0..nl {
-                        let acc = &acc_h[l * 6 * d + slot * 3 * d..][..3 * d];
-                        let x = &[input];
-                        engine::layer_cells(model, path, l, x, acc, &mut acc_i, hk, qk, ld);
-                        m_q[k * nl + l].put(seq, &[], &qk[l * d..(l + 1) * d]);
                     }
                 }
-            });
+                let (hk, qk) = (&mut h[k * ld..(k + 1) * ld], &mut q[k * ld..(k + 1) * ld]);
+                if reset(i) {
+                    hk.fill(0.0);
+                    qk.fill(0);
+                    input = 256;
+                }
+                for l in 0..nl {
+                    let acc = &acc_h[l * 6 * d + slot * 3 * d..][..3 * d];
+                    engine::layer_cells(model, path, l, &[input], acc, &mut acc_i, hk, qk, ld);
+                    x.put_q(j, l, &qk[l * d..(l + 1) * d]);
+                }
+            }
+        };
 
-            let _leave = Leave(&stop);
-            let gone = || -> LmError { LmError::Model("the model's helper thread stopped".into()) };
+        let r = std::thread::scope(|sc| {
+            sc.spawn(|| {
+                // A panic here is caught so that the scope does not re-raise
+                // it; the coder then finds `stop` and reports the message.
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _leave = x.leave_guard(false);
+                    helper(&x);
+                }));
+                if let Err(p) = r {
+                    *panicked.lock().unwrap_or_else(|e| e.into_inner()) = Some(panic_text(&*p));
+                }
+            });
+            let _leave = x.leave_guard(true);
+            // (the panic's message, if any, is added once the scope has
+            // joined the helper)
+            let gone = || LmError::Internal("the model's helper thread stopped".into());
             let head = model.head();
             let mut qv = vec![0i8; d];
             let mut acc_o = [0i32; 256];
@@ -499,17 +421,14 @@ impl Coder<'_, '_, '_> {
                 if (j - start).is_multiple_of(WINDOW) {
                     stalls = 0;
                 }
-                let seq = j as u64 + 1;
                 let k = j % chains;
                 // the head's sums, layer by layer as the helper finishes
                 // each (exact integer sums: the same as one product over
                 // all columns)
                 for (l, w) in pw.head.iter().enumerate() {
-                    let mail = &m_q[k * nl + l];
-                    let ready = || mail.seq.load(Ordering::Acquire) == seq;
-                    let stalled = wait(&ready, &stop).ok_or_else(gone)?;
+                    // `gone` is called at most once: it returns
+                    let stalled = x.await_q(j, l, &mut qv).ok_or_else(gone)?;
                     stalls += (stalled && j - start >= WARM_UP) as u32;
-                    mail.get(&mut [], &mut qv);
                     let out = if l == 0 { &mut acc_o } else { &mut part };
                     kernels::matmul_i8(path, w, &qv, d, 1, out, 256);
                     if l > 0 {
@@ -523,22 +442,18 @@ impl Coder<'_, '_, '_> {
                 // going alone needs the helper to be waiting for this byte,
                 // so a step for it must remain
                 let alone = (stalls >= STALLS || j + 1 >= alone_from) && j + chains < raw_len;
-                let x = self.pred.decode_byte_early(self.dec, |x| {
+                let b = self.pred.decode_byte_early(self.dec, |b| {
                     if !alone {
-                        m_byte[k].store(seq << 8 | x as u64, Ordering::Release)
+                        x.put_byte(j, b)
                     }
-                }) as u16;
-                last[k] = x;
+                });
+                last[k] = b as u16;
                 if self.dec.overrun() {
                     return Err(crate::cm::CmError::Truncated.into());
                 }
                 if alone {
-                    solo.store(true, Ordering::Release);
-                    // the helper stops before step j + chains
-                    let ready = || m_state.seq.load(Ordering::Acquire) == seq + chains as u64;
-                    wait(&ready, &stop).ok_or_else(gone)?;
                     let mut bits = vec![0i32; chains * ld];
-                    m_state.get(&mut bits, &mut st.q);
+                    x.take_back(j, &mut bits, &mut st.q).ok_or_else(gone)?;
                     for (h, b) in st.h.iter_mut().zip(&bits) {
                         *h = f32::from_bits(*b as u32);
                     }
@@ -547,6 +462,12 @@ impl Coder<'_, '_, '_> {
                 }
             }
             Ok((raw_len, None))
-        })
+        });
+        match (r, panicked.into_inner().unwrap_or_else(|e| e.into_inner())) {
+            (Err(LmError::Internal(_)), Some(p)) => Err(LmError::Internal(format!(
+                "the model's helper thread panicked: {p}"
+            ))),
+            (r, _) => r,
+        }
     }
 }

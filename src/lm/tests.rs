@@ -421,7 +421,8 @@ fn lone_cm_chunk_on_two_threads() {
                 .collect();
             for (&(p, n), c) in inputs.iter().zip(&chunks) {
                 let direct =
-                    pair::decode_cm(&model, &pw, path, p, n, preset, usize::MAX, 1 << 16).unwrap();
+                    pair::decode_cm(&model, &pw, path, p, n, preset, usize::MAX, 1 << 16, None)
+                        .unwrap();
                 assert_eq!(direct.as_slice(), *c, "layers {}", model.layers());
                 let alone = pair::decode_cm_alone(&model, path, p, n, preset).unwrap();
                 assert_eq!(alone.as_slice(), *c, "layers {}", model.layers());
@@ -433,7 +434,7 @@ fn lone_cm_chunk_on_two_threads() {
                 for from in [1, 2, r - 1, r, 2 * r - 1, 2 * r, 2 * r + 1] {
                     // and pairing again after `run` bytes
                     for run in [3, 1000, usize::MAX] {
-                        let r = pair::decode_cm(&model, &pw, path, p, n, preset, from, run);
+                        let r = pair::decode_cm(&model, &pw, path, p, n, preset, from, run, None);
                         assert_eq!(r.unwrap().as_slice(), *c, "alone from {from} for {run}");
                     }
                 }
@@ -443,7 +444,8 @@ fn lone_cm_chunk_on_two_threads() {
             // (payloads of the detected path; 4 KB, for the portable one)
             for other in KernelPath::available() {
                 let (p, n) = inputs[3];
-                let r = pair::decode_cm(&model, &pw, other, p, n, preset, usize::MAX, 1 << 16);
+                let r =
+                    pair::decode_cm(&model, &pw, other, p, n, preset, usize::MAX, 1 << 16, None);
                 assert_eq!(r.unwrap().as_slice(), chunks[3], "path {other}");
             }
             // odd counts: shared chunks first, the last one alone
@@ -464,7 +466,7 @@ fn lone_cm_chunk_on_two_threads() {
             for cut in [1, 2, good.len() / 2] {
                 let bad = &good[..good.len() - cut];
                 for from in [usize::MAX, 100] {
-                    let r = pair::decode_cm(&model, &pw, path, bad, 5000, preset, from, 7);
+                    let r = pair::decode_cm(&model, &pw, path, bad, 5000, preset, from, 7, None);
                     assert!(r.is_err(), "cut {cut}");
                 }
                 assert!(pair::decode_cm_alone(&model, path, bad, 5000, preset).is_err());
@@ -473,11 +475,82 @@ fn lone_cm_chunk_on_two_threads() {
                 let mut junk = lcg_bytes(300, seed);
                 junk[0] = preset.id | crate::cm::FLAG_LM;
                 for from in [usize::MAX, 10] {
-                    let r = pair::decode_cm(&model, &pw, path, &junk, 2000, preset, from, 7);
+                    let r = pair::decode_cm(&model, &pw, path, &junk, 2000, preset, from, 7, None);
                     if let Ok(v) = r {
                         assert_eq!(v.len(), 2000);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The two-thread decoding of a lone chunk with either thread late at
+/// random points of the exchange (as on a loaded machine, or with both
+/// threads on one core): the same bytes every time, for one and two
+/// chains, whether the coder goes on alone when it stalls, from a given
+/// byte, or never. With the helper handing back when asked for, not at its
+/// own step (the defect this guards), two chains failed here within a few
+/// seeds.
+#[test]
+fn paired_decoding_under_random_delays() {
+    use super::handoff::ChaosSpec;
+    let path = KernelPath::detect().unwrap();
+    let text = b"It was the best of times, it was the worst of times; <i>the age</i> of 1859.\n"
+        .repeat(80);
+    let model = Arc::new(Model::from_bytes(&model::synthetic_model_bytes(32, 2, 9)).unwrap());
+    let one = LmCodec::new(model.clone(), path, 1, 4).unwrap();
+    let pw = pair::PairWeights::new(&model);
+    for preset in [crate::cm::WITH_LM3, crate::cm::WITH_LM3_2] {
+        let p = one.encode_cm_chunks(&[&text], preset).remove(0);
+        for seed in 0..24u64 {
+            let chaos = Some(ChaosSpec {
+                seed,
+                helper_panics_at: None,
+            });
+            let from = [usize::MAX, 1 + seed as usize * 97 % text.len()][seed as usize % 2];
+            let run = [3, 700, 1 << 16][seed as usize % 3];
+            let r = pair::decode_cm(&model, &pw, path, &p, text.len(), preset, from, run, chaos);
+            assert_eq!(r.unwrap(), text, "preset {} seed {seed}", preset.id);
+        }
+    }
+}
+
+/// A helper thread that panics anywhere in the exchange gives an internal
+/// error naming the panic (never a corrupt payload, never a hang), and the
+/// panic does not escape the call.
+#[test]
+fn helper_panic_is_an_internal_error() {
+    use super::handoff::ChaosSpec;
+    let path = KernelPath::detect().unwrap();
+    let text = b"Call me Ishmael. Some years ago, never mind how long precisely.\n".repeat(40);
+    let model = Arc::new(Model::from_bytes(&model::synthetic_model_bytes(32, 2, 4)).unwrap());
+    let one = LmCodec::new(model.clone(), path, 1, 4).unwrap();
+    let pw = pair::PairWeights::new(&model);
+    for preset in [crate::cm::WITH_LM3, crate::cm::WITH_LM3_2] {
+        let p = one.encode_cm_chunks(&[&text], preset).remove(0);
+        for at in [1u64, 2, 3, 50, 1001, 2500] {
+            let chaos = Some(ChaosSpec {
+                seed: at,
+                helper_panics_at: Some(at),
+            });
+            let r = pair::decode_cm(
+                &model,
+                &pw,
+                path,
+                &p,
+                text.len(),
+                preset,
+                usize::MAX,
+                1 << 16,
+                chaos,
+            );
+            match r {
+                Err(e @ LmError::Internal(_)) => {
+                    assert!(e.is_internal());
+                    assert!(e.to_string().contains("injected fault"), "{e}");
+                }
+                other => panic!("panic at {at}: {other:?}"),
             }
         }
     }
