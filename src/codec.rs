@@ -15,12 +15,22 @@ pub trait TextCoder: Send + Sync {
     /// Code each chunk; one payload per chunk, in order.
     fn encode_chunks(&self, chunks: &[&[u8]]) -> Vec<Vec<u8>>;
     /// Decode `(payload, raw_len)` pairs; a bad payload fails only itself.
-    fn decode_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, String>>;
+    fn decode_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, DecodeError>>;
     /// Code each chunk (at most [`crate::cm::MAX_CM_LM_CHUNK`] bytes) by
     /// context mixing with `preset` and this model; one payload per chunk.
     fn encode_cm_chunks(&self, chunks: &[&[u8]], preset: crate::cm::Preset) -> Vec<Vec<u8>>;
     /// Decode context-mixing `(payload, raw_len)` pairs that use the model.
-    fn decode_cm_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, String>>;
+    fn decode_cm_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, DecodeError>>;
+}
+
+/// Why a chunk did not decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// The payload is wrong (the archive is corrupt).
+    Corrupt(String),
+    /// A fault inside lza while decoding it (the payload was not found
+    /// corrupt).
+    Internal(String),
 }
 
 /// Whether a context-mixing payload uses the language model (its first

@@ -789,7 +789,10 @@ fn write_archive_counted<W: Write>(
                  all: bool|
      -> Result<()> {
         while all && !pipe.is_empty() || pipe.is_full() {
-            let e = pipe.pop().expect("not empty");
+            let e = pipe
+                .pop()
+                .expect("not empty")
+                .map_err(|p| Error::internal(p.0))?;
             w.emit(&e)?;
             if e.raw > 0 {
                 progress(e.raw);

@@ -87,6 +87,21 @@ pub enum Error {
     /// A limit set by the user or the format was exceeded.
     #[error("limit exceeded: {0}")]
     Limit(String),
+    /// A fault inside lza (a worker thread that stopped or panicked, a
+    /// broken invariant): not a property of the archive or the input, which
+    /// were not found corrupt. The CLI exits with its own code for it.
+    #[error(
+        "internal error{}: {msg}; this is a fault in lza, the archive was not found corrupt",
+        Location(entry, chunk)
+    )]
+    Internal {
+        /// The entry being coded, if known.
+        entry: Option<String>,
+        /// The chunk index within that entry, if known.
+        chunk: Option<u64>,
+        /// What failed.
+        msg: String,
+    },
 }
 
 struct Location<'a>(&'a Option<String>, &'a Option<u64>);
@@ -214,6 +229,20 @@ pub enum CorruptKind {
 }
 
 impl Error {
+    /// An internal error with no location.
+    pub fn internal(msg: impl Into<String>) -> Error {
+        Error::Internal {
+            entry: None,
+            chunk: None,
+            msg: msg.into(),
+        }
+    }
+
+    /// True for a fault inside lza ([`Error::Internal`]).
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Error::Internal { .. })
+    }
+
     /// A disk I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: io::Error) -> Error {
         Error::Io {

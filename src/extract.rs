@@ -40,7 +40,7 @@ use std::sync::Arc;
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, RenameFlags, Timestamps};
 use rustix::io::Errno;
 
-use crate::codec::{self, TextCoder};
+use crate::codec::{self, DecodeError, TextCoder};
 use crate::error::{Error, Result};
 use crate::format::{CodecId, Entry, EntryKind};
 use crate::pipeline::{self, Job, Pipeline};
@@ -125,7 +125,7 @@ fn decode_chunks(chunks: Vec<ChunkEvent>, lm: Option<&dyn TextCoder>) -> Vec<Out
         Some(lm) if !cm_inputs.is_empty() => lm.decode_cm_chunks(&cm_inputs).into_iter(),
         _ => Vec::new().into_iter(),
     };
-    let model_results: Vec<Option<std::result::Result<Vec<u8>, String>>> = chunks
+    let model_results: Vec<Option<std::result::Result<Vec<u8>, DecodeError>>> = chunks
         .iter()
         .map(|c| {
             if is_lm(c) {
@@ -144,7 +144,12 @@ fn decode_chunks(chunks: Vec<ChunkEvent>, lm: Option<&dyn TextCoder>) -> Vec<Out
             let decoded = if is_lm(c) || is_cm_lm(c) {
                 match model {
                     Some(Ok(data)) => codec::check_decoded(&c.header, data),
-                    Some(Err(msg)) => Err(crate::error::CorruptKind::Decode(msg)),
+                    Some(Err(DecodeError::Corrupt(msg))) => {
+                        Err(crate::error::CorruptKind::Decode(msg))
+                    }
+                    Some(Err(DecodeError::Internal(msg))) => {
+                        return Out::Data(Err(c.internal(msg)));
+                    }
                     None => Err(crate::error::CorruptKind::NoModel),
                 }
             } else {
@@ -191,7 +196,11 @@ pub fn read_archive<R: Read>(
     let drain =
         |pipe: &mut Pipeline<ChunkEvent, Out>, sink: &mut dyn Sink, all: bool| -> Result<()> {
             while all && !pipe.is_empty() || pipe.is_full() {
-                match pipe.pop().expect("not empty") {
+                match pipe
+                    .pop()
+                    .expect("not empty")
+                    .map_err(|p| Error::internal(p.0))?
+                {
                     Out::Entry(e) => sink.entry(&e)?,
                     Out::Data(d) => sink.data(&d?)?,
                 }

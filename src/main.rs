@@ -226,9 +226,23 @@ fn main() -> ExitCode {
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lza: {e:#}");
-            ExitCode::FAILURE
+            match is_internal(&e) {
+                true => ExitCode::from(EXIT_INTERNAL),
+                false => ExitCode::FAILURE,
+            }
         }
     }
+}
+
+/// Exit code for a fault inside lza (README, "Exit codes"): a script can
+/// tell it from a corrupt archive (1) and retry or report it.
+const EXIT_INTERNAL: u8 = 3;
+
+fn is_internal(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<lza::Error>()
+            .is_some_and(lza::Error::is_internal)
+    })
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::codec::TextCoder;
+use crate::codec::{DecodeError, TextCoder};
 use crate::lm::{KernelPath, LmCodec, Model};
 
 use crate::error::{Error, Result};
@@ -123,10 +123,10 @@ impl TextCoder for LmCodec {
         LmCodec::encode_chunks(self, chunks)
     }
 
-    fn decode_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, String>> {
+    fn decode_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, DecodeError>> {
         LmCodec::decode_chunks(self, chunks)
             .into_iter()
-            .map(|r| r.map_err(|e| e.to_string()))
+            .map(|r| r.map_err(decode_error))
             .collect()
     }
 
@@ -134,11 +134,18 @@ impl TextCoder for LmCodec {
         LmCodec::encode_cm_chunks(self, chunks, preset)
     }
 
-    fn decode_cm_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, String>> {
+    fn decode_cm_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, DecodeError>> {
         LmCodec::decode_cm_chunks(self, chunks)
             .into_iter()
-            .map(|r| r.map_err(|e| e.to_string()))
+            .map(|r| r.map_err(decode_error))
             .collect()
+    }
+}
+
+fn decode_error(e: crate::lm::LmError) -> DecodeError {
+    match e.is_internal() {
+        true => DecodeError::Internal(e.to_string()),
+        false => DecodeError::Corrupt(e.to_string()),
     }
 }
 

@@ -5,6 +5,10 @@
 //! can be grouped into one job, which is how the batched language-model codec
 //! sees many chunks at once. Memory is bounded by the caller, who drains
 //! results whenever [`Pipeline::is_full`] says so.
+//!
+//! A job that panics does not take the process down (rayon's default for a
+//! panic in `spawn` is to abort): the panic is caught on the worker and each
+//! of the job's results is returned as a [`WorkerPanic`].
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -15,22 +19,42 @@ use std::sync::mpsc;
 /// The work done for one job: inputs in, one output per input, in order.
 pub type Job<I, T> = dyn Fn(Vec<I>) -> Vec<T> + Send + Sync;
 
+/// A job panicked (or gave fewer results than inputs): the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerPanic(pub String);
+
 struct Group<T> {
-    rx: mpsc::Receiver<Vec<T>>,
-    results: RefCell<Option<Vec<Option<T>>>>,
+    rx: mpsc::Receiver<Result<Vec<T>, WorkerPanic>>,
+    results: RefCell<Option<Result<Vec<Option<T>>, WorkerPanic>>>,
 }
 
 impl<T> Group<T> {
-    fn take(&self, index: usize) -> T {
+    fn take(&self, index: usize) -> Result<T, WorkerPanic> {
         let mut results = self.results.borrow_mut();
         if results.is_none() {
-            // The worker always sends, or panics; a panic is propagated here.
-            let v = self.rx.recv().expect("pipeline worker panicked");
-            *results = Some(v.into_iter().map(Some).collect());
+            // The worker always sends: the job's panics are caught there.
+            let v = self
+                .rx
+                .recv()
+                .unwrap_or_else(|_| Err(WorkerPanic("a worker thread stopped".into())));
+            *results = Some(v.map(|v| v.into_iter().map(Some).collect()));
         }
-        results.as_mut().expect("results")[index]
-            .take()
-            .expect("each result is taken once")
+        match results.as_mut().expect("results") {
+            Ok(v) => v
+                .get_mut(index)
+                .and_then(Option::take)
+                .ok_or_else(|| WorkerPanic("a job gave fewer results than inputs".into())),
+            Err(p) => Err(p.clone()),
+        }
+    }
+}
+
+/// A panic's message, as far as it is text.
+pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    match (p.downcast_ref::<&str>(), p.downcast_ref::<String>()) {
+        (Some(s), _) => s.to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "(no message)".into(),
     }
 }
 
@@ -135,8 +159,10 @@ impl<I: Send + 'static, T: Send + 'static> Pipeline<I, T> {
         let (tx, rx) = mpsc::sync_channel(1);
         let job = self.job.clone();
         self.pool.spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(inputs)))
+                .map_err(|p| WorkerPanic(format!("a worker thread panicked: {}", panic_text(&*p))));
             // If the receiver is gone the caller has given up; nothing to do.
-            let _ = tx.send(job(inputs));
+            let _ = tx.send(r);
         });
         Rc::new(Group {
             rx,
@@ -154,15 +180,16 @@ impl<I: Send + 'static, T: Send + 'static> Pipeline<I, T> {
         self.queue.is_empty()
     }
 
-    /// The oldest result, waiting for it if needed; `None` when empty.
-    pub fn pop(&mut self) -> Option<T> {
+    /// The oldest result, waiting for it if needed; `None` when empty, and
+    /// `Some(Err)` if the job that made it panicked.
+    pub fn pop(&mut self) -> Option<Result<T, WorkerPanic>> {
         if matches!(self.queue.front(), Some((_, Slot::Open(_), _))) {
             self.flush();
         }
         let (_, slot, weight) = self.queue.pop_front()?;
         self.weight_in_flight -= weight;
         Some(match slot {
-            Slot::Ready(t) => t,
+            Slot::Ready(t) => Ok(t),
             Slot::Part(group, i) => group.take(i),
             Slot::Open(_) => unreachable!("flushed above"),
         })
@@ -202,12 +229,41 @@ mod tests {
             }
             expect.push(if i % 5 == 0 { 1_000_000 + i } else { i * 2 });
             while p.is_full() {
-                out.push(p.pop().unwrap());
+                out.push(p.pop().unwrap().unwrap());
             }
         }
         while let Some(x) = p.pop() {
-            out.push(x);
+            out.push(x.unwrap());
         }
         assert_eq!(out, expect);
+    }
+
+    /// A job that panics gives an error for each of its results; the other
+    /// jobs' results and their order are untouched, and the process lives.
+    #[test]
+    fn a_panicking_job_is_an_error_not_an_abort() {
+        let job: Arc<Job<u32, u32>> = Arc::new(|v: Vec<u32>| {
+            if v.contains(&13) {
+                panic!("unlucky {}", v[0]);
+            }
+            v.into_iter().map(|x| x + 1).collect()
+        });
+        let mut p = Pipeline::new(thread_pool(2), job, 1000, 1000);
+        for i in 0..20u32 {
+            match i {
+                12..=14 => p.push_grouped(i, 1, 3),
+                _ => p.push_single(i, 1),
+            }
+        }
+        let out: Vec<_> = std::iter::from_fn(|| p.pop()).collect();
+        for (i, r) in out.iter().enumerate() {
+            match i {
+                12..=14 => assert_eq!(
+                    r.as_ref().unwrap_err().0,
+                    "a worker thread panicked: unlucky 12"
+                ),
+                _ => assert_eq!(r.as_ref().unwrap(), &(i as u32 + 1)),
+            }
+        }
     }
 }

@@ -82,6 +82,15 @@ impl ChunkEvent {
             kind,
         }
     }
+
+    /// An internal error while decoding this chunk.
+    pub fn internal(&self, msg: String) -> Error {
+        Error::Internal {
+            entry: Some(self.entry.clone()),
+            chunk: Some(self.index),
+            msg,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -156,6 +156,31 @@ pub struct LmCodec {
     /// The head's weights split for two-thread decoding of one chunk, made
     /// when first needed.
     pair: std::sync::OnceLock<pair::PairWeights>,
+    /// Test delays and faults in two-thread decoding, from
+    /// [`TEST_CHAOS_VAR`].
+    chaos: Option<handoff::ChaosSpec>,
+}
+
+/// Environment variable for tests and stress runs only: `SEED` delays the
+/// two threads that decode a lone chunk at pseudo-random points of their
+/// exchange (as a loaded machine does; the bytes must not change), and
+/// `SEED:N` also makes the model's helper thread panic at its N-th point
+/// (the run must end with an internal error). Unset in normal use.
+pub const TEST_CHAOS_VAR: &str = "LZA_TEST_CHAOS";
+
+fn chaos_from_env() -> Result<Option<handoff::ChaosSpec>, LmError> {
+    let Ok(v) = std::env::var(TEST_CHAOS_VAR) else {
+        return Ok(None);
+    };
+    let bad = || LmError::Settings(format!("{TEST_CHAOS_VAR}={v:?}: expected SEED or SEED:N"));
+    let (seed, at) = match v.split_once(':') {
+        Some((s, n)) => (s, Some(n.parse().map_err(|_| bad())?)),
+        None => (v.as_str(), None),
+    };
+    Ok(Some(handoff::ChaosSpec {
+        seed: seed.parse().map_err(|_| bad())?,
+        helper_panics_at: at,
+    }))
 }
 
 impl std::fmt::Debug for LmCodec {
@@ -405,6 +430,7 @@ impl LmCodec {
             batch,
             pool,
             pair: std::sync::OnceLock::new(),
+            chaos: chaos_from_env()?,
         })
     }
 
@@ -633,7 +659,7 @@ impl LmCodec {
                 preset,
                 usize::MAX,
                 pair::SOLO_RUN,
-                None,
+                self.chaos,
             );
             (i, r)
         };
