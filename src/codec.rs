@@ -19,6 +19,10 @@ pub trait TextCoder: Send + Sync {
     /// Code each chunk (at most [`crate::cm::MAX_CM_LM_CHUNK`] bytes) by
     /// context mixing with `preset` and this model; one payload per chunk.
     fn encode_cm_chunks(&self, chunks: &[&[u8]], preset: crate::cm::Preset) -> Vec<Vec<u8>>;
+    /// The thread pool it runs on (`None` when it runs on the calling
+    /// thread): the archive layer runs its other jobs on it too, so that
+    /// `-T N` means N threads in all.
+    fn pool(&self) -> Option<std::sync::Arc<rayon::ThreadPool>>;
     /// Decode context-mixing `(payload, raw_len)` pairs that use the model.
     fn decode_cm_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, DecodeError>>;
 }

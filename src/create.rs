@@ -775,7 +775,12 @@ fn write_archive_counted<W: Write>(
     let max_bytes = ((2 * threads + 2) * chunk)
         .min(MAX_IN_FLIGHT)
         .max(2 * chunk);
-    let mut pipe = Pipeline::new(pipeline::thread_pool(threads), job, max_bytes, 4096);
+    // one pool for all: the model's, if it has one (`-T N` means N threads)
+    let pool = match lm.as_ref().and_then(|lm| lm.pool()) {
+        Some(pool) => pool,
+        None => pipeline::thread_pool(threads),
+    };
+    let mut pipe = Pipeline::new(pool, job, max_bytes, 4096);
     // With a model, segments are grouped so that one job gives it about
     // as many chunks as it codes side by side.
     let group_limit = lm.as_ref().map(|lm| match opts.method {

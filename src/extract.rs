@@ -180,8 +180,13 @@ pub fn read_archive<R: Read>(
     let lm = opts.lm.clone();
     let job: Arc<Job<ChunkEvent, Out>> = Arc::new(move |c| decode_chunks(c, lm.as_deref()));
     let max_chunk = reader.header().max_chunk as usize;
+    // one pool for all: the model's, if it has one (`-T N` means N threads)
+    let pool = match opts.lm.as_ref().and_then(|lm| lm.pool()) {
+        Some(pool) => pool,
+        None => pipeline::thread_pool(threads),
+    };
     let mut pipe = Pipeline::new(
-        pipeline::thread_pool(threads),
+        pool,
         job,
         ((2 * threads + 2) * max_chunk)
             .min(crate::create::MAX_IN_FLIGHT)

@@ -134,6 +134,10 @@ impl TextCoder for LmCodec {
         LmCodec::encode_cm_chunks(self, chunks, preset)
     }
 
+    fn pool(&self) -> Option<Arc<rayon::ThreadPool>> {
+        LmCodec::pool(self)
+    }
+
     fn decode_cm_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, DecodeError>> {
         LmCodec::decode_cm_chunks(self, chunks)
             .into_iter()

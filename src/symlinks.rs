@@ -73,6 +73,9 @@ pub struct SymlinkChecker<'a> {
     /// `NO_LINK`.
     link_at: Vec<u32>,
     links: Vec<Link<'a>>,
+    /// Components visited by all checks so far: the checker's cost, which
+    /// stays linear in the links' size (tests bound it).
+    steps: u64,
 }
 
 const NO_LINK: u32 = u32::MAX;
@@ -90,6 +93,7 @@ impl<'a> SymlinkChecker<'a> {
             trie: PathTrie::new(),
             link_at: vec![NO_LINK],
             links: Vec::new(),
+            steps: 0,
         };
         let full = || Error::Limit("too many distinct symbolic link path components".into());
         for (path, target) in links {
@@ -137,6 +141,11 @@ impl<'a> SymlinkChecker<'a> {
         self.resolve(link as usize, 0).map(|_| ())
     }
 
+    /// Components visited by all checks so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
     /// Link `i`'s own resolution, remembered.
     fn resolve(&mut self, i: usize, nesting: u32) -> std::result::Result<Outcome, String> {
         match &self.links[i].memo {
@@ -178,6 +187,7 @@ impl<'a> SymlinkChecker<'a> {
                 continue;
             };
             visited += 1;
+            self.steps += 1;
             if visited > MAX_COMPONENTS {
                 return Err(format!(
                     "symlink target {target:?}: symlink resolution too long \

@@ -9,7 +9,6 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use lza::extract::{self, DestWriter, ReadOptions};
 use lza::reader::Limits;
@@ -135,12 +134,35 @@ fn deep_paths_use_memory_linear_in_the_archive() {
 /// scratch, through up to 40 hops, rebuilding `stack.join("/")` at every
 /// component; 100 tiny links into a chain of deep links took seconds (a
 /// 1 MB archive of them, about half an hour). Fixed: `symlinks::SymlinkChecker`
-/// walks a trie of the links' paths and resolves each link once.
+/// walks a trie of the links' paths and resolves each link once. The cost
+/// is counted in components visited (not timed): at most a few per
+/// component of the links' targets, where re-resolving every link visited
+/// thousands.
 #[test]
 fn symlink_check_cost_is_bounded() {
     let (_, data) = inputs("extract-symlink-chain-cpu").pop().expect("input");
+    let mut links = Vec::new();
+    extract::list_archive(&data[..], Limits::default(), &mut |e| {
+        if e.kind == lza::format::EntryKind::Symlink {
+            links.push((e.path.clone(), e.link.clone()));
+        }
+    })
+    .expect("a valid archive");
+    let mut checker =
+        lza::symlinks::SymlinkChecker::new(links.iter().map(|(p, t)| (p.as_str(), t.as_str())))
+            .unwrap();
+    for (p, _) in &links {
+        checker.check(p).expect("every link stays inside");
+    }
+    let components: u64 = links.iter().map(|(_, t)| t.split('/').count() as u64).sum();
+    assert!(
+        checker.steps() <= 4 * components,
+        "{} links of {components} target components: {} components visited",
+        links.len(),
+        checker.steps()
+    );
+    // and extraction, which runs the same checks, succeeds
     let dest = tempfile::tempdir().unwrap();
-    let start = Instant::now();
     let mut w = DestWriter::new(dest.path(), false);
     extract::read_archive(
         &data[..],
@@ -150,11 +172,6 @@ fn symlink_check_cost_is_bounded() {
         &mut |_| {},
     )
     .expect("a valid archive whose links stay inside");
-    let took = start.elapsed();
-    assert!(
-        took < Duration::from_millis(500),
-        "extraction took {took:?}"
-    );
 }
 
 /// Not a bug in lza (format-spec section 10: decoding work follows the
@@ -169,11 +186,9 @@ fn symlink_check_cost_is_bounded() {
 fn context_mixing_work_is_bounded_in_the_harness() {
     let (_, data) = inputs("decode-cm-long-chunk-cpu").pop().expect("input");
     assert_eq!(harness::limits_for(&data).max_size, harness::CM_FUZZ_BUDGET);
-    let start = Instant::now();
+    // (what the budget bounds is the work: the limit above, not a timing)
     harness::decode_checked(&data);
     harness::extract_checked(&data);
-    let took = start.elapsed();
-    assert!(took < Duration::from_secs(2), "took {took:?}");
     // Within the budget, the limits are the usual ones.
     assert_eq!(
         harness::limits_for(include_bytes!("../testdata/golden/basic.lza")).max_size,

@@ -146,13 +146,34 @@ fn streams(c: &[u8], two: bool) -> [&[u8]; 2] {
     }
 }
 
+/// A coding call in progress ([`LmCodec::enter`]); `alone` if no other was.
+struct Active<'a> {
+    count: &'a std::sync::atomic::AtomicUsize,
+    alone: bool,
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.count
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Encoder and decoder of language-model chunks for one model.
 pub struct LmCodec {
     model: Arc<Model>,
     path: KernelPath,
     threads: usize,
     batch: usize,
-    pool: Option<rayon::ThreadPool>,
+    /// The threads of `-T` (none for one thread): the archive layer runs its
+    /// own jobs on the same pool ([`LmCodec::pool`]), so that `-T N` means N
+    /// threads in all.
+    pool: Option<Arc<rayon::ThreadPool>>,
+    /// Context-mixing calls in progress: a lone chunk is split over two
+    /// threads (decoding: `pair`; encoding: the coder on a thread of its
+    /// own) only when its call is the only one: other calls keep the pool
+    /// busy, and the second thread would be one beyond `-T`.
+    active: std::sync::atomic::AtomicUsize,
     /// The head's weights split for two-thread decoding of one chunk, made
     /// when first needed.
     pair: std::sync::OnceLock<pair::PairWeights>,
@@ -410,16 +431,16 @@ impl LmCodec {
             return Err(LmError::KernelUnavailable(path.name()));
         }
         let pool = if threads > 1 {
-            Some(
+            Some(Arc::new(
                 rayon::ThreadPoolBuilder::new()
                     .num_threads(threads)
-                    .thread_name(|i| format!("lza-lm-{i}"))
+                    .thread_name(|i| format!("lza-worker-{i}"))
                     .build()
                     .map_err(|e| LmError::ThreadPool {
                         threads,
                         msg: e.to_string(),
                     })?,
-            )
+            ))
         } else {
             None
         };
@@ -429,6 +450,7 @@ impl LmCodec {
             threads,
             batch,
             pool,
+            active: std::sync::atomic::AtomicUsize::new(0),
             pair: std::sync::OnceLock::new(),
             chaos: chaos_from_env()?,
         })
@@ -447,6 +469,23 @@ impl LmCodec {
     /// Worker threads.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// Counts a coding call in progress until the guard drops.
+    fn enter(&self) -> Active<'_> {
+        let before = self
+            .active
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Active {
+            count: &self.active,
+            alone: before == 0,
+        }
+    }
+
+    /// The thread pool the codec runs on (`None` with one thread), for the
+    /// caller's other work to share.
+    pub fn pool(&self) -> Option<Arc<rayon::ThreadPool>> {
+        self.pool.clone()
     }
 
     /// Slots in flight.
@@ -482,8 +521,10 @@ impl LmCodec {
         let two = preset.two_streams;
         // a lone chunk of 16 stretches or more (on html, 102 KB, the model
         // in batches of 2 stretches was slower than the overlap gained)
+        let _active = self.enter();
         if let ([data], Some(_)) = (chunks, &self.pool)
             && data.len() >= 16 * crate::cm::LM_RESET
+            && _active.alone
         {
             return vec![self.encode_cm_pipelined(data, preset)];
         }
@@ -634,6 +675,8 @@ impl LmCodec {
                 },
             )
             .collect();
+        let active = self.enter();
+        let alone_in_codec = active.alone;
         let live: Vec<(usize, crate::cm::Preset)> = headers
             .iter()
             .enumerate()
@@ -665,7 +708,7 @@ impl LmCodec {
         };
         if !two.is_empty() {
             use rayon::prelude::*;
-            let lone = self.threads > 1 && two.len() % self.threads == 1;
+            let lone = self.threads > 1 && two.len() % self.threads == 1 && alone_in_codec;
             let rest = &two[..two.len() - lone as usize];
             let alone = |&(i, preset): &(usize, crate::cm::Preset)| {
                 let (payload, raw_len) = chunks[i];
@@ -689,7 +732,7 @@ impl LmCodec {
         // With chunks left over once every thread has one (an odd number on
         // two threads), the last of them is decoded on two threads (the
         // model on one, the coder on the other: `pair`), after the others.
-        let lone = match self.threads > 1 && one.len() % self.threads == 1 {
+        let lone = match self.threads > 1 && one.len() % self.threads == 1 && alone_in_codec {
             true => one.last().copied(),
             false => None,
         };
