@@ -426,6 +426,22 @@ struct Segment {
 /// and wins on prose near 2 bpb.
 const LM_WORTH_TRYING_BPB: f64 = 0.9;
 
+/// At or below this many bits per byte from zstd -1, a segment is runs or
+/// zeros: its zstd -1 frame is kept as it is, decided in milliseconds. 32 MiB
+/// of zeros is 1,152 bytes with zstd -1 (0.0003 bits per byte) and took 132 s
+/// with the context-mixing trial, which saved a few hundred bytes; the most
+/// repetitive 32 MiB segment of the benchmark set (snappy html_x_4) is 0.30
+/// with zstd -1, fifteen times above this line.
+const DEGENERATE_BPB: f64 = 0.02;
+
+/// The zstd -1 frame of a segment that zstd codes to almost nothing (see
+/// [`DEGENERATE_BPB`]), or `None`.
+fn degenerate(data: &[u8]) -> Option<Frame> {
+    let f = codec::encode_zstd(data, 1);
+    let bpb = 8.0 * f.payload.len() as f64 / data.len().max(1) as f64;
+    (f.header.codec == CodecId::Zstd && bpb <= DEGENERATE_BPB).then_some(f)
+}
+
 /// A segment that zstd shrinks by less than this fraction is not worth
 /// context mixing (compressed or random data): zstd's frame is kept.
 const CM_MIN_GAIN: f64 = 0.02;
@@ -493,6 +509,9 @@ fn code_segments_lm(
     let whole: Vec<(bool, Frame)> = segments
         .iter()
         .map(|s| {
+            if let Some(f) = degenerate(&s.data) {
+                return (false, f);
+            }
             let text = lm.is_some() && codec::looks_like_text(&s.data);
             let level = if text { zstd_level.max(19) } else { zstd_level };
             let frame = codec::encode_zstd(&s.data, level);
@@ -573,6 +592,11 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
     let plans: Vec<Plan> = segments
         .par_iter()
         .map(|s| {
+            if c.method != Method::Zstd
+                && let Some(f) = degenerate(&s.data)
+            {
+                return Plan::Done(vec![f]);
+            }
             let text = c.method != Method::Zstd && codec::looks_like_text(&s.data);
             // Next to the models' cost, zstd's best level is cheap: text is
             // never larger than `zstd -19` would make it.
@@ -849,6 +873,38 @@ fn read_full(f: &mut File, buf: &mut [u8]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Runs and zeros stay one zstd -1 frame whatever the method (a
+    /// context-mixing trial of 32 MiB of zeros took 132 s); text and
+    /// ordinary data do not take this way out.
+    #[test]
+    fn degenerate_segments_are_decided_by_zstd() {
+        let mut text = Vec::new();
+        let mut x = 1u32;
+        while text.len() < 100_000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let words = ["the ", "archive ", "of ", "small ", "files ", "and\n"];
+            text.extend_from_slice(words[(x >> 16) as usize % words.len()].as_bytes());
+        }
+        assert!(degenerate(&text).is_none());
+        assert!(degenerate(b"x").is_none());
+        for method in [Method::Cm, Method::Fast, Method::Default] {
+            let coding = Coding {
+                zstd_level: 12,
+                method,
+                lm: None,
+            };
+            for data in [vec![0u8; 4 << 20], b"abcdefgh".repeat(512 << 10)] {
+                let out = code_segments(vec![Segment { data: data.clone() }], &coding);
+                assert_eq!(out.len(), 1);
+                assert_eq!(out[0].chunks, 1, "{method:?}");
+                // frame tag, then the codec byte
+                assert_eq!(out[0].bytes[..2], [0x02, CodecId::Zstd as u8], "{method:?}");
+                let payload = &out[0].bytes[crate::format::FRAME_HEADER_LEN..];
+                assert_eq!(zstd::bulk::decompress(payload, data.len()).unwrap(), data);
+            }
+        }
+    }
 
     /// Pieces of the default and max methods: as few as can be of at most
     /// 4 MiB (default: an even number from 64 KiB on, except from 256 KiB
