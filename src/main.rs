@@ -204,13 +204,17 @@ struct VerifyArgs {
     model: ModelArgs,
 }
 
+/// Exit code of a `create` that wrote its archive but left inputs out or
+/// archived files that changed as they were read (the count is on stderr).
+const EXIT_WARNINGS: u8 = 4;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Create(a) => run_create(a),
-        Command::Extract(a) => run_extract(a),
-        Command::List(a) => run_list(a),
-        Command::Verify(a) => run_verify(a),
+        Command::Extract(a) => run_extract(a).map(|_| ExitCode::SUCCESS),
+        Command::List(a) => run_list(a).map(|_| ExitCode::SUCCESS),
+        Command::Verify(a) => run_verify(a).map(|_| ExitCode::SUCCESS),
         Command::Bench(a) => lza::bench::run(&lza::bench::BenchOptions {
             paths: a.paths,
             lza_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("lza")),
@@ -219,10 +223,11 @@ fn main() -> ExitCode {
             out_dir: a.out_dir,
             whole_tree: a.whole_tree,
             tools: a.tools,
-        }),
+        })
+        .map(|_| ExitCode::SUCCESS),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lza: {e:#}");
@@ -272,14 +277,15 @@ fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
     }
 }
 
-fn run_create(a: CreateArgs) -> anyhow::Result<()> {
+fn run_create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     let base = a.directory.clone().unwrap_or_else(|| PathBuf::from("."));
     let excludes = create::exclude_set(&a.exclude)?;
-    let mut warnings = Vec::new();
+    let mut warnings = create::Warnings::default();
     let sources = create::collect_sources(&base, &a.paths, &excludes, &mut warnings)?;
-    for w in &warnings {
+    for w in &warnings.messages {
         eprintln!("lza: {w}");
     }
+    let listed = warnings.messages.len();
     if a.chunk_size == 0 || a.chunk_size > lza::format::MAX_CHUNK_LIMIT {
         bail!(
             "--chunk-size must be between 1 and {}",
@@ -333,7 +339,14 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
             bail!("refusing to write an archive to a terminal (use -f FILE or redirect)");
         }
         let out = BufWriter::with_capacity(1 << 20, stdout.lock());
-        create::write_archive(out, &sources, &opts, &mut on_entry, &mut on_progress)?;
+        create::write_archive(
+            out,
+            &sources,
+            &opts,
+            &mut on_entry,
+            &mut on_progress,
+            &mut warnings,
+        )?;
     } else {
         let path = Path::new(&a.archive.file);
         if !a.overwrite && path.symlink_metadata().is_ok() {
@@ -354,8 +367,14 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
             .tempfile_in(dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
         let out = BufWriter::with_capacity(1 << 20, tmp);
-        let out =
-            create::write_archive_seekable(out, &sources, &opts, &mut on_entry, &mut on_progress)?;
+        let out = create::write_archive_seekable(
+            out,
+            &sources,
+            &opts,
+            &mut on_entry,
+            &mut on_progress,
+            &mut warnings,
+        )?;
         let tmp = out.into_inner().map_err(|e| e.into_error())?;
         tmp.as_file()
             .sync_all()
@@ -371,7 +390,24 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
         }
     }
     pb.finish_and_clear();
-    Ok(())
+    for w in &warnings.messages[listed..] {
+        eprintln!("lza: {w}");
+    }
+    if !warnings.any() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut counts = Vec::new();
+    if warnings.skipped > 0 {
+        counts.push(format!("{} not archived", warnings.skipped));
+    }
+    if warnings.changed > 0 {
+        counts.push(format!("{} changed as they were read", warnings.changed));
+    }
+    eprintln!(
+        "lza: archive written, but inputs were left out or changed: {} (see above)",
+        counts.join(", ")
+    );
+    Ok(ExitCode::from(EXIT_WARNINGS))
 }
 
 /// The archive input and its size when known.
