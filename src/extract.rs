@@ -264,6 +264,9 @@ fn errno_io(e: Errno) -> std::io::Error {
 
 /// A file being written under a temporary name.
 struct PendingFile {
+    /// Removes the file if a signal ends lza first. The first field, so
+    /// that it is dropped before `dir` is closed.
+    _registered: crate::cleanup::Registration,
     dir: OwnedFd,
     tmp_name: String,
     leaf: String,
@@ -423,7 +426,9 @@ impl DestWriter {
                 Err(e) => return Err(Error::io(self.disk_path(&entry.path), errno_io(e))),
             }
         };
+        let registered = crate::cleanup::register_at(std::os::fd::AsFd::as_fd(&dirfd), &tmp_name);
         self.current = Some(PendingFile {
+            _registered: registered,
             dir: dirfd,
             tmp_name,
             leaf: leaf.into(),

@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod cleanup;
 pub mod cm;
 pub mod codec;
 pub mod create;

@@ -208,8 +208,40 @@ struct VerifyArgs {
 /// archived files that changed as they were read (the count is on stderr).
 const EXIT_WARNINGS: u8 = 4;
 
+/// Signals that end lza: the signal thread removes the temporary files
+/// first, then ends the process as the signal would have.
+const STOP_SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
+
+fn handle_signals() {
+    // SIGXFSZ (a write past the file-size limit) would end the process
+    // without a word; handled, the write fails with EFBIG and lza reports
+    // it like any other write error, removing what it wrote.
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    let Ok(mut signals) = signal_hook::iterator::Signals::new(STOP_SIGNALS) else {
+        return;
+    };
+    std::thread::Builder::new()
+        .name("lza-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                lza::cleanup::remove_all();
+                let _ = signal_hook::low_level::emulate_default_handler(sig);
+                std::process::exit(128 + sig);
+            }
+        })
+        .ok();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    handle_signals();
     let result = match cli.command {
         Command::Create(a) => run_create(a),
         Command::Extract(a) => run_extract(a).map(|_| ExitCode::SUCCESS),
@@ -366,6 +398,7 @@ fn run_create(a: CreateArgs) -> anyhow::Result<ExitCode> {
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
+        let _registered = lza::cleanup::register_path(tmp.path());
         let out = BufWriter::with_capacity(1 << 20, tmp);
         let out = create::write_archive_seekable(
             out,

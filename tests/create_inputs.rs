@@ -1,17 +1,19 @@
 //! What `create` does with inputs that change under it or that the format
 //! cannot hold: files swapped for symbolic links, FIFOs or other files
 //! after the walk, files that grow or shrink as they are read, names that
-//! cannot be archived.
+//! cannot be archived; and the temporary files that signals and the
+//! file-size limit must not leave behind.
 
 mod common;
 
 use std::ffi::OsStr;
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{Collect, decode};
+use common::{Collect, decode, tmp_leftovers};
 use lza::create::{self, CreateOptions, Method, Source, Warnings};
 
 const LZA: &str = env!("CARGO_BIN_EXE_lza");
@@ -258,4 +260,173 @@ fn unarchivable_names_are_skipped_and_counted() {
         String::from_utf8_lossy(&out.stdout),
         "t\nt/good.txt\nt/sub\nt/sub/ok\n"
     );
+}
+
+/// Text that the default method codes slowly enough to be caught mid-way.
+fn slow_input(dir: &Path) {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join("big.txt"), common::text(3 << 20, 5)).unwrap();
+}
+
+fn dot_lza_files(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".lza-"))
+        .collect()
+}
+
+/// Start `lza args`, wait until `ready` is true, send `signal`, and
+/// return how it ended.
+fn interrupt(args: &[&str], ready: &dyn Fn() -> bool, signal: &str) -> std::process::ExitStatus {
+    let mut child = Command::new(LZA)
+        .args(args)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while !ready() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "lza ended before it could be interrupted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let killed = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    child.wait().unwrap()
+}
+
+#[test]
+fn signals_remove_temporary_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    slow_input(&src);
+    let out_dir = tmp.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    let a = out_dir.join("a.lza");
+    let args = [
+        "c",
+        "-m",
+        "cm",
+        "-T",
+        "1",
+        "-f",
+        a.to_str().unwrap(),
+        "-C",
+        src.to_str().unwrap(),
+        "big.txt",
+    ];
+    for (signal, number) in [("-INT", 2), ("-TERM", 15)] {
+        let status = interrupt(&args, &|| !dot_lza_files(&out_dir).is_empty(), signal);
+        assert_eq!(status.signal(), Some(number), "{status:?}");
+        assert!(
+            dot_lza_files(&out_dir).is_empty(),
+            "{:?}",
+            dot_lza_files(&out_dir)
+        );
+        assert!(!a.exists());
+    }
+
+    // extraction: the file being written is a temporary in the destination
+    let out = run(&[
+        "c",
+        "-m",
+        "cm",
+        "-f",
+        a.to_str().unwrap(),
+        "-C",
+        src.to_str().unwrap(),
+        "big.txt",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let dest = tmp.path().join("dest");
+    let args = [
+        "x",
+        "-T",
+        "1",
+        "-f",
+        a.to_str().unwrap(),
+        "-C",
+        dest.to_str().unwrap(),
+    ];
+    let status = interrupt(&args, &|| !tmp_leftovers(&dest).is_empty(), "-INT");
+    assert_eq!(status.signal(), Some(2), "{status:?}");
+    assert!(
+        tmp_leftovers(&dest).is_empty(),
+        "{:?}",
+        tmp_leftovers(&dest)
+    );
+    assert!(!dest.join("big.txt").exists());
+}
+
+/// Past the file-size limit (`ulimit -f`), writes fail with EFBIG instead of
+/// SIGXFSZ ending lza: an error, and nothing left behind.
+#[test]
+fn file_size_limit_is_an_error_not_a_kill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    let mut x = 0x2545_F491_4F6C_DD1Du64;
+    let noise: Vec<u8> = (0..300_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    fs::write(src.join("noise"), &noise).unwrap();
+    let out_dir = tmp.path().join("out");
+    fs::create_dir(&out_dir).unwrap();
+    let a = out_dir.join("a.lza");
+    let limited = |cmd: String| {
+        Command::new("sh")
+            .args(["-c", &format!("ulimit -f 200 && exec {cmd}")])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = limited(format!(
+        "{LZA} c -m zstd -f {} -C {} noise",
+        a.display(),
+        src.display()
+    ));
+    assert_eq!(out.status.signal(), None, "{out:?}");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("File too large"),
+        "{out:?}"
+    );
+    assert!(dot_lza_files(&out_dir).is_empty());
+    assert!(!a.exists());
+
+    // the same archive made without the limit, extracted with it
+    assert!(
+        run(&[
+            "c",
+            "-m",
+            "zstd",
+            "-f",
+            a.to_str().unwrap(),
+            "-C",
+            src.to_str().unwrap(),
+            "noise"
+        ])
+        .status
+        .success()
+    );
+    let dest = tmp.path().join("dest");
+    let out = limited(format!("{LZA} x -f {} -C {}", a.display(), dest.display()));
+    assert_eq!(out.status.signal(), None, "{out:?}");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("File too large"),
+        "{out:?}"
+    );
+    assert!(tmp_leftovers(&dest).is_empty());
+    assert!(!dest.join("noise").exists());
 }
