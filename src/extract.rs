@@ -155,6 +155,12 @@ fn decode_chunks(chunks: Vec<ChunkEvent>, lm: Option<&dyn TextCoder>) -> Vec<Out
             } else {
                 codec::decode_simple(&c.header, &c.payload)
             };
+            // (context-mixing decoders counted every whole STEP already)
+            let raw = c.header.raw_len as u64;
+            crate::progress::add(match c.header.codec {
+                CodecId::ContextMixing => raw % crate::progress::STEP,
+                _ => raw,
+            });
             Out::Data(decoded.map_err(|kind| c.corrupt(kind)))
         })
         .collect()

@@ -19,6 +19,7 @@ pub mod format;
 pub mod lm;
 pub mod models;
 pub mod pipeline;
+pub mod progress;
 pub mod reader;
 pub mod symlinks;
 

@@ -175,11 +175,34 @@ struct ExtractArgs {
     /// Replace existing files (never directories).
     #[arg(long = "overwrite")]
     overwrite: bool,
-    /// Refuse archives holding more than BYTES of data.
-    #[arg(long = "max-size", value_name = "BYTES")]
-    max_size: Option<u64>,
+    #[command(flatten)]
+    limits: LimitArgs,
     #[command(flatten)]
     model: ModelArgs,
+}
+
+#[derive(Args)]
+struct LimitArgs {
+    /// Refuse archives holding more than BYTES of data (checked at each
+    /// chunk before it is decoded: bounds the output and the decoding work).
+    #[arg(long = "max-size", value_name = "BYTES")]
+    max_size: Option<u64>,
+    /// Memory for context-mixing decoders' tables, in MiB, shared by all
+    /// threads (decoders wait for it; one chunk that needs more runs alone).
+    #[arg(long = "max-memory", value_name = "MIB", default_value_t = (lza::cm::budget::DEFAULT_DECODE_MEMORY >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    max_memory: u64,
+}
+
+impl LimitArgs {
+    /// The reader's limits; sets the decoders' memory budget.
+    fn apply(&self) -> Limits {
+        lza::cm::budget::DECODE.set_total((self.max_memory as usize).saturating_mul(1 << 20));
+        let mut limits = Limits::default();
+        if let Some(m) = self.max_size {
+            limits.max_size = m;
+        }
+        limits
+    }
 }
 
 #[derive(Args)]
@@ -200,6 +223,8 @@ struct VerifyArgs {
     /// List entries as they are checked.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
     #[command(flatten)]
     model: ModelArgs,
 }
@@ -307,6 +332,33 @@ fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
                 .expect("valid template"),
         ),
     }
+}
+
+/// The progress display of extract and verify: the archive offset read,
+/// and the bytes decoded so far, redrawn every 200 ms so that a long
+/// decode shows (the offset runs ahead of the decoders by up to the
+/// pipeline's bound, then stands still while they work).
+fn decode_progress(total: Option<u64>, quiet: bool) -> ProgressBar {
+    let pb = progress_bar(total, quiet);
+    if pb.is_hidden() {
+        return pb;
+    }
+    let template = match total {
+        Some(_) => "{bytes}/{total_bytes} {wide_bar} {msg} decoded, {elapsed}",
+        None => "{spinner} {bytes} {msg} decoded, {elapsed}",
+    };
+    pb.set_style(ProgressStyle::with_template(template).expect("valid template"));
+    let shown = pb.clone();
+    std::thread::Builder::new()
+        .name("lza-progress".into())
+        .spawn(move || {
+            while !shown.is_finished() {
+                shown.set_message(indicatif::HumanBytes(lza::progress::decoded()).to_string());
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        })
+        .ok();
+    pb
 }
 
 fn run_create(a: CreateArgs) -> anyhow::Result<ExitCode> {
@@ -496,17 +548,13 @@ fn run_extract(a: ExtractArgs) -> anyhow::Result<()> {
     let (input, len) = open_input(&a.archive.file)?;
     let threads = a.threads.get();
     let (input, lm) = model_for(input, &a.model, threads)?;
-    let mut limits = Limits::default();
-    if let Some(m) = a.max_size {
-        limits.max_size = m;
-    }
     let opts = ReadOptions {
         threads,
-        limits,
+        limits: a.limits.apply(),
         lm,
     };
     let mut dest = DestWriter::new(&a.directory, a.overwrite);
-    let pb = progress_bar(len, a.verbose);
+    let pb = decode_progress(len, a.verbose);
     let mut out = io::stdout().lock();
     extract::read_archive(
         input,
@@ -529,10 +577,10 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<()> {
     let (input, lm) = model_for(input, &a.model, threads)?;
     let opts = ReadOptions {
         threads,
-        limits: Limits::default(),
+        limits: a.limits.apply(),
         lm,
     };
-    let pb = progress_bar(len, a.verbose);
+    let pb = decode_progress(len, a.verbose);
     let mut out = io::stdout().lock();
     extract::read_archive(
         input,
