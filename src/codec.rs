@@ -128,6 +128,10 @@ fn zstd_compress(raw: &[u8], level: i32) -> Option<Vec<u8>> {
     c.compress(raw).ok()
 }
 
+/// The magic number that starts an RFC 8878 zstd frame, as stored
+/// (0xFD2FB528, little-endian).
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+
 /// Decode a stored, zstd or context-mixing payload (one that does not use
 /// the language model) to exactly `header.raw_len` bytes. Payloads that use
 /// the model are decoded by [`crate::lm`], not here.
@@ -136,7 +140,15 @@ pub fn decode_simple(header: &FrameHeader, payload: &[u8]) -> Result<Vec<u8>, Co
     let data = match header.codec {
         CodecId::Stored => payload.to_vec(),
         CodecId::Zstd => {
-            // Exactly one zstd frame and nothing after it (format-spec 5).
+            // Exactly one RFC 8878 frame and nothing after it (format-spec
+            // 5). The magic is checked here as well as by libzstd, which is
+            // built without its legacy decoders: frames of zstd's pre-1.0
+            // formats (other magics) and skippable frames never reach it.
+            if !payload.starts_with(&ZSTD_MAGIC) {
+                return Err(CorruptKind::Decode(
+                    "zstd payload is not an RFC 8878 zstd frame (bad magic)".into(),
+                ));
+            }
             match zstd::zstd_safe::find_frame_compressed_size(payload) {
                 Ok(n) if n == payload.len() => {}
                 _ => {
@@ -236,6 +248,35 @@ mod tests {
         let mut f = encode_zstd(&text, 3);
         f.header.raw_len = 100;
         assert!(decode_simple(&f.header, &f.payload).is_err());
+    }
+
+    /// A frame of zstd's v0.7 format (magic 0xFD2FB527, one raw block of
+    /// 13 bytes, then the end block), which a libzstd built with legacy
+    /// support decodes to "legacy frame!". Format-spec 5 allows only RFC
+    /// 8878 frames.
+    #[test]
+    fn legacy_zstd_frames_are_rejected() {
+        let raw = b"legacy frame!";
+        let mut payload = vec![0x27, 0xB5, 0x2F, 0xFD, 0x20, raw.len() as u8];
+        payload.extend_from_slice(&[0x40, 0, raw.len() as u8]);
+        payload.extend_from_slice(raw);
+        payload.extend_from_slice(&[0xC0, 0, 0]);
+        let header = Frame::new(CodecId::Zstd, raw, payload.clone()).header;
+        let err = decode_simple(&header, &payload).unwrap_err();
+        assert!(err.to_string().contains("RFC 8878"), "{err}");
+        // libzstd itself, asked directly, does not know the format either
+        assert!(zstd::zstd_safe::find_frame_compressed_size(&payload).is_err());
+        let mut out = Vec::with_capacity(64);
+        assert!(
+            zstd::bulk::Decompressor::new()
+                .unwrap()
+                .decompress_to_buffer(&payload, &mut out)
+                .is_err()
+        );
+        // a skippable frame (RFC 8878 3.1.2) is not a zstd frame either
+        let skip = [0x50, 0x2A, 0x4D, 0x18, 1, 0, 0, 0, b'x'];
+        let header = Frame::new(CodecId::Zstd, b"x", skip.to_vec()).header;
+        assert!(decode_simple(&header, &skip).is_err());
     }
 
     #[test]

@@ -155,6 +155,12 @@ fn decode_chunks(chunks: Vec<ChunkEvent>, lm: Option<&dyn TextCoder>) -> Vec<Out
             } else {
                 codec::decode_simple(&c.header, &c.payload)
             };
+            // (context-mixing decoders counted every whole STEP already)
+            let raw = c.header.raw_len as u64;
+            crate::progress::add(match c.header.codec {
+                CodecId::ContextMixing => raw % crate::progress::STEP,
+                _ => raw,
+            });
             Out::Data(decoded.map_err(|kind| c.corrupt(kind)))
         })
         .collect()
@@ -269,6 +275,9 @@ fn errno_io(e: Errno) -> std::io::Error {
 
 /// A file being written under a temporary name.
 struct PendingFile {
+    /// Removes the file if a signal ends lza first. The first field, so
+    /// that it is dropped before `dir` is closed.
+    _registered: crate::cleanup::Registration,
     dir: OwnedFd,
     tmp_name: String,
     leaf: String,
@@ -428,7 +437,9 @@ impl DestWriter {
                 Err(e) => return Err(Error::io(self.disk_path(&entry.path), errno_io(e))),
             }
         };
+        let registered = crate::cleanup::register_at(std::os::fd::AsFd::as_fd(&dirfd), &tmp_name);
         self.current = Some(PendingFile {
+            _registered: registered,
             dir: dirfd,
             tmp_name,
             leaf: leaf.into(),

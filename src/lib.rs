@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod cleanup;
 pub mod cm;
 pub mod codec;
 pub mod create;
@@ -18,6 +19,7 @@ pub mod format;
 pub mod lm;
 pub mod models;
 pub mod pipeline;
+pub mod progress;
 pub mod reader;
 pub mod symlinks;
 

@@ -175,11 +175,34 @@ struct ExtractArgs {
     /// Replace existing files (never directories).
     #[arg(long = "overwrite")]
     overwrite: bool,
-    /// Refuse archives holding more than BYTES of data.
-    #[arg(long = "max-size", value_name = "BYTES")]
-    max_size: Option<u64>,
+    #[command(flatten)]
+    limits: LimitArgs,
     #[command(flatten)]
     model: ModelArgs,
+}
+
+#[derive(Args)]
+struct LimitArgs {
+    /// Refuse archives holding more than BYTES of data (checked at each
+    /// chunk before it is decoded: bounds the output and the decoding work).
+    #[arg(long = "max-size", value_name = "BYTES")]
+    max_size: Option<u64>,
+    /// Memory for context-mixing decoders' tables, in MiB, shared by all
+    /// threads (decoders wait for it; one chunk that needs more runs alone).
+    #[arg(long = "max-memory", value_name = "MIB", default_value_t = (lza::cm::budget::DEFAULT_DECODE_MEMORY >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    max_memory: u64,
+}
+
+impl LimitArgs {
+    /// The reader's limits; sets the decoders' memory budget.
+    fn apply(&self) -> Limits {
+        lza::cm::budget::DECODE.set_total((self.max_memory as usize).saturating_mul(1 << 20));
+        let mut limits = Limits::default();
+        if let Some(m) = self.max_size {
+            limits.max_size = m;
+        }
+        limits
+    }
 }
 
 #[derive(Args)]
@@ -201,16 +224,54 @@ struct VerifyArgs {
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
     #[command(flatten)]
+    limits: LimitArgs,
+    #[command(flatten)]
     model: ModelArgs,
+}
+
+/// Exit code of a `create` that wrote its archive but left inputs out or
+/// archived files that changed as they were read (the count is on stderr).
+const EXIT_WARNINGS: u8 = 4;
+
+/// Signals that end lza: the signal thread removes the temporary files
+/// first, then ends the process as the signal would have.
+const STOP_SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
+
+fn handle_signals() {
+    // SIGXFSZ (a write past the file-size limit) would end the process
+    // without a word; handled, the write fails with EFBIG and lza reports
+    // it like any other write error, removing what it wrote.
+    let _ = signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    );
+    let Ok(mut signals) = signal_hook::iterator::Signals::new(STOP_SIGNALS) else {
+        return;
+    };
+    std::thread::Builder::new()
+        .name("lza-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                lza::cleanup::remove_all();
+                let _ = signal_hook::low_level::emulate_default_handler(sig);
+                std::process::exit(128 + sig);
+            }
+        })
+        .ok();
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    handle_signals();
     let result = match cli.command {
         Command::Create(a) => run_create(a),
-        Command::Extract(a) => run_extract(a),
-        Command::List(a) => run_list(a),
-        Command::Verify(a) => run_verify(a),
+        Command::Extract(a) => run_extract(a).map(|_| ExitCode::SUCCESS),
+        Command::List(a) => run_list(a).map(|_| ExitCode::SUCCESS),
+        Command::Verify(a) => run_verify(a).map(|_| ExitCode::SUCCESS),
         Command::Bench(a) => lza::bench::run(&lza::bench::BenchOptions {
             paths: a.paths,
             lza_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("lza")),
@@ -219,10 +280,11 @@ fn main() -> ExitCode {
             out_dir: a.out_dir,
             whole_tree: a.whole_tree,
             tools: a.tools,
-        }),
+        })
+        .map(|_| ExitCode::SUCCESS),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("lza: {e:#}");
@@ -272,14 +334,42 @@ fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
     }
 }
 
-fn run_create(a: CreateArgs) -> anyhow::Result<()> {
+/// The progress display of extract and verify: the archive offset read,
+/// and the bytes decoded so far, redrawn every 200 ms so that a long
+/// decode shows (the offset runs ahead of the decoders by up to the
+/// pipeline's bound, then stands still while they work).
+fn decode_progress(total: Option<u64>, quiet: bool) -> ProgressBar {
+    let pb = progress_bar(total, quiet);
+    if pb.is_hidden() {
+        return pb;
+    }
+    let template = match total {
+        Some(_) => "{bytes}/{total_bytes} {wide_bar} {msg} decoded, {elapsed}",
+        None => "{spinner} {bytes} {msg} decoded, {elapsed}",
+    };
+    pb.set_style(ProgressStyle::with_template(template).expect("valid template"));
+    let shown = pb.clone();
+    std::thread::Builder::new()
+        .name("lza-progress".into())
+        .spawn(move || {
+            while !shown.is_finished() {
+                shown.set_message(indicatif::HumanBytes(lza::progress::decoded()).to_string());
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        })
+        .ok();
+    pb
+}
+
+fn run_create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     let base = a.directory.clone().unwrap_or_else(|| PathBuf::from("."));
     let excludes = create::exclude_set(&a.exclude)?;
-    let mut warnings = Vec::new();
+    let mut warnings = create::Warnings::default();
     let sources = create::collect_sources(&base, &a.paths, &excludes, &mut warnings)?;
-    for w in &warnings {
+    for w in &warnings.messages {
         eprintln!("lza: {w}");
     }
+    let listed = warnings.messages.len();
     if a.chunk_size == 0 || a.chunk_size > lza::format::MAX_CHUNK_LIMIT {
         bail!(
             "--chunk-size must be between 1 and {}",
@@ -333,7 +423,14 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
             bail!("refusing to write an archive to a terminal (use -f FILE or redirect)");
         }
         let out = BufWriter::with_capacity(1 << 20, stdout.lock());
-        create::write_archive(out, &sources, &opts, &mut on_entry, &mut on_progress)?;
+        create::write_archive(
+            out,
+            &sources,
+            &opts,
+            &mut on_entry,
+            &mut on_progress,
+            &mut warnings,
+        )?;
     } else {
         let path = Path::new(&a.archive.file);
         if !a.overwrite && path.symlink_metadata().is_ok() {
@@ -353,9 +450,16 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
             .tempfile_in(dir)
             .with_context(|| format!("{}: cannot create", dir.display()))?;
+        let _registered = lza::cleanup::register_path(tmp.path());
         let out = BufWriter::with_capacity(1 << 20, tmp);
-        let out =
-            create::write_archive_seekable(out, &sources, &opts, &mut on_entry, &mut on_progress)?;
+        let out = create::write_archive_seekable(
+            out,
+            &sources,
+            &opts,
+            &mut on_entry,
+            &mut on_progress,
+            &mut warnings,
+        )?;
         let tmp = out.into_inner().map_err(|e| e.into_error())?;
         tmp.as_file()
             .sync_all()
@@ -371,7 +475,24 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
         }
     }
     pb.finish_and_clear();
-    Ok(())
+    for w in &warnings.messages[listed..] {
+        eprintln!("lza: {w}");
+    }
+    if !warnings.any() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut counts = Vec::new();
+    if warnings.skipped > 0 {
+        counts.push(format!("{} not archived", warnings.skipped));
+    }
+    if warnings.changed > 0 {
+        counts.push(format!("{} changed as they were read", warnings.changed));
+    }
+    eprintln!(
+        "lza: archive written, but inputs were left out or changed: {} (see above)",
+        counts.join(", ")
+    );
+    Ok(ExitCode::from(EXIT_WARNINGS))
 }
 
 /// The archive input and its size when known.
@@ -427,17 +548,13 @@ fn run_extract(a: ExtractArgs) -> anyhow::Result<()> {
     let (input, len) = open_input(&a.archive.file)?;
     let threads = a.threads.get();
     let (input, lm) = model_for(input, &a.model, threads)?;
-    let mut limits = Limits::default();
-    if let Some(m) = a.max_size {
-        limits.max_size = m;
-    }
     let opts = ReadOptions {
         threads,
-        limits,
+        limits: a.limits.apply(),
         lm,
     };
     let mut dest = DestWriter::new(&a.directory, a.overwrite);
-    let pb = progress_bar(len, a.verbose);
+    let pb = decode_progress(len, a.verbose);
     let mut out = io::stdout().lock();
     extract::read_archive(
         input,
@@ -460,10 +577,10 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<()> {
     let (input, lm) = model_for(input, &a.model, threads)?;
     let opts = ReadOptions {
         threads,
-        limits: Limits::default(),
+        limits: a.limits.apply(),
         lm,
     };
-    let pb = progress_bar(len, a.verbose);
+    let pb = decode_progress(len, a.verbose);
     let mut out = io::stdout().lock();
     extract::read_archive(
         input,

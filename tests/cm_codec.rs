@@ -1094,7 +1094,7 @@ fn truncated_and_trailing_payloads_are_errors() {
 
 /// `base/f` archived with the library, `method`, segments of `chunk` bytes.
 fn lib_archive(base: &Path, method: lza::create::Method, chunk: u32) -> Vec<u8> {
-    let mut warnings = Vec::new();
+    let mut warnings = lza::create::Warnings::default();
     let sources = lza::create::collect_sources(
         base,
         &[PathBuf::from("f")],
@@ -1109,7 +1109,15 @@ fn lib_archive(base: &Path, method: lza::create::Method, chunk: u32) -> Vec<u8> 
         method,
         lm: method.uses_lm().then(embedded_coder),
     };
-    lza::create::write_archive(Vec::new(), &sources, &opts, &mut |_| {}, &mut |_| {}).unwrap()
+    lza::create::write_archive(
+        Vec::new(),
+        &sources,
+        &opts,
+        &mut |_| {},
+        &mut |_| {},
+        &mut Default::default(),
+    )
+    .unwrap()
 }
 
 /// Flip every byte of every context-mixing payload of a small archive made

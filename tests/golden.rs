@@ -251,7 +251,15 @@ fn make_empty() -> Vec<u8> {
         method: lza::create::Method::Zstd,
         lm: None,
     };
-    lza::create::write_archive(Vec::new(), &[], &opts, &mut |_| {}, &mut |_| {}).unwrap()
+    lza::create::write_archive(
+        Vec::new(),
+        &[],
+        &opts,
+        &mut |_| {},
+        &mut |_| {},
+        &mut Default::default(),
+    )
+    .unwrap()
 }
 
 /// Offsets of the records of a valid archive: (offset, entry path, codec).

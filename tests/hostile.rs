@@ -729,6 +729,33 @@ fn zstd_chunks_decode_and_are_bounded() {
     assert!(matches!(corrupt(&b.finish()).1, CorruptKind::Decode(_)));
 }
 
+/// A frame of zstd's v0.7 format (magic 0xFD2FB527), which libzstd built
+/// with its legacy decoders turns into `raw`; format-spec 5 allows only
+/// RFC 8878 frames.
+fn zstd_v07_frame(raw: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x27, 0xB5, 0x2F, 0xFD, 0x20, raw.len() as u8];
+    p.extend_from_slice(&[0x40, 0, raw.len() as u8]);
+    p.extend_from_slice(raw);
+    p.extend_from_slice(&[0xC0, 0, 0]);
+    p
+}
+
+#[test]
+fn rejects_legacy_zstd_frame() {
+    let raw = b"legacy frame!";
+    let mut b = Builder::new();
+    b.entry(&e_file("f", raw.len()));
+    b.frame(&FrameSpec::coded(CODEC_ZSTD, raw, zstd_v07_frame(raw)));
+    let bytes = b.finish();
+    match corrupt(&bytes).1 {
+        CorruptKind::Decode(m) => assert!(m.contains("RFC 8878"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // the fuzz targets replay it (tests/fuzz_regressions.rs)
+    let saved = common::repo("tests/fuzz_regressions/decode-zstd-legacy-frame.bin");
+    assert_eq!(fs::read(saved).unwrap(), bytes);
+}
+
 fn e_file(path: &str, size: usize) -> EntrySpec {
     let mut e = EntrySpec::new(KIND_FILE, path);
     e.size = size as u64;

@@ -285,7 +285,7 @@ fn written_archive_streams_through_a_pipe() {
     let (rx, tx) = std::os::unix::net::UnixStream::pair().unwrap();
     let base = tmp.path().to_path_buf();
     let writer = std::thread::spawn(move || {
-        let mut warnings = Vec::new();
+        let mut warnings = lza::create::Warnings::default();
         let sources = lza::create::collect_sources(
             &base,
             &[Path::new("t").to_path_buf()],
@@ -300,7 +300,15 @@ fn written_archive_streams_through_a_pipe() {
             method: lza::create::Method::Zstd,
             lm: None,
         };
-        lza::create::write_archive(tx, &sources, &opts, &mut |_| {}, &mut |_| {}).unwrap();
+        lza::create::write_archive(
+            tx,
+            &sources,
+            &opts,
+            &mut |_| {},
+            &mut |_| {},
+            &mut Default::default(),
+        )
+        .unwrap();
     });
     let got = collect(rx, 2);
     writer.join().unwrap();

@@ -215,7 +215,7 @@ fuzz_target!(|input: Input| {
     materialize(src.path(), &input);
     let before = snapshot(src.path());
 
-    let mut warnings = Vec::new();
+    let mut warnings = lza::create::Warnings::default();
     let sources = create::collect_sources(
         src.path(),
         &[PathBuf::from(".")],
@@ -223,7 +223,11 @@ fuzz_target!(|input: Input| {
         &mut warnings,
     )
     .expect("collect_sources");
-    assert!(warnings.is_empty(), "warnings: {warnings:?}");
+    assert!(
+        warnings.messages.is_empty(),
+        "warnings: {:?}",
+        warnings.messages
+    );
     let opts = CreateOptions {
         threads: 1 + input.threads as usize % 3,
         level: 1 + input.level as u32 % 9,
@@ -235,8 +239,15 @@ fuzz_target!(|input: Input| {
         ][input.level as usize % 3],
         lm: None,
     };
-    let archive = create::write_archive(Vec::new(), &sources, &opts, &mut |_| {}, &mut |_| {})
-        .expect("write_archive");
+    let archive = create::write_archive(
+        Vec::new(),
+        &sources,
+        &opts,
+        &mut |_| {},
+        &mut |_| {},
+        &mut Default::default(),
+    )
+    .expect("write_archive");
 
     let dst = tempfile::tempdir().unwrap();
     let ropts = ReadOptions {

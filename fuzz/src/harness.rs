@@ -499,11 +499,19 @@ mod tests {
             src.path(),
             &[PathBuf::from(".")],
             &lza::create::exclude_set(&[]).unwrap(),
-            &mut Vec::new(),
+            &mut Default::default(),
         )
         .unwrap();
         let opts = lza::create::CreateOptions::default();
-        lza::create::write_archive(Vec::new(), &sources, &opts, &mut |_| {}, &mut |_| {}).unwrap()
+        lza::create::write_archive(
+            Vec::new(),
+            &sources,
+            &opts,
+            &mut |_| {},
+            &mut |_| {},
+            &mut Default::default(),
+        )
+        .unwrap()
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! for many such chunks side by side; the functions here code chunks
 //! without it.
 
+pub mod budget;
 pub mod coder;
 pub mod model;
 mod tables;
@@ -267,6 +268,8 @@ pub fn decode(payload: &[u8], raw_len: usize) -> Result<Vec<u8>, CmError> {
         // callers route these to the language-model codec
         return Err(CmError::NeedsModel(payload[0]));
     }
+    // (held until the predictor is dropped)
+    let _lease = budget::DECODE.lease(Predictor::memory(h.preset, raw_len, false));
     let mut p = match h.image {
         Some(image) => Predictor::new_image(raw_len, image),
         None => Predictor::new(h.preset, raw_len, false),

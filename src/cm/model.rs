@@ -750,6 +750,7 @@ impl Predictor {
         let byte = ((self.c0 << 1) | bit) as u8;
         early(byte);
         self.update(bit);
+        crate::progress::stream_at(self.hist.len());
         byte
     }
 

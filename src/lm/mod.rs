@@ -717,15 +717,36 @@ impl LmCodec {
                     pair::decode_cm_alone(&self.model, self.path, payload, raw_len, preset),
                 )
             };
-            let done: Vec<_> = match &self.pool {
-                Some(pool) => pool.install(|| rest.par_iter().with_max_len(1).map(alone).collect()),
-                None => rest.iter().map(alone).collect(),
-            };
-            for (i, r) in done {
-                out[i] = Some(r);
+            // as many side by side as the decoders' budget allows now (a
+            // lease is taken here, on the calling thread, never on the pool)
+            let per = rest
+                .iter()
+                .map(|&(i, preset)| crate::cm::Predictor::memory(preset, chunks[i].1, true))
+                .max()
+                .unwrap_or(1);
+            let wide = self.threads.max(1).min(rest.len()).max(1);
+            for wave in rest.chunks(wide) {
+                let (_lease, k) = crate::cm::budget::DECODE.lease_up_to(wave.len(), per);
+                for part in wave.chunks(k) {
+                    let done: Vec<_> = match &self.pool {
+                        Some(pool) => {
+                            pool.install(|| part.par_iter().with_max_len(1).map(alone).collect())
+                        }
+                        None => part.iter().map(alone).collect(),
+                    };
+                    for (i, r) in done {
+                        out[i] = Some(r);
+                    }
+                }
             }
             if lone {
-                let (i, r) = paired(*two.last().expect("lone chunk"));
+                let (i, preset) = *two.last().expect("lone chunk");
+                let _lease = crate::cm::budget::DECODE.lease(crate::cm::Predictor::memory(
+                    preset,
+                    chunks[i].1,
+                    true,
+                ));
+                let (i, r) = paired((i, preset));
                 out[i] = Some(r);
             }
         }
@@ -752,15 +773,27 @@ impl LmCodec {
             .map(|&(i, preset)| crate::cm::Predictor::memory(preset, chunks[i].1, true))
             .max()
             .unwrap_or(1);
-        let results = self.run_split(jobs, shared.len(), self.batch.min(CM_MEMORY / per).max(1));
+        let slots = self
+            .batch
+            .min(CM_MEMORY / per)
+            .max(1)
+            .min(shared.len().max(1));
+        let (lease, slots) = crate::cm::budget::DECODE.lease_up_to(slots, per);
+        let results = self.run_split(jobs, shared.len(), slots);
+        drop(lease);
         for (&(i, _), r) in shared.iter().zip(results) {
             match r {
                 Done::Decoded(r) => out[i] = Some(r),
                 _ => unreachable!("one decoding result per live chunk"),
             }
         }
-        if let Some(c) = lone {
-            let (i, r) = paired(c);
+        if let Some((i, preset)) = lone {
+            let _lease = crate::cm::budget::DECODE.lease(crate::cm::Predictor::memory(
+                preset,
+                chunks[i].1,
+                true,
+            ));
+            let (i, r) = paired((i, preset));
             out[i] = Some(r);
         }
         let x86: Vec<bool> = headers

@@ -269,7 +269,7 @@ impl Sink for Collect {
 /// Archive `inputs` (relative to `base`) with the library, in memory.
 pub fn archive_tree(base: &Path, inputs: &[&str], chunk_size: u32, threads: usize) -> Vec<u8> {
     let inputs: Vec<PathBuf> = inputs.iter().map(PathBuf::from).collect();
-    let mut warnings = Vec::new();
+    let mut warnings = lza::create::Warnings::default();
     let sources = lza::create::collect_sources(
         base,
         &inputs,
@@ -277,7 +277,7 @@ pub fn archive_tree(base: &Path, inputs: &[&str], chunk_size: u32, threads: usiz
         &mut warnings,
     )
     .unwrap();
-    assert!(warnings.is_empty(), "{warnings:?}");
+    assert!(warnings.messages.is_empty(), "{:?}", warnings.messages);
     let opts = lza::create::CreateOptions {
         threads,
         level: 6,
@@ -285,7 +285,15 @@ pub fn archive_tree(base: &Path, inputs: &[&str], chunk_size: u32, threads: usiz
         method: lza::create::Method::Zstd,
         lm: None,
     };
-    lza::create::write_archive(Vec::new(), &sources, &opts, &mut |_| {}, &mut |_| {}).unwrap()
+    lza::create::write_archive(
+        Vec::new(),
+        &sources,
+        &opts,
+        &mut |_| {},
+        &mut |_| {},
+        &mut Default::default(),
+    )
+    .unwrap()
 }
 
 /// Decode a whole archive from a slice into a [`Collect`].
