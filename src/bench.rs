@@ -81,7 +81,10 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
     if !opts.overwrite {
         for p in [&md_path, &svg_path] {
             if p.symlink_metadata().is_ok() {
-                bail!("{}: already exists (use --overwrite to replace it)", p.display());
+                bail!(
+                    "{}: already exists (use --overwrite to replace it)",
+                    p.display()
+                );
             }
         }
     }
@@ -1210,12 +1213,7 @@ fn render_svg(rows: &[Row]) -> String {
         let fill = color(&r.tool);
         if let Some(xs) = xspeed(r) {
             let ex = sx(xs);
-            let title = format!(
-                "{} / {}: extract {} MB/s",
-                r.label,
-                r.tool,
-                sig3(xs)
-            );
+            let title = format!("{} / {}: extract {} MB/s", r.label, r.tool, sig3(xs));
             let _ = writeln!(
                 s,
                 r#"<line x1="{cx:.1}" y1="{cy:.1}" x2="{ex:.1}" y2="{cy:.1}" stroke="{fill}" stroke-opacity="0.5"/>"#

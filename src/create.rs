@@ -155,10 +155,7 @@ pub fn archive_path_of(input: &Path) -> Result<String> {
             Component::ParentDir => {
                 return Err(Error::BadInput {
                     path: input.into(),
-                    reason: format!(
-                        "paths with '..' cannot be archived{}",
-                        dotdot_hint(input)
-                    ),
+                    reason: format!("paths with '..' cannot be archived{}", dotdot_hint(input)),
                 });
             }
             Component::Normal(s) => parts.push(s.to_str().ok_or_else(|| Error::BadInput {

@@ -540,9 +540,7 @@ impl DestWriter {
             Ok(()) => {}
             // An existing directory keeps its mode and times (it may be
             // private, or shared and sticky) unless overwriting.
-            Err(Errno::EXIST)
-                if Self::existing_kind(&dirfd, leaf) == Some(FileType::Directory) =>
-            {
+            Err(Errno::EXIST) if Self::existing_kind(&dirfd, leaf) == Some(FileType::Directory) => {
                 if !self.overwrite {
                     return Ok(());
                 }

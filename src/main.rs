@@ -339,9 +339,7 @@ const CREATE_VALUE_OPTIONS: &[&str] = &[
 /// zstd's habit: `lza c -9 ...` is `-l 9`. Numbers past 9 (`-19`) get an
 /// error that says what lza's levels are.
 fn level_flags(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
-    let is_create = args
-        .get(1)
-        .is_some_and(|a| a == "create" || a == "c");
+    let is_create = args.get(1).is_some_and(|a| a == "create" || a == "c");
     if !is_create {
         return Ok(args);
     }
@@ -1054,7 +1052,10 @@ fn run_list(a: ListArgs) -> anyhow::Result<()> {
             Some(Event::Chunk(c)) => {
                 if let Some((_, coded)) = pending.as_mut() {
                     coded.stored += (lza::format::FRAME_HEADER_LEN + c.payload.len()) as u64;
-                    let name = codec_name(c.header.codec, lza::codec::uses_model(&c.header, &c.payload));
+                    let name = codec_name(
+                        c.header.codec,
+                        lza::codec::uses_model(&c.header, &c.payload),
+                    );
                     if !coded.codecs.contains(&name) {
                         coded.codecs.push(name);
                     }

@@ -295,7 +295,9 @@ mod tests {
             ("d/fine", "../ok"),
             ("via", "abs/x"),
         ];
-        let names = |v: Vec<(&str, String)>| v.into_iter().map(|(p, _)| p).collect::<Vec<_>>();
+        fn names<'a>(v: Vec<(&'a str, String)>) -> Vec<&'a str> {
+            v.into_iter().map(|(p, _)| p).collect()
+        }
         assert_eq!(
             names(refused(&links, false).unwrap()),
             ["abs", "ok", "d/up", "d/fine", "via"]
