@@ -1670,6 +1670,20 @@ esac
         assert!(bpb > 0.0 && bpb < 2.0, "gzip on repetitive text: {bpb}");
         assert!(md.contains("whole tree (2 files) | lza | 134670 |"), "{md}");
         assert!(md.contains("fake-lza 0.0"), "{md}");
+        assert!(md.contains("; language-model kernel path: "), "{md}");
+        // Labels are relative to the argument.
+        assert!(md.contains("\n| sub/u.txt | gzip | "), "{md}");
+        // The reports are not replaced without --overwrite.
+        let err = run(&BenchOptions {
+            overwrite: false,
+            ..opts.clone()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("bench.md: already exists (use --overwrite to replace it)"),
+            "{err}"
+        );
         let svg = fs::read_to_string(out_dir.join("bench.svg")).unwrap();
         check_xml(&svg).unwrap();
         assert_eq!(svg.matches("class=\"pt\"").count(), 6);

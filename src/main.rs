@@ -1080,8 +1080,10 @@ fn run_list(a: ListArgs) -> anyhow::Result<()> {
         };
         emit(
             format!(
-                "total: {} entries, {files} files, {} -> {} ({ratio})",
+                "total: {} entr{}, {files} file{}, {} -> {} ({ratio})",
                 end.entries,
+                if end.entries == 1 { "y" } else { "ies" },
+                if files == 1 { "" } else { "s" },
                 size(end.raw_bytes),
                 size(archive_len),
             ),
