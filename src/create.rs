@@ -176,7 +176,7 @@ fn dotdot_hint(input: &Path) -> String {
         .take_while(|c| matches!(c, Component::ParentDir | Component::CurDir))
         .count();
     let rest: PathBuf = comps[ups..].iter().collect();
-    let climbs = comps[..ups].iter().any(|c| *c == Component::ParentDir);
+    let climbs = comps[..ups].contains(&Component::ParentDir);
     let rest_is_plain = comps[ups..]
         .iter()
         .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));

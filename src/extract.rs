@@ -292,6 +292,9 @@ impl Drop for PendingFile {
     }
 }
 
+/// Where [`DestWriter::keep_going`] reports an entry it skips.
+type Report = Box<dyn FnMut(&Error)>;
+
 /// Writes entries under a destination directory, safely; see the module docs.
 pub struct DestWriter {
     root: Option<OwnedFd>,
@@ -301,7 +304,7 @@ pub struct DestWriter {
     skip_old: bool,
     allow_absolute: bool,
     /// Where entry failures go when extraction keeps going after them.
-    report: Option<Box<dyn FnMut(&Error)>>,
+    report: Option<Report>,
     failures: u64,
     current: Option<PendingFile>,
     dirs: Vec<(String, u32, i64)>,

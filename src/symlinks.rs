@@ -295,7 +295,7 @@ mod tests {
             ("d/fine", "../ok"),
             ("via", "abs/x"),
         ];
-        fn names<'a>(v: Vec<(&'a str, String)>) -> Vec<&'a str> {
+        fn names(v: Vec<(&str, String)>) -> Vec<&str> {
             v.into_iter().map(|(p, _)| p).collect()
         }
         assert_eq!(

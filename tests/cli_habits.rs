@@ -631,7 +631,7 @@ fn help_options(cmd: &str) -> Vec<(Option<String>, String)> {
 /// `-`, `--` or the level flags `-1`..`-9`).
 fn usage_options(line: &str) -> Vec<String> {
     line.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
-        .filter(|w| w.starts_with('-') && w.trim_start_matches('-').len() > 0)
+        .filter(|w| w.starts_with('-') && !w.trim_start_matches('-').is_empty())
         .filter(|w| !w[1..].starts_with(|c: char| c.is_ascii_digit()))
         .map(String::from)
         .collect()
