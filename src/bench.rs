@@ -45,6 +45,9 @@ pub struct BenchOptions {
     pub whole_tree: bool,
     /// Tools to run, from [`KNOWN_TOOLS`]; empty means [`DEFAULT_TOOLS`].
     pub tools: Vec<String>,
+    /// Replace `bench.md` and `bench.svg` if they exist (otherwise the run
+    /// is refused before anything is measured).
+    pub overwrite: bool,
 }
 
 /// Runs the benchmark; see the module documentation.
@@ -72,6 +75,18 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
     }
     if opts.paths.is_empty() {
         bail!("no paths to benchmark");
+    }
+    let md_path = opts.out_dir.join("bench.md");
+    let svg_path = opts.out_dir.join("bench.svg");
+    if !opts.overwrite {
+        for p in [&md_path, &svg_path] {
+            if p.symlink_metadata().is_ok() {
+                bail!(
+                    "{}: already exists (use --overwrite to replace it)",
+                    p.display()
+                );
+            }
+        }
     }
 
     let mut notes = Vec::new();
@@ -200,9 +215,7 @@ pub fn run(opts: &BenchOptions) -> Result<()> {
     }
     fs::create_dir_all(&opts.out_dir)
         .with_context(|| format!("creating {}", opts.out_dir.display()))?;
-    let md_path = opts.out_dir.join("bench.md");
     fs::write(&md_path, md).with_context(|| format!("writing {}", md_path.display()))?;
-    let svg_path = opts.out_dir.join("bench.svg");
     fs::write(&svg_path, render_svg(&rows))
         .with_context(|| format!("writing {}", svg_path.display()))?;
     eprintln!("wrote {} and {}", md_path.display(), svg_path.display());
@@ -747,6 +760,10 @@ fn collect_jobs(paths: &[PathBuf], whole_tree: bool) -> Result<Vec<Job>> {
     let mut tree_files = Vec::new();
     for p in paths {
         let a = absolute_clean(p)?;
+        // Labels are relative to the argument (a file given as such is
+        // named by its file name), prefixed by the argument's name when
+        // there are several.
+        let arg_name = a.file_name().map(PathBuf::from).unwrap_or_default();
         let md = fs::symlink_metadata(&a).with_context(|| format!("reading {}", p.display()))?;
         let files = if md.is_dir() {
             let mut v = Vec::new();
@@ -758,9 +775,14 @@ fn collect_jobs(paths: &[PathBuf], whole_tree: bool) -> Result<Vec<Job>> {
             bail!("{}: not a regular file or directory", p.display());
         };
         for (f, len) in &files {
-            let label = match f.strip_prefix(&a) {
-                Ok(rel) if !rel.as_os_str().is_empty() => p.join(rel),
-                _ => p.clone(),
+            let rel = match f.strip_prefix(&a) {
+                Ok(rel) if !rel.as_os_str().is_empty() => rel.to_owned(),
+                _ => arg_name.clone(),
+            };
+            let label = if paths.len() > 1 && md.is_dir() {
+                arg_name.join(rel)
+            } else {
+                rel
             };
             let name = f.file_name().expect("walked files have names").to_owned();
             jobs.push(Job {
@@ -934,8 +956,12 @@ fn machine_line(threads: usize, lza_args: &[String]) -> String {
     } else {
         format!("`{}`", lza_args.join(" "))
     };
+    let kernel = match crate::lm::kernels::KernelPath::detect() {
+        Ok(k) => k.name().to_string(),
+        Err(e) => format!("unknown ({e})"),
+    };
     format!(
-        "Machine: {}, {cpus} logical CPUs; {}; threads: {threads}; extra lza args: {args}",
+        "Machine: {}, {cpus} logical CPUs; language-model kernel path: {kernel}; {}; threads: {threads}; extra lza args: {args}",
         md_escape(&cpu_model()),
         utc_now()
     )
@@ -1051,9 +1077,12 @@ fn decade_label(k: i32) -> String {
     }
 }
 
-/// The scatter plot: bits per byte against compression speed (log scale),
-/// one marker per successful row (circle: a file, square: the whole tree),
-/// colored by tool. Every marker has `class="pt"`, every legend entry
+/// The scatter plot: bits per byte against speed (log scale), one filled
+/// marker per successful row at its compression speed (circle: a file,
+/// square: the whole tree) and a hollow one at its extraction speed, joined
+/// by a line and labelled with the file's name, colored by tool. Every
+/// compression marker has `class="pt"`, every extraction marker
+/// `class="ptx"`, every label `class="label"`, every tool's legend entry
 /// `class="legend"`.
 fn render_svg(rows: &[Row]) -> String {
     const W: f64 = 820.0;
@@ -1078,10 +1107,13 @@ fn render_svg(rows: &[Row]) -> String {
     }
     let color = |t: &str| tool_color(t, tools.iter().position(|x| *x == t).unwrap_or(0));
 
+    // Extraction speed of each point, where it was measured.
+    let xspeed = |r: &Row| r.x_mbps().filter(|x| *x > 0.0 && x.is_finite());
     let (mut lo, mut hi) = pts
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
-            (lo.min(p.1.log10()), hi.max(p.1.log10()))
+        .flat_map(|p| std::iter::once(p.1).chain(xspeed(p.0)))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v.log10()), hi.max(v.log10()))
         });
     if pts.is_empty() {
         (lo, hi) = (0.0, 2.0);
@@ -1102,7 +1134,7 @@ fn render_svg(rows: &[Row]) -> String {
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">
 <rect x="0" y="0" width="{W}" height="{H}" fill="white"/>
-<text x="{:.1}" y="22" text-anchor="middle" font-size="15">Bits per byte vs compression speed (lower right is better)</text>"#,
+<text x="{:.1}" y="22" text-anchor="middle" font-size="15">Bits per byte vs speed (lower right is better)</text>"#,
         L + pw / 2.0
     );
     // Grid and axes.
@@ -1167,16 +1199,43 @@ fn render_svg(rows: &[Row]) -> String {
     }
     let _ = writeln!(
         s,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">compress MB/s (log scale)</text>
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">MB/s (log scale): filled = compress, hollow = extract</text>
 <text x="18" y="{:.1}" text-anchor="middle" transform="rotate(-90 18 {:.1})">bits per byte</text>"#,
         L + pw / 2.0,
         H - 18.0,
         T + ph / 2.0,
         T + ph / 2.0
     );
-    // Markers.
+    // Markers: compression filled, extraction hollow on the same row,
+    // joined by a line; each pair labelled with the file's name.
     for (r, x, y) in &pts {
         let (cx, cy) = (sx(*x), sy(*y));
+        let fill = color(&r.tool);
+        if let Some(xs) = xspeed(r) {
+            let ex = sx(xs);
+            let title = format!("{} / {}: extract {} MB/s", r.label, r.tool, sig3(xs));
+            let _ = writeln!(
+                s,
+                r#"<line x1="{cx:.1}" y1="{cy:.1}" x2="{ex:.1}" y2="{cy:.1}" stroke="{fill}" stroke-opacity="0.5"/>"#
+            );
+            let _ = writeln!(
+                s,
+                r#"<circle class="ptx" cx="{ex:.1}" cy="{cy:.1}" r="4" fill="white" stroke="{fill}" stroke-width="1.5"><title>{}</title></circle>"#,
+                xml_escape(&title)
+            );
+        }
+        let short = if r.tree {
+            "whole tree"
+        } else {
+            r.label.rsplit('/').next().unwrap_or(&r.label)
+        };
+        let _ = writeln!(
+            s,
+            r##"<text class="label" x="{:.1}" y="{:.1}" font-size="9" fill="#333">{}</text>"##,
+            cx + 7.0,
+            cy - 6.0,
+            xml_escape(short)
+        );
         let title = format!(
             "{} / {}: {:.3} bits/byte, {} MB/s",
             r.label,
@@ -1184,7 +1243,6 @@ fn render_svg(rows: &[Row]) -> String {
             y,
             sig3(*x)
         );
-        let fill = color(&r.tool);
         if r.tree {
             let _ = writeln!(
                 s,
@@ -1218,7 +1276,14 @@ fn render_svg(rows: &[Row]) -> String {
     ly += 10.0;
     let _ = writeln!(
         s,
-        r#"<circle cx="{lx:.1}" cy="{ly:.1}" r="5" fill="none" stroke="black"/><text x="{:.1}" y="{:.1}">one file</text>"#,
+        r#"<circle cx="{lx:.1}" cy="{ly:.1}" r="5" fill="black"/><text x="{:.1}" y="{:.1}">compress</text>"#,
+        lx + 12.0,
+        ly + 4.0
+    );
+    ly += 20.0;
+    let _ = writeln!(
+        s,
+        r#"<circle cx="{lx:.1}" cy="{ly:.1}" r="4" fill="white" stroke="black" stroke-width="1.5"/><text x="{:.1}" y="{:.1}">extract</text>"#,
         lx + 12.0,
         ly + 4.0
     );
@@ -1366,6 +1431,10 @@ mod tests {
         assert_eq!(svg.matches("class=\"pt\"").count(), 6);
         assert_eq!(svg.matches("<rect class=\"pt\"").count(), 1);
         assert_eq!(svg.matches("class=\"legend\"").count(), 5);
+        // Every successful row also has its extraction point and a label.
+        assert_eq!(svg.matches("class=\"ptx\"").count(), 6);
+        assert_eq!(svg.matches("class=\"label\"").count(), 6);
+        assert!(svg.contains(">whole tree</text>") && svg.contains(">c&quot;&apos;.txt</text>"));
         assert!(
             svg.contains("a &amp; &lt;b&gt;.txt / lza: 1.600 bits/byte, 0.00200 MB/s"),
             "{svg}"
@@ -1497,18 +1566,21 @@ mod tests {
         std::os::unix::fs::symlink("a.txt", root.join("link")).unwrap();
         let jobs = collect_jobs(&[root.clone(), d.path().join("single.bin")], true).unwrap();
         let labels: Vec<_> = jobs.iter().map(|j| j.label.clone()).collect();
-        let rp = |s: &str| root.join(s).display().to_string();
+        // Relative to the arguments, each prefixed by its argument's name
+        // when there are several (a file argument is its name).
         assert_eq!(
             labels,
             vec![
-                rp("a.txt"),
-                rp("b.txt"),
-                rp("empty"),
-                rp("sub/deeper/c.txt"),
-                d.path().join("single.bin").display().to_string(),
-                "whole tree (5 files)".to_string()
+                "root/a.txt",
+                "root/b.txt",
+                "root/empty",
+                "root/sub/deeper/c.txt",
+                "single.bin",
+                "whole tree (5 files)"
             ]
         );
+        let one = collect_jobs(std::slice::from_ref(&root), false).unwrap();
+        assert_eq!(one[3].label, "sub/deeper/c.txt");
         assert!(jobs[2].skip_empty && !jobs[0].skip_empty);
         assert_eq!(jobs[3].names, vec![OsString::from("c.txt")]);
         let t = &jobs[5];
@@ -1577,6 +1649,7 @@ esac
             out_dir: out_dir.clone(),
             whole_tree: true,
             tools: vec!["lza".into(), "gzip".into()],
+            overwrite: true,
         };
         run(&opts).unwrap();
         let md = fs::read_to_string(out_dir.join("bench.md")).unwrap();
@@ -1597,6 +1670,20 @@ esac
         assert!(bpb > 0.0 && bpb < 2.0, "gzip on repetitive text: {bpb}");
         assert!(md.contains("whole tree (2 files) | lza | 134670 |"), "{md}");
         assert!(md.contains("fake-lza 0.0"), "{md}");
+        assert!(md.contains("; language-model kernel path: "), "{md}");
+        // Labels are relative to the argument.
+        assert!(md.contains("\n| sub/u.txt | gzip | "), "{md}");
+        // The reports are not replaced without --overwrite.
+        let err = run(&BenchOptions {
+            overwrite: false,
+            ..opts.clone()
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("bench.md: already exists (use --overwrite to replace it)"),
+            "{err}"
+        );
         let svg = fs::read_to_string(out_dir.join("bench.svg")).unwrap();
         check_xml(&svg).unwrap();
         assert_eq!(svg.matches("class=\"pt\"").count(), 6);

@@ -104,7 +104,8 @@ pub fn encode_cm(raw: &[u8], preset: crate::cm::Preset) -> Frame {
         // payload is kept.
         match crate::cm::guess_image(raw) {
             Some(image) if preset != crate::cm::FAST => {
-                let img = crate::cm::encode_image(raw, image);
+                // (the plain coding counts these bytes for progress)
+                let img = crate::progress::uncounted(|| crate::cm::encode_image(raw, image));
                 if img.len() < plain.len() { img } else { plain }
             }
             _ => plain,

@@ -164,8 +164,11 @@ impl Warnings {
     }
 }
 
-/// Build a matcher for `--exclude` patterns. A pattern matches an archive
-/// path, or any single component of it (as tar's `--exclude=*.o` does).
+/// Build a matcher for `--exclude` patterns, unanchored as GNU tar's: a
+/// pattern excludes an archive path when it matches the whole path or any
+/// tail of it that starts after a `/` (`docs/*` excludes `tree/docs/a`,
+/// `*.o` every `.o` file, `b` every entry named `b`), `*` and `?` also match
+/// `/`, and an excluded directory is left out with everything below it.
 pub fn exclude_set(patterns: &[String]) -> Result<GlobSet> {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
@@ -181,13 +184,13 @@ pub fn exclude_set(patterns: &[String]) -> Result<GlobSet> {
     })
 }
 
-fn excluded(set: &GlobSet, archive_path: &str) -> bool {
+/// Whether `archive_path` is excluded by `set` (see [`exclude_set`]).
+pub fn excluded(set: &GlobSet, archive_path: &str) -> bool {
     !set.is_empty()
         && (set.is_match(archive_path)
             || archive_path
-                .rsplit('/')
-                .next()
-                .is_some_and(|name| set.is_match(name)))
+                .match_indices('/')
+                .any(|(i, _)| set.is_match(&archive_path[i + 1..])))
 }
 
 /// Turn an input path as given on the command line into its archive form:
@@ -201,7 +204,7 @@ pub fn archive_path_of(input: &Path) -> Result<String> {
             Component::ParentDir => {
                 return Err(Error::BadInput {
                     path: input.into(),
-                    reason: "paths with '..' cannot be archived".into(),
+                    reason: format!("paths with '..' cannot be archived{}", dotdot_hint(input)),
                 });
             }
             Component::Normal(s) => parts.push(s.to_str().ok_or_else(|| Error::BadInput {
@@ -211,6 +214,31 @@ pub fn archive_path_of(input: &Path) -> Result<String> {
         }
     }
     Ok(parts.join("/"))
+}
+
+/// How to archive a path that climbs with `..`: `-C` to the directory it
+/// climbs to, and the rest of the path (for `../dir`: "-C .. dir").
+fn dotdot_hint(input: &Path) -> String {
+    let comps: Vec<Component> = input.components().collect();
+    let ups = comps
+        .iter()
+        .take_while(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        .count();
+    let rest: PathBuf = comps[ups..].iter().collect();
+    let climbs = comps[..ups].contains(&Component::ParentDir);
+    let rest_is_plain = comps[ups..]
+        .iter()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    if climbs && rest_is_plain && !rest.as_os_str().is_empty() {
+        let dir: PathBuf = comps[..ups].iter().collect();
+        format!(
+            "; archive it from the directory above with -C: -C {} {}",
+            dir.display(),
+            rest.display()
+        )
+    } else {
+        "; use -C DIR to start from a directory that holds it".into()
+    }
 }
 
 fn mtime_ns(md: &std::fs::Metadata) -> i64 {
@@ -702,6 +730,7 @@ fn code_segments_lm(
                     frames = lm_frames;
                 }
             }
+            crate::progress::add(s.data.len() as u64);
             Emit::frames(&frames, s.data.len())
         })
         .collect()
@@ -761,6 +790,7 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
             let whole = codec::encode_zstd(&s.data, level);
             let bpb = 8.0 * whole.payload.len() as f64 / s.data.len() as f64;
             if c.method == Method::Zstd || bpb >= 8.0 * (1.0 - CM_MIN_GAIN) {
+                crate::progress::add(s.data.len() as u64);
                 return Plan::Done(vec![whole]);
             }
             if lm.is_some() && text && bpb >= LM_WORTH_TRYING_BPB {
@@ -839,7 +869,10 @@ fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
                 .par_iter()
                 .zip(&plans)
                 .map(|(s, plan)| match plan {
-                    Plan::Lm(_, _, true) => Some(codec::encode_cm(&s.data, crate::cm::NORMAL2)),
+                    // (the model's coding counts these bytes for progress)
+                    Plan::Lm(_, _, true) => Some(crate::progress::uncounted(|| {
+                        codec::encode_cm(&s.data, crate::cm::NORMAL2)
+                    })),
                     Plan::Lm(..) | Plan::Done(_) => None,
                 })
                 .collect::<Vec<_>>()

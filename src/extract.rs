@@ -16,7 +16,11 @@
 //! - Symbolic links are created after every other entry, and only when their
 //!   target, resolved from the link's directory through the archive's own
 //!   links, stays inside the destination (zip2 CVE-2025-29787). Links that
-//!   already existed in the destination are not followed by this check.
+//!   already existed in the destination are not followed by this check. A
+//!   link with an absolute target is created only with
+//!   [`DestWriter::allow_absolute_links`] (the extraction itself never
+//!   writes through it, but other programs may follow it out of the
+//!   destination).
 //! - Hard links are made only to files this archive already wrote
 //!   (libarchive CVE-2021-31566).
 //! - No device nodes, FIFOs or sockets can be expressed in the format.
@@ -24,7 +28,15 @@
 //! - File data goes to a temporary file in the target directory (created
 //!   with `O_EXCL`), which gets its final name only after every chunk's
 //!   checksum passed; on any error it is removed. An existing file is
-//!   replaced only with `overwrite`, and a directory never.
+//!   replaced only with `overwrite`, and a directory never; an existing
+//!   directory keeps its mode and times unless `overwrite` (GNU tar's
+//!   `--no-overwrite-dir`), and lza never changes an owner.
+//!
+//! With [`DestWriter::keep_going`], an entry that breaks these rules (or
+//! cannot be written) is reported and skipped, the others are extracted, and
+//! [`DestWriter::failures`] counts the skipped ones; without it the first
+//! one ends the extraction. Either way the directories' modes and times are
+//! set at the end ([`DestWriter::restore_dirs`] after an error).
 //!
 //! Not guarded: a concurrent process changing the destination while lza
 //! runs can still make a component a symlink between checks of *different*
@@ -142,6 +154,9 @@ fn decode_chunks(chunks: Vec<ChunkEvent>, lm: Option<&dyn TextCoder>) -> Vec<Out
         .zip(model_results)
         .map(|(c, model)| {
             let decoded = if is_lm(c) || is_cm_lm(c) {
+                if is_lm(c) {
+                    crate::progress::add(c.header.raw_len as u64);
+                }
                 match model {
                     Some(Ok(data)) => codec::check_decoded(&c.header, data),
                     Some(Err(DecodeError::Corrupt(msg))) => {
@@ -153,14 +168,13 @@ fn decode_chunks(chunks: Vec<ChunkEvent>, lm: Option<&dyn TextCoder>) -> Vec<Out
                     None => Err(crate::error::CorruptKind::NoModel),
                 }
             } else {
-                codec::decode_simple(&c.header, &c.payload)
+                let d = codec::decode_simple(&c.header, &c.payload);
+                // (context mixing counts its bytes as it decodes them)
+                if c.header.codec != CodecId::ContextMixing {
+                    crate::progress::add(c.header.raw_len as u64);
+                }
+                d
             };
-            // (context-mixing decoders counted every whole STEP already)
-            let raw = c.header.raw_len as u64;
-            crate::progress::add(match c.header.codec {
-                CodecId::ContextMixing => raw % crate::progress::STEP,
-                _ => raw,
-            });
             Out::Data(decoded.map_err(|kind| c.corrupt(kind)))
         })
         .collect()
@@ -295,11 +309,20 @@ impl Drop for PendingFile {
     }
 }
 
+/// Where [`DestWriter::keep_going`] reports an entry it skips.
+type Report = Box<dyn FnMut(&Error)>;
+
 /// Writes entries under a destination directory, safely; see the module docs.
 pub struct DestWriter {
     root: Option<OwnedFd>,
     root_path: PathBuf,
     overwrite: bool,
+    /// Leave existing files alone without counting them as failures.
+    skip_old: bool,
+    allow_absolute: bool,
+    /// Where entry failures go when extraction keeps going after them.
+    report: Option<Report>,
+    failures: u64,
     current: Option<PendingFile>,
     dirs: Vec<(String, u32, i64)>,
     symlinks: Vec<Entry>,
@@ -332,10 +355,58 @@ impl DestWriter {
             root: None,
             root_path: dest.into(),
             overwrite,
+            skip_old: false,
+            allow_absolute: false,
+            report: None,
+            failures: 0,
             current: None,
             dirs: Vec::new(),
             symlinks: Vec::new(),
             tmp_counter: 0,
+        }
+    }
+
+    /// Report an entry that cannot be extracted to `report` and go on with
+    /// the others (GNU tar's behaviour), instead of stopping.
+    pub fn keep_going(mut self, report: impl FnMut(&Error) + 'static) -> DestWriter {
+        self.report = Some(Box::new(report));
+        self
+    }
+
+    /// Skip files (and links) that already exist without reporting them
+    /// (tar's `--skip-old-files`); without `overwrite` they are otherwise
+    /// an error.
+    pub fn skip_old_files(mut self) -> DestWriter {
+        self.skip_old = true;
+        self
+    }
+
+    /// Create symbolic links whose target is absolute (refused by default).
+    pub fn allow_absolute_links(mut self) -> DestWriter {
+        self.allow_absolute = true;
+        self
+    }
+
+    /// Entries that were reported and skipped (with [`Self::keep_going`]).
+    pub fn failures(&self) -> u64 {
+        self.failures
+    }
+
+    /// An entry's result: with [`Self::keep_going`], an entry's failure is
+    /// reported and counted, and extraction goes on.
+    fn soft(&mut self, r: Result<()>) -> Result<()> {
+        match r {
+            Err(Error::Exists { .. }) if self.skip_old => Ok(()),
+            Err(e @ (Error::Exists { .. } | Error::UnsafeEntry { .. } | Error::Io { .. }))
+                if self.report.is_some() =>
+            {
+                self.failures += 1;
+                if let Some(report) = self.report.as_mut() {
+                    report(&e);
+                }
+                Ok(())
+            }
+            r => r,
         }
     }
 
@@ -489,7 +560,12 @@ impl DestWriter {
         let dirfd = self.open_dir(&entry.path, dir, true)?;
         match rustix::fs::mkdirat(&dirfd, leaf, Mode::from_raw_mode(0o700)) {
             Ok(()) => {}
+            // An existing directory keeps its mode and times (it may be
+            // private, or shared and sticky) unless overwriting.
             Err(Errno::EXIST) if Self::existing_kind(&dirfd, leaf) == Some(FileType::Directory) => {
+                if !self.overwrite {
+                    return Ok(());
+                }
             }
             Err(Errno::EXIST) => {
                 return Err(Error::Exists {
@@ -524,40 +600,77 @@ impl DestWriter {
     }
 
     fn make_symlinks(&mut self) -> Result<()> {
-        let mut checker = SymlinkChecker::new(
-            self.symlinks
-                .iter()
-                .map(|e| (e.path.as_str(), e.link.as_str())),
-        )?;
-        for entry in &self.symlinks {
-            if let Err(reason) = checker.check(&entry.path) {
-                return Err(Self::unsafe_entry(&entry.path, reason));
+        let symlinks = std::mem::take(&mut self.symlinks);
+        let links: Vec<(&str, &str)> = symlinks
+            .iter()
+            .map(|e| (e.path.as_str(), e.link.as_str()))
+            .collect();
+        // Every link is checked before any is created: a link made first
+        // must not change what a later one resolves to on disk.
+        let refused = crate::symlinks::refused(&links, self.allow_absolute)?;
+        if self.report.is_none()
+            && let Some((path, reason)) = refused.first()
+        {
+            // Stopping at the first refusal: no link at all is created.
+            return Err(Self::unsafe_entry(path, reason.clone()));
+        }
+        let mut refused = refused.into_iter().peekable();
+        let mut create = Vec::with_capacity(symlinks.len());
+        for entry in &symlinks {
+            match refused.peek() {
+                Some((path, _)) if *path == entry.path => {
+                    let (_, reason) = refused.next().expect("peeked");
+                    create.push((entry, Some(reason)));
+                }
+                _ => create.push((entry, None)),
             }
         }
-        for entry in &self.symlinks {
-            let (dir, leaf) = split_leaf(&entry.path);
-            let dirfd = self.open_dir(&entry.path, dir, true)?;
-            self.make_room(&dirfd, leaf, &entry.path)?;
-            rustix::fs::symlinkat(entry.link.as_str(), &dirfd, leaf)
-                .map_err(|e| Error::io(self.disk_path(&entry.path), errno_io(e)))?;
-            rustix::fs::utimensat(&dirfd, leaf, &ts(entry.mtime_ns), AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|e| Error::io(self.disk_path(&entry.path), errno_io(e)))?;
+        for (entry, refusal) in create {
+            let r = match refusal {
+                Some(reason) => Err(Self::unsafe_entry(&entry.path, reason)),
+                None => self.make_symlink(entry),
+            };
+            self.soft(r)?;
         }
         Ok(())
     }
 
+    fn make_symlink(&self, entry: &Entry) -> Result<()> {
+        let (dir, leaf) = split_leaf(&entry.path);
+        let dirfd = self.open_dir(&entry.path, dir, true)?;
+        self.make_room(&dirfd, leaf, &entry.path)?;
+        rustix::fs::symlinkat(entry.link.as_str(), &dirfd, leaf)
+            .map_err(|e| Error::io(self.disk_path(&entry.path), errno_io(e)))?;
+        rustix::fs::utimensat(&dirfd, leaf, &ts(entry.mtime_ns), AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::io(self.disk_path(&entry.path), errno_io(e)))
+    }
+
     fn apply_dir_metadata(&mut self) -> Result<()> {
         // Deepest first, so setting a parent's mtime is the last change to it.
-        self.dirs
-            .sort_by_key(|(p, _, _)| std::cmp::Reverse(p.matches('/').count()));
-        for (path, mode, mtime) in &self.dirs {
-            let fd = self.open_dir(path, path, false)?;
-            rustix::fs::fchmod(&fd, Mode::from_raw_mode(*mode))
-                .map_err(|e| Error::io(self.disk_path(path), errno_io(e)))?;
-            rustix::fs::futimens(&fd, &ts(*mtime))
-                .map_err(|e| Error::io(self.disk_path(path), errno_io(e)))?;
+        let mut dirs = std::mem::take(&mut self.dirs);
+        dirs.sort_by_key(|(p, _, _)| std::cmp::Reverse(p.matches('/').count()));
+        for (path, mode, mtime) in &dirs {
+            let r = self.open_dir(path, path, false).and_then(|fd| {
+                rustix::fs::fchmod(&fd, Mode::from_raw_mode(*mode))
+                    .map_err(|e| Error::io(self.disk_path(path), errno_io(e)))?;
+                rustix::fs::futimens(&fd, &ts(*mtime))
+                    .map_err(|e| Error::io(self.disk_path(path), errno_io(e)))
+            });
+            self.soft(r)?;
         }
         Ok(())
+    }
+
+    /// Give the directories extracted so far their modes and times (they
+    /// are created private and set at the end), after an error that ended
+    /// the extraction early. Problems here are ignored: the error that
+    /// stopped the extraction is the one to report.
+    pub fn restore_dirs(&mut self) {
+        self.current = None;
+        let report = self.report.take();
+        self.report = Some(Box::new(|_: &Error| {}));
+        let _ = self.apply_dir_metadata();
+        self.report = report;
     }
 }
 
@@ -595,7 +708,7 @@ impl Sink for DestWriter {
             self.current.is_none(),
             "the reader checks that files are complete"
         );
-        match entry.kind {
+        let r = match entry.kind {
             EntryKind::File => self.begin_file(entry),
             EntryKind::Directory => self.make_dir(entry),
             EntryKind::Hardlink => self.make_hardlink(entry),
@@ -603,27 +716,38 @@ impl Sink for DestWriter {
                 self.symlinks.push(entry.clone());
                 Ok(())
             }
+        };
+        if r.is_err() {
+            // (a skipped file's data is dropped as it comes)
+            self.current = None;
         }
+        self.soft(r)
     }
 
     fn data(&mut self, bytes: &[u8]) -> Result<()> {
-        let p = self
-            .current
-            .as_mut()
-            .expect("the reader checks that chunks follow a file");
-        p.file
+        // No file open: this one is being skipped.
+        let Some(p) = self.current.as_mut() else {
+            return Ok(());
+        };
+        let written = p
+            .file
             .write_all(bytes)
-            .map_err(|e| Error::io(self.root_path.join(&p.entry.path), e))?;
+            .map_err(|e| Error::io(self.root_path.join(&p.entry.path), e));
         p.left -= bytes.len() as u64;
-        if p.left == 0 {
-            self.finish_file()?;
+        let r = match written {
+            Ok(()) if p.left == 0 => self.finish_file(),
+            r => r,
+        };
+        if r.is_err() {
+            self.current = None;
         }
-        Ok(())
+        self.soft(r)
     }
 
     fn finish(&mut self) -> Result<()> {
-        self.make_symlinks()?;
-        self.apply_dir_metadata()
+        let links = self.make_symlinks();
+        let dirs = self.apply_dir_metadata();
+        links.and(dirs)
     }
 }
 

@@ -18,9 +18,11 @@ pub mod format;
 #[allow(missing_docs)]
 pub mod lm;
 pub mod models;
+pub mod names;
 pub mod pipeline;
 pub mod progress;
 pub mod reader;
+pub mod select;
 pub mod symlinks;
 
 pub use error::{CorruptKind, Error, Result};

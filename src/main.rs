@@ -1,20 +1,25 @@
 //! The `lza` command line: a thin layer over the library.
 
+use std::ffi::OsString;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Write};
+use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use lza::codec::TextCoder;
 use lza::create::{self, CreateOptions, Method};
-use lza::extract::{self, DestWriter, Discard, ReadOptions};
-use lza::format::{Entry, EntryKind};
-use lza::reader::Limits;
+use lza::extract::{self, DestWriter, ReadOptions, Sink};
+use lza::format::{CodecId, Entry, EntryKind, ModelHash};
+use lza::names::{escape, escape_line};
+use lza::reader::{ArchiveReader, Event, Limits};
+use lza::select::{LinkRules, Members, Select, ToWriter};
 
 #[derive(Parser)]
 #[command(
@@ -32,16 +37,36 @@ enum Command {
     /// Create an archive from files and directories.
     #[command(visible_alias = "c")]
     Create(CreateArgs),
-    /// Extract an archive.
+    /// Extract an archive, or the members named.
     #[command(visible_alias = "x")]
     Extract(ExtractArgs),
     /// List an archive's entries.
     #[command(visible_alias = "t")]
     List(ListArgs),
-    /// Check an archive completely (every checksum) without writing anything.
+    /// Check an archive completely (every checksum, and the links extraction
+    /// would refuse) without writing anything.
     Verify(VerifyArgs),
     /// Compare lza with xz, zstd and bzip2 on files (writes bench.md and bench.svg).
     Bench(BenchArgs),
+    /// Print a shell completion script (e.g. `lza completions bash >
+    /// /etc/bash_completion.d/lza`).
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command into DIR.
+    Man(ManArgs),
+}
+
+#[derive(Args)]
+struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+#[derive(Args)]
+struct ManArgs {
+    /// Write lza.1 and a page per command (lza-create.1, ...) into DIR.
+    #[arg(long = "out-dir", value_name = "DIR")]
+    out_dir: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -49,6 +74,9 @@ struct BenchArgs {
     /// Write bench.md and bench.svg into DIR.
     #[arg(short = 'o', long = "out-dir", value_name = "DIR", default_value = ".")]
     out_dir: PathBuf,
+    /// Replace bench.md and bench.svg if they exist.
+    #[arg(long = "overwrite")]
+    overwrite: bool,
     #[command(flatten)]
     threads: ThreadsArg,
     /// Also benchmark all PATHs together as one archive.
@@ -71,9 +99,32 @@ struct BenchArgs {
 
 #[derive(Args)]
 struct ArchiveArg {
-    /// Archive file, or - for standard input/output.
-    #[arg(short = 'f', long = "file", default_value = "-")]
+    /// Archive file, or - for standard output.
+    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "-")]
     file: String,
+}
+
+#[derive(Args)]
+struct ArchiveIn {
+    /// Archive file, or - for standard input (the default); without -f, the
+    /// first ARCHIVE argument names it.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    file: Option<String>,
+}
+
+impl ArchiveIn {
+    /// The archive and the member names: without `-f`, the first
+    /// positional argument is the archive.
+    fn split(&self, mut positional: Vec<String>) -> (String, Vec<String>) {
+        match &self.file {
+            Some(f) => (f.clone(), positional),
+            None if positional.is_empty() => ("-".into(), positional),
+            None => {
+                let archive = positional.remove(0);
+                (archive, positional)
+            }
+        }
+    }
 }
 
 #[derive(Args)]
@@ -113,6 +164,17 @@ enum MethodArg {
     Lm,
 }
 
+/// How `-l` maps to zstd's levels, for help and errors.
+const LEVELS: &str = "lza's levels are 1 (fast) to 9 (small), as -1 ... -9 or -l N; \
+     they pick zstd levels 1, 3, 5, 7, 9, 12, 15, 17, 19 (zstd -19 is lza -9)";
+
+fn parse_level(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n @ 1..=9) => Ok(n),
+        _ => Err(LEVELS.into()),
+    }
+}
+
 #[derive(Args)]
 struct CreateArgs {
     #[command(flatten)]
@@ -120,17 +182,20 @@ struct CreateArgs {
     /// Change to DIR before reading the inputs.
     #[arg(short = 'C', long = "directory", value_name = "DIR")]
     directory: Option<PathBuf>,
-    /// Leave out paths matching GLOB (matched against the archive path and each name).
+    /// Leave out paths matching GLOB, unanchored as GNU tar: GLOB is matched
+    /// against the archive path and each tail of it after a '/' ('docs/*',
+    /// '*.o', 'build'); '*' matches '/' too.
     #[arg(long = "exclude", value_name = "GLOB")]
     exclude: Vec<String>,
     #[command(flatten)]
     threads: ThreadsArg,
-    /// List entries as they are archived.
+    /// List entries as they are archived, and print a summary.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
-    /// zstd level, 1 (fast) to 9 (small): for --method zstd, and for the zstd
-    /// frames the other methods keep where they are smaller.
-    #[arg(short = 'l', long = "level", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=9))]
+    /// Level, 1 (fast) to 9 (small), also as -1 ... -9: the zstd level for
+    /// --method zstd and for the zstd frames the other methods keep where
+    /// they are smaller (1, 3, 5, 7, 9, 12, 15, 17, 19).
+    #[arg(short = 'l', long = "level", value_name = "N", default_value_t = 6, value_parser = parse_level)]
     level: u32,
     /// Replace the archive file if it exists.
     #[arg(long = "overwrite")]
@@ -158,7 +223,7 @@ struct CreateArgs {
 #[derive(Args)]
 struct ExtractArgs {
     #[command(flatten)]
-    archive: ArchiveArg,
+    archive: ArchiveIn,
     /// Extract into DIR (created if missing).
     #[arg(
         short = 'C',
@@ -172,13 +237,43 @@ struct ExtractArgs {
     /// List entries as they are extracted.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
-    /// Replace existing files (never directories).
-    #[arg(long = "overwrite")]
+    /// Replace existing files (a directory is never replaced; with this
+    /// flag an existing one takes the archive's mode and time).
+    #[arg(long = "overwrite", conflicts_with_all = ["keep_old_files", "skip_old_files"])]
     overwrite: bool,
+    /// Leave existing files alone, report each, extract the rest and exit 1
+    /// (the default without --overwrite).
+    #[arg(short = 'k', long = "keep-old-files")]
+    keep_old_files: bool,
+    /// Leave existing files alone silently.
+    #[arg(long = "skip-old-files", conflicts_with = "keep_old_files")]
+    skip_old_files: bool,
+    /// Write the files' data to standard output, one after another, and
+    /// create nothing.
+    #[arg(short = 'O', long = "to-stdout")]
+    to_stdout: bool,
+    /// Remove N leading components from each name (entries with no more
+    /// are skipped).
+    #[arg(long = "strip-components", value_name = "N", default_value_t = 0)]
+    strip_components: usize,
+    /// MEMBERs are globs ('*', '?', '[...]' match '/' too), anchored at the
+    /// start of the name; each selects what it matches and everything below.
+    #[arg(long = "wildcards")]
+    wildcards: bool,
+    /// Create symbolic links with an absolute target too (as tar does). Such
+    /// a link points out of the destination: lza never writes through one,
+    /// but whatever later follows it (a program, a second extraction by
+    /// another tool) reaches the file it names, e.g. in /etc.
+    #[arg(long = "absolute-links")]
+    absolute_links: bool,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
     model: ModelArgs,
+    /// The archive (when -f is not given), then the members to extract: a
+    /// name selects that entry and everything below it.
+    #[arg(value_name = "ARCHIVE|MEMBER")]
+    positional: Vec<String>,
 }
 
 #[derive(Args)]
@@ -206,32 +301,102 @@ impl LimitArgs {
 }
 
 #[derive(Args)]
+#[command(disable_help_flag = true)]
 struct ListArgs {
     #[command(flatten)]
-    archive: ArchiveArg,
-    /// Show type, mode, size and time, as `ls -l` does.
+    archive: ArchiveIn,
+    /// Show type, mode, size, compressed size, ratio, codec and local time,
+    /// then totals and the model the archive needs.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
+    /// Sizes as 1.2K, 34M (the default when standard output is a terminal).
+    #[arg(short = 'h', long = "human-readable")]
+    human: bool,
+    /// Print help.
+    #[arg(long = "help", action = ArgAction::Help)]
+    help: Option<bool>,
+    /// The archive (when -f is not given), then the members to list.
+    #[arg(value_name = "ARCHIVE|MEMBER")]
+    positional: Vec<String>,
 }
 
 #[derive(Args)]
 struct VerifyArgs {
     #[command(flatten)]
-    archive: ArchiveArg,
+    archive: ArchiveIn,
     #[command(flatten)]
     threads: ThreadsArg,
     /// List entries as they are checked.
     #[arg(short = 'v', long = "verbose")]
     verbose: bool,
+    /// Accept symbolic links with an absolute target (as `lza x
+    /// --absolute-links` would create them).
+    #[arg(long = "absolute-links")]
+    absolute_links: bool,
     #[command(flatten)]
     limits: LimitArgs,
     #[command(flatten)]
     model: ModelArgs,
+    /// The archive, when -f is not given.
+    #[arg(value_name = "ARCHIVE")]
+    archive_pos: Option<String>,
 }
 
-/// Exit code of a `create` that wrote its archive but left inputs out or
-/// archived files that changed as they were read (the count is on stderr).
-const EXIT_WARNINGS: u8 = 4;
+/// Options of `create` that take a value in the next argument: what
+/// follows them is never a level flag.
+const CREATE_VALUE_OPTIONS: &[&str] = &[
+    "-f",
+    "--file",
+    "-C",
+    "--directory",
+    "--exclude",
+    "-T",
+    "--threads",
+    "-l",
+    "--level",
+    "--model",
+    "--batch",
+    "-m",
+    "--method",
+    "--chunk-size",
+];
+
+/// zstd's habit: `lza c -9 ...` is `-l 9`. Numbers past 9 (`-19`) get an
+/// error that says what lza's levels are.
+fn level_flags(args: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    let is_create = args.get(1).is_some_and(|a| a == "create" || a == "c");
+    if !is_create {
+        return Ok(args);
+    }
+    let mut out = Vec::with_capacity(args.len());
+    let mut takes_value = false;
+    let mut rest = false;
+    for a in args {
+        let s = a.to_str().unwrap_or("");
+        if rest || takes_value {
+            takes_value = false;
+            out.push(a);
+            continue;
+        }
+        if s == "--" {
+            rest = true;
+        } else if let Some(digits) = s.strip_prefix('-')
+            && !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+        {
+            match digits.parse::<u32>() {
+                Ok(n @ 1..=9) => {
+                    out.push(format!("--level={n}").into());
+                    continue;
+                }
+                _ => return Err(format!("{s}: no such level; {LEVELS}")),
+            }
+        }
+        takes_value = CREATE_VALUE_OPTIONS.contains(&s);
+        out.push(a);
+    }
+    Ok(out)
+}
 
 /// Signals that end lza: the signal thread removes the temporary files
 /// first, then ends the process as the signal would have.
@@ -247,7 +412,7 @@ fn handle_signals() {
     // it like any other write error, removing what it wrote.
     let _ = signal_hook::flag::register(
         signal_hook::consts::SIGXFSZ,
-        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
     );
     let Ok(mut signals) = signal_hook::iterator::Signals::new(STOP_SIGNALS) else {
         return;
@@ -264,38 +429,6 @@ fn handle_signals() {
         .ok();
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    handle_signals();
-    let result = match cli.command {
-        Command::Create(a) => run_create(a),
-        Command::Extract(a) => run_extract(a).map(|_| ExitCode::SUCCESS),
-        Command::List(a) => run_list(a).map(|_| ExitCode::SUCCESS),
-        Command::Verify(a) => run_verify(a).map(|_| ExitCode::SUCCESS),
-        Command::Bench(a) => lza::bench::run(&lza::bench::BenchOptions {
-            paths: a.paths,
-            lza_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("lza")),
-            lza_args: a.lza_args,
-            threads: a.threads.get(),
-            out_dir: a.out_dir,
-            whole_tree: a.whole_tree,
-            tools: a.tools,
-        })
-        .map(|_| ExitCode::SUCCESS),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("lza: {e:#}");
-            match is_internal(&e) {
-                true => ExitCode::from(EXIT_INTERNAL),
-                false => ExitCode::FAILURE,
-            }
-        }
-    }
-}
-
 /// Exit code for a fault inside lza (README, "Exit codes"): a script can
 /// tell it from a corrupt archive (1) and retry or report it.
 const EXIT_INTERNAL: u8 = 3;
@@ -307,6 +440,72 @@ fn is_internal(e: &anyhow::Error) -> bool {
     })
 }
 
+fn main() -> ExitCode {
+    let args = match level_flags(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(msg) => {
+            eprintln!("lza: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = Cli::parse_from(args);
+    handle_signals();
+    let result = match cli.command {
+        Command::Create(a) => run_create(a),
+        Command::Extract(a) => run_extract(a),
+        Command::List(a) => run_list(a),
+        Command::Verify(a) => run_verify(a),
+        Command::Completions(a) => {
+            clap_complete::generate(a.shell, &mut Cli::command(), "lza", &mut io::stdout());
+            Ok(())
+        }
+        Command::Man(a) => run_man(a),
+        Command::Bench(a) => lza::bench::run(&lza::bench::BenchOptions {
+            paths: a.paths,
+            lza_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("lza")),
+            lza_args: a.lza_args,
+            threads: a.threads.get(),
+            out_dir: a.out_dir,
+            whole_tree: a.whole_tree,
+            tools: a.tools,
+            overwrite: a.overwrite,
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lza: {}", error_text(&e));
+            match is_internal(&e) {
+                true => ExitCode::from(EXIT_INTERNAL),
+                false => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// The error and its causes, each once: a message that already ends with
+/// its cause's text (lza's own errors name the OS error) does not repeat
+/// it; control and bidirectional characters escaped.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if s.is_empty() || text.ends_with(&s) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&s);
+    }
+    escape_line(&text).into_owned()
+}
+
+fn warn(msg: impl std::fmt::Display) {
+    eprintln!("lza: {}", escape_line(&msg.to_string()));
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.downcast_ref::<lza::Error>()
@@ -316,60 +515,156 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-fn progress_bar(total: Option<u64>, quiet: bool) -> ProgressBar {
-    if quiet || !io::stderr().is_terminal() {
-        return ProgressBar::hidden();
+fn run_man(a: ManArgs) -> anyhow::Result<()> {
+    let cmd = Cli::command();
+    match a.out_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(&dir).with_context(|| format!("{}", dir.display()))?;
+            clap_mangen::generate_to(cmd, &dir).with_context(|| format!("{}", dir.display()))?;
+        }
+        None => {
+            let mut out = io::stdout().lock();
+            clap_mangen::Man::new(cmd).render(&mut out)?;
+            out.flush()?;
+        }
     }
-    match total {
-        Some(t) => ProgressBar::new(t).with_style(
-            ProgressStyle::with_template(
-                "{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} ETA {eta}",
-            )
-            .expect("valid template"),
-        ),
-        None => ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec}")
+    Ok(())
+}
+
+/// A progress display on stderr (when it is a terminal) that follows the
+/// bytes actually coded or decoded ([`lza::progress`]), redrawn five times
+/// a second whether or not a chunk just finished.
+struct Progress {
+    bar: ProgressBar,
+    stop: Arc<AtomicBool>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(total: Option<u64>, quiet: bool) -> Progress {
+        let stop = Arc::new(AtomicBool::new(false));
+        if quiet || !io::stderr().is_terminal() {
+            return Progress {
+                bar: ProgressBar::hidden(),
+                stop,
+                ticker: None,
+            };
+        }
+        let bar = match total {
+            Some(t) => ProgressBar::new(t).with_style(
+                ProgressStyle::with_template(
+                    "{bytes}/{total_bytes} {wide_bar} {bytes_per_sec} ETA {eta}",
+                )
                 .expect("valid template"),
-        ),
-    }
-}
-
-/// The progress display of extract and verify: the archive offset read,
-/// and the bytes decoded so far, redrawn every 200 ms so that a long
-/// decode shows (the offset runs ahead of the decoders by up to the
-/// pipeline's bound, then stands still while they work).
-fn decode_progress(total: Option<u64>, quiet: bool) -> ProgressBar {
-    let pb = progress_bar(total, quiet);
-    if pb.is_hidden() {
-        return pb;
-    }
-    let template = match total {
-        Some(_) => "{bytes}/{total_bytes} {wide_bar} {msg} decoded, {elapsed}",
-        None => "{spinner} {bytes} {msg} decoded, {elapsed}",
-    };
-    pb.set_style(ProgressStyle::with_template(template).expect("valid template"));
-    let shown = pb.clone();
-    std::thread::Builder::new()
-        .name("lza-progress".into())
-        .spawn(move || {
-            while !shown.is_finished() {
-                shown.set_message(indicatif::HumanBytes(lza::progress::decoded()).to_string());
-                std::thread::sleep(std::time::Duration::from_millis(200));
+            ),
+            None => ProgressBar::new_spinner().with_style(
+                ProgressStyle::with_template("{spinner} {bytes} {bytes_per_sec}")
+                    .expect("valid template"),
+            ),
+        };
+        let base = lza::progress::done();
+        let (b, s) = (bar.clone(), stop.clone());
+        let ticker = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let done = lza::progress::done() - base;
+                b.set_position(total.map_or(done, |t| done.min(t)));
+                b.tick();
+                std::thread::sleep(Duration::from_millis(200));
             }
-        })
-        .ok();
-    pb
+        });
+        Progress {
+            bar,
+            stop,
+            ticker: Some(ticker),
+        }
+    }
+
+    fn finish(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+        self.bar.finish_and_clear();
+    }
 }
 
-fn run_create(a: CreateArgs) -> anyhow::Result<ExitCode> {
-    let base = a.directory.clone().unwrap_or_else(|| PathBuf::from("."));
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.bar.finish_and_clear();
+    }
+}
+
+/// Counts the bytes written through it.
+struct Counting<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W: Write + Seek> Seek for Counting<W> {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
+/// An OS error without the temporary file name tempfile adds to it.
+fn plain_io(e: io::Error) -> io::Error {
+    if let Some(code) = e.raw_os_error() {
+        return io::Error::from_raw_os_error(code);
+    }
+    let inner = e
+        .get_ref()
+        .and_then(|i| i.source())
+        .and_then(|s| s.downcast_ref::<io::Error>())
+        .and_then(io::Error::raw_os_error);
+    match inner {
+        Some(code) => io::Error::from_raw_os_error(code),
+        // tempfile's "... at path \"dir/.lza-XXXX\"": the OS's words only.
+        None => {
+            let text = e.to_string();
+            let text = text.split(" at path ").next().unwrap_or_default();
+            io::Error::new(e.kind(), text.to_owned())
+        }
+    }
+}
+
+fn run_create(a: CreateArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    // (an empty base: paths in messages as the user gave them)
+    let base = a.directory.clone().unwrap_or_default();
     let excludes = create::exclude_set(&a.exclude)?;
     let mut warnings = create::Warnings::default();
     let sources = create::collect_sources(&base, &a.paths, &excludes, &mut warnings)?;
     for w in &warnings.messages {
-        eprintln!("lza: {w}");
+        warn(w);
     }
     let listed = warnings.messages.len();
+    let links: Vec<(&str, &str)> = sources
+        .iter()
+        .filter(|s| s.entry.kind == EntryKind::Symlink)
+        .map(|s| (s.entry.path.as_str(), s.entry.link.as_str()))
+        .collect();
+    for (path, reason) in lza::symlinks::refused(&links, false)? {
+        warn(format_args!(
+            "{path}: {reason}; lza x will skip this link{}",
+            if reason.ends_with("is absolute") {
+                " (unless --absolute-links)"
+            } else {
+                ""
+            }
+        ));
+    }
     if a.chunk_size == 0 || a.chunk_size > lza::format::MAX_CHUNK_LIMIT {
         bail!(
             "--chunk-size must be between 1 and {}",
@@ -404,35 +699,13 @@ fn run_create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     };
     let total: u64 = sources.iter().map(|s| s.entry.size).sum();
     let to_stdout = a.archive.file == "-";
-    let pb = progress_bar(Some(total), a.verbose);
-    // Verbose names go to stdout unless the archive does (as GNU tar does).
-    let mut names: Box<dyn Write> = if to_stdout {
-        Box::new(io::stderr())
-    } else {
-        Box::new(io::stdout())
-    };
-    let mut on_entry = |e: &Entry| {
-        if a.verbose {
-            let _ = writeln!(names, "{}", e.path);
-        }
-    };
-    let mut on_progress = |n: u64| pb.inc(n);
+    let path = Path::new(&a.archive.file);
+    let mut tmp = None;
     if to_stdout {
-        let stdout = io::stdout();
-        if stdout.is_terminal() {
+        if io::stdout().is_terminal() {
             bail!("refusing to write an archive to a terminal (use -f FILE or redirect)");
         }
-        let out = BufWriter::with_capacity(1 << 20, stdout.lock());
-        create::write_archive(
-            out,
-            &sources,
-            &opts,
-            &mut on_entry,
-            &mut on_progress,
-            &mut warnings,
-        )?;
     } else {
-        let path = Path::new(&a.archive.file);
         if !a.overwrite && path.symlink_metadata().is_ok() {
             bail!(
                 "{}: already exists (use --overwrite to replace it)",
@@ -443,44 +716,109 @@ fn run_create(a: CreateArgs) -> anyhow::Result<ExitCode> {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        // A missing directory is named as such (not by the temporary name).
+        std::fs::metadata(dir).with_context(|| {
+            format!(
+                "{}: cannot create the archive: {}",
+                path.display(),
+                dir.display()
+            )
+        })?;
         // Written under a temporary name, renamed when complete.
-        let tmp = tempfile::Builder::new()
-            .prefix(".lza-")
-            // The usual 0o666 less umask, not tempfile's private 0o600.
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-            .tempfile_in(dir)
-            .with_context(|| format!("{}: cannot create", dir.display()))?;
-        let _registered = lza::cleanup::register_path(tmp.path());
-        let out = BufWriter::with_capacity(1 << 20, tmp);
-        let out = create::write_archive_seekable(
-            out,
-            &sources,
-            &opts,
-            &mut on_entry,
-            &mut on_progress,
-            &mut warnings,
-        )?;
-        let tmp = out.into_inner().map_err(|e| e.into_error())?;
-        tmp.as_file()
-            .sync_all()
-            .with_context(|| format!("{}: sync", path.display()))?;
-        if a.overwrite {
-            tmp.persist(path)
-                .map_err(|e| e.error)
-                .with_context(|| format!("{}: cannot write", path.display()))?;
-        } else {
-            tmp.persist_noclobber(path)
-                .map_err(|e| e.error)
-                .with_context(|| format!("{}: cannot write", path.display()))?;
-        }
+        tmp = Some(
+            tempfile::Builder::new()
+                .prefix(".lza-")
+                // The usual 0o666 less umask, not tempfile's private 0o600.
+                .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+                .tempfile_in(dir)
+                .map_err(plain_io)
+                .with_context(|| {
+                    format!(
+                        "{}: cannot create the archive in {}",
+                        path.display(),
+                        dir.display()
+                    )
+                })?,
+        );
     }
-    pb.finish_and_clear();
+    let pb = Progress::start(Some(total), a.verbose);
+    // Verbose names go to stdout unless the archive does (as GNU tar does).
+    let mut names: Box<dyn Write> = if to_stdout {
+        Box::new(io::stderr())
+    } else {
+        Box::new(io::stdout())
+    };
+    let mut on_entry = |e: &Entry| {
+        if a.verbose {
+            pb.bar.suspend(|| {
+                let _ = writeln!(names, "{}", escape(&e.path));
+            });
+        }
+    };
+    let mut on_progress = |_: u64| {};
+    let written = match tmp {
+        None => {
+            let out = Counting {
+                inner: BufWriter::with_capacity(1 << 20, io::stdout().lock()),
+                n: 0,
+            };
+            let out = create::write_archive(
+                out,
+                &sources,
+                &opts,
+                &mut on_entry,
+                &mut on_progress,
+                &mut warnings,
+            )?;
+            out.n
+        }
+        Some(tmp) => {
+            let _registered = lza::cleanup::register_path(tmp.path());
+            let out = Counting {
+                inner: BufWriter::with_capacity(1 << 20, tmp),
+                n: 0,
+            };
+            let out = create::write_archive_seekable(
+                out,
+                &sources,
+                &opts,
+                &mut on_entry,
+                &mut on_progress,
+                &mut warnings,
+            )?;
+            let n = out.n;
+            let tmp = out.inner.into_inner().map_err(|e| e.into_error())?;
+            tmp.as_file()
+                .sync_all()
+                .with_context(|| format!("{}: sync", path.display()))?;
+            let persisted = if a.overwrite {
+                tmp.persist(path).map_err(|e| e.error)
+            } else {
+                tmp.persist_noclobber(path).map_err(|e| e.error)
+            };
+            persisted.with_context(|| format!("{}: cannot write", path.display()))?;
+            n
+        }
+    };
+    pb.finish();
+    if a.verbose || io::stderr().is_terminal() {
+        let files = sources
+            .iter()
+            .filter(|s| s.entry.kind == EntryKind::File)
+            .count();
+        eprintln!(
+            "{}",
+            summary(files, total, written, started.elapsed().as_secs_f64())
+        );
+    }
     for w in &warnings.messages[listed..] {
-        eprintln!("lza: {w}");
+        warn(w);
     }
     if !warnings.any() {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(());
     }
+    // As GNU tar: the archive is written, the exit code says that it does
+    // not hold every input as it was (README, exit codes).
     let mut counts = Vec::new();
     if warnings.skipped > 0 {
         counts.push(format!("{} not archived", warnings.skipped));
@@ -488,29 +826,97 @@ fn run_create(a: CreateArgs) -> anyhow::Result<ExitCode> {
     if warnings.changed > 0 {
         counts.push(format!("{} changed as they were read", warnings.changed));
     }
-    eprintln!(
-        "lza: archive written, but inputs were left out or changed: {} (see above)",
+    bail!(
+        "archive written, but inputs were left out or changed: {} (see above)",
         counts.join(", ")
-    );
-    Ok(ExitCode::from(EXIT_WARNINGS))
+    )
 }
 
-/// The archive input and its size when known.
+/// zstd's closing line: "120 files, 125.4 MiB -> 18.3 MiB (14.6%), 6 m 04 s, 345 KiB/s".
+fn summary(files: usize, raw: u64, archive: u64, secs: f64) -> String {
+    let ratio = if raw == 0 {
+        "-".to_string()
+    } else {
+        format!("{:.1}%", 100.0 * archive as f64 / raw as f64)
+    };
+    format!(
+        "{files} file{}, {} -> {} ({ratio}), {}, {}/s",
+        if files == 1 { "" } else { "s" },
+        size_units(raw),
+        size_units(archive),
+        duration(secs),
+        size_units((raw as f64 / secs.max(1e-3)) as u64)
+    )
+}
+
+/// "512 B", "1.5 KiB", "125.4 MiB".
+fn size_units(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+/// "0.42 s", "12.3 s", "6 m 04 s", "2 h 05 m".
+fn duration(secs: f64) -> String {
+    if secs < 10.0 {
+        format!("{secs:.2} s")
+    } else if secs < 60.0 {
+        format!("{secs:.1} s")
+    } else if secs < 3600.0 {
+        let s = secs as u64;
+        format!("{} m {:02} s", s / 60, s % 60)
+    } else {
+        let m = secs as u64 / 60;
+        format!("{} h {:02} m", m / 60, m % 60)
+    }
+}
+
+/// The archive input, and for a file the total data size its end record
+/// declares (for progress; `None` if it cannot be read).
 fn open_input(file: &str) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
     if file == "-" {
         let stdin = io::stdin();
         if stdin.is_terminal() {
-            bail!("refusing to read an archive from a terminal (use -f FILE or redirect)");
+            bail!(
+                "refusing to read an archive from a terminal (name it: lza x ARCHIVE, or -f FILE, or redirect)"
+            );
         }
         Ok((
             Box::new(BufReader::with_capacity(1 << 20, stdin.lock())),
             None,
         ))
     } else {
-        let f = File::open(file).with_context(|| format!("{file}: cannot open"))?;
-        let len = f.metadata().ok().map(|m| m.len());
-        Ok((Box::new(BufReader::with_capacity(1 << 20, f)), len))
+        let mut f = File::open(file).with_context(|| format!("{file}: cannot open"))?;
+        let total = declared_total(&mut f);
+        f.seek(SeekFrom::Start(0))
+            .with_context(|| format!("{file}: cannot read"))?;
+        Ok((Box::new(BufReader::with_capacity(1 << 20, f)), total))
     }
+}
+
+/// The total data size in the end record of the archive file `f`.
+fn declared_total(f: &mut File) -> Option<u64> {
+    let len = f.metadata().ok()?.len();
+    let end_len = lza::format::END_LEN as u64;
+    if !f.metadata().ok()?.is_file() || len < end_len {
+        return None;
+    }
+    f.seek(SeekFrom::Start(len - end_len)).ok()?;
+    let mut b = [0u8; lza::format::END_LEN];
+    f.read_exact(&mut b).ok()?;
+    if b[0] != lza::format::TAG_END {
+        return None;
+    }
+    lza::format::EndRecord::parse(&b).ok().map(|e| e.raw_bytes)
 }
 
 /// The language-model coder an archive needs.
@@ -545,7 +951,13 @@ fn model_for(
 }
 
 fn run_extract(a: ExtractArgs) -> anyhow::Result<()> {
-    let (input, len) = open_input(&a.archive.file)?;
+    let (archive, members) = a.archive.split(a.positional.clone());
+    let members = if members.is_empty() {
+        None
+    } else {
+        Some(Members::new(&members, a.wildcards)?)
+    };
+    let (input, total) = open_input(&archive)?;
     let threads = a.threads.get();
     let (input, lm) = model_for(input, &a.model, threads)?;
     let opts = ReadOptions {
@@ -553,26 +965,85 @@ fn run_extract(a: ExtractArgs) -> anyhow::Result<()> {
         limits: a.limits.apply(),
         lm,
     };
-    let mut dest = DestWriter::new(&a.directory, a.overwrite);
-    let pb = decode_progress(len, a.verbose);
-    let mut out = io::stdout().lock();
-    extract::read_archive(
-        input,
-        &opts,
-        &mut dest,
-        &mut |e| {
-            if a.verbose {
-                let _ = writeln!(out, "{}", e.path);
+    let mut dest = DestWriter::new(&a.directory, a.overwrite).keep_going(|e| warn(e));
+    if a.skip_old_files {
+        dest = dest.skip_old_files();
+    }
+    if a.absolute_links {
+        dest = dest.allow_absolute_links();
+    }
+    let mut to_stdout = ToWriter::new(BufWriter::with_capacity(1 << 20, io::stdout().lock()));
+    let inner: &mut dyn Sink = if a.to_stdout {
+        &mut to_stdout
+    } else {
+        &mut dest
+    };
+    let pb = Progress::start(total, a.verbose);
+    // Names go to stdout, or to stderr when the data does (as GNU tar does).
+    let mut names: Box<dyn Write> = if a.to_stdout {
+        Box::new(io::stderr())
+    } else {
+        Box::new(io::stdout())
+    };
+    let bar = pb.bar.clone();
+    let verbose = a.verbose;
+    let mut select = Select::new(
+        inner,
+        members,
+        a.strip_components,
+        move |e: &Entry| {
+            if verbose {
+                bar.suspend(|| {
+                    let _ = writeln!(names, "{}", escape(&e.path));
+                });
             }
         },
-        &mut |off| pb.set_position(off),
-    )?;
-    pb.finish_and_clear();
+        |e| warn(e),
+    );
+    let result = extract::read_archive(input, &opts, &mut select, &mut |_| {}, &mut |_| {});
+    let skipped = select.failures();
+    let unmatched: Vec<String> = select.unmatched().iter().map(|s| s.to_string()).collect();
+    drop(select);
+    pb.finish();
+    if let Err(e) = result {
+        dest.restore_dirs();
+        return Err(e.into());
+    }
+    for m in &unmatched {
+        warn(format_args!("{m}: not found in archive"));
+    }
+    let failed = skipped + dest.failures();
+    let mut problems = Vec::new();
+    if failed > 0 {
+        problems.push(format!(
+            "{failed} entr{} not extracted",
+            if failed == 1 { "y" } else { "ies" }
+        ));
+    }
+    if !unmatched.is_empty() {
+        problems.push(format!(
+            "{} member name{} not found",
+            unmatched.len(),
+            if unmatched.len() == 1 { "" } else { "s" }
+        ));
+    }
+    if !problems.is_empty() {
+        bail!("{} (see above)", problems.join(", "));
+    }
     Ok(())
 }
 
 fn run_verify(a: VerifyArgs) -> anyhow::Result<()> {
-    let (input, len) = open_input(&a.archive.file)?;
+    let archive = match (&a.archive.file, &a.archive_pos) {
+        (Some(_), Some(extra)) => bail!(
+            "{}: unexpected argument (the archive is given with -f)",
+            escape(extra)
+        ),
+        (Some(f), None) => f.clone(),
+        (None, Some(f)) => f.clone(),
+        (None, None) => "-".into(),
+    };
+    let (input, total) = open_input(&archive)?;
     let threads = a.threads.get();
     let (input, lm) = model_for(input, &a.model, threads)?;
     let opts = ReadOptions {
@@ -580,46 +1051,176 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<()> {
         limits: a.limits.apply(),
         lm,
     };
-    let pb = decode_progress(len, a.verbose);
+    let pb = Progress::start(total, a.verbose);
     let mut out = io::stdout().lock();
+    let mut rules = LinkRules::new();
+    let bar = pb.bar.clone();
     extract::read_archive(
         input,
         &opts,
-        &mut Discard,
+        &mut rules,
         &mut |e| {
             if a.verbose {
-                let _ = writeln!(out, "{}", e.path);
+                bar.suspend(|| {
+                    let _ = writeln!(out, "{}", escape(&e.path));
+                });
             }
         },
-        &mut |off| pb.set_position(off),
+        &mut |_| {},
     )?;
-    pb.finish_and_clear();
+    pb.finish();
+    let refused = rules.refused(a.absolute_links)?;
+    for (path, reason) in &refused {
+        warn(format_args!("{path}: {reason}; lza x would skip this link"));
+    }
+    if !refused.is_empty() {
+        bail!(
+            "the data checks out, but extraction would skip {} link{} (see above)",
+            refused.len(),
+            if refused.len() == 1 { "" } else { "s" }
+        );
+    }
     Ok(())
+}
+
+/// What `lza t -v` knows of a file once its chunks are read.
+#[derive(Default)]
+struct Coded {
+    /// Bytes of its frames in the archive (headers included).
+    stored: u64,
+    codecs: Vec<&'static str>,
+}
+
+/// A codec's name in listings.
+fn codec_name(codec: CodecId, uses_model: bool) -> &'static str {
+    match (codec, uses_model) {
+        (CodecId::Stored, _) => "stored",
+        (CodecId::Zstd, _) => "zstd",
+        (CodecId::LanguageModel, _) => "lm",
+        (CodecId::ContextMixing, true) => "cm+lm",
+        (CodecId::ContextMixing, false) => "cm",
+    }
 }
 
 fn run_list(a: ListArgs) -> anyhow::Result<()> {
-    let (input, _) = open_input(&a.archive.file)?;
+    let (archive, members) = a.archive.split(a.positional.clone());
+    let mut members = if members.is_empty() {
+        None
+    } else {
+        Some(Members::new(&members, false)?)
+    };
+    let (input, _) = open_input(&archive)?;
+    let human = a.human || io::stdout().is_terminal();
     let mut out = BufWriter::new(io::stdout().lock());
-    let mut result = Ok(());
-    extract::list_archive(input, Limits::default(), &mut |e| {
-        if result.is_ok() {
-            result = writeln!(
-                out,
-                "{}",
-                if a.verbose {
-                    long_line(e)
-                } else {
-                    e.path.clone()
-                }
-            );
+    let mut reader = ArchiveReader::new(input, Limits::default())?;
+    let hash = reader.header().model_hash;
+    // The entry whose line waits for its chunks (with -v).
+    let mut pending: Option<(Entry, Coded)> = None;
+    let mut files = 0u64;
+    let mut end = None;
+    let mut write_err: io::Result<()> = Ok(());
+    let mut emit = |line: String, write_err: &mut io::Result<()>| {
+        if write_err.is_ok() {
+            *write_err = writeln!(out, "{line}");
         }
-    })?;
-    result.and_then(|_| out.flush())?;
+    };
+    loop {
+        let ev = reader.next_event()?;
+        let flush = matches!(ev, Some(Event::Entry { .. } | Event::End(_)) | None);
+        if flush && let Some((e, coded)) = pending.take() {
+            emit(long_line(&e, &coded, human), &mut write_err);
+        }
+        match ev {
+            Some(Event::Entry { entry, .. }) => {
+                files += u64::from(entry.kind == EntryKind::File);
+                if let Some(m) = members.as_mut()
+                    && !m.selects(&entry.path)
+                {
+                    continue;
+                }
+                if a.verbose {
+                    pending = Some((entry, Coded::default()));
+                } else {
+                    emit(escape(&entry.path).into_owned(), &mut write_err);
+                }
+            }
+            Some(Event::Chunk(c)) => {
+                if let Some((_, coded)) = pending.as_mut() {
+                    coded.stored += (lza::format::FRAME_HEADER_LEN + c.payload.len()) as u64;
+                    let name = codec_name(
+                        c.header.codec,
+                        lza::codec::uses_model(&c.header, &c.payload),
+                    );
+                    if !coded.codecs.contains(&name) {
+                        coded.codecs.push(name);
+                    }
+                }
+            }
+            Some(Event::End(e)) => end = Some(e),
+            None => break,
+        }
+        if end.is_some() {
+            break;
+        }
+    }
+    if a.verbose
+        && let Some(end) = end
+    {
+        let archive_len = end.stream_len + lza::format::END_LEN as u64;
+        let size = |n| if human { human_size(n) } else { n.to_string() };
+        let ratio = if end.raw_bytes == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.1}%", 100.0 * archive_len as f64 / end.raw_bytes as f64)
+        };
+        emit(
+            format!(
+                "total: {} entr{}, {files} file{}, {} -> {} ({ratio})",
+                end.entries,
+                if end.entries == 1 { "y" } else { "ies" },
+                if files == 1 { "" } else { "s" },
+                size(end.raw_bytes),
+                size(archive_len),
+            ),
+            &mut write_err,
+        );
+        emit(model_line(hash), &mut write_err);
+    }
+    if let Some(m) = &members {
+        for name in m.unmatched() {
+            warn(format_args!("{name}: not found in archive"));
+        }
+        if !m.unmatched().is_empty() {
+            write_err.and_then(|_| out.flush())?;
+            bail!("{} member name(s) not found", m.unmatched().len());
+        }
+    }
+    write_err.and_then(|_| out.flush())?;
     Ok(())
 }
 
-/// One `tar -tv` style line.
-fn long_line(e: &Entry) -> String {
+/// Which model the archive needs, and whether this build has it.
+fn model_line(hash: ModelHash) -> String {
+    if hash.is_none() {
+        return "model: none needed".into();
+    }
+    if hash == lza::models::ModelFile::embedded().hash {
+        return format!("model: {hash} (embedded in this build)");
+    }
+    match lza::models::find(hash, None) {
+        Ok(m) => format!(
+            "model: {hash} (not embedded in this build; found: {})",
+            m.origin
+        ),
+        Err(_) => format!(
+            "model: {hash} (not embedded in this build and not found: extracting needs --model FILE)"
+        ),
+    }
+}
+
+/// One `tar -tv` style line: type and mode, size, compressed size, ratio,
+/// codecs, local time, name.
+fn long_line(e: &Entry, coded: &Coded, human: bool) -> String {
     let mut mode = String::with_capacity(10);
     mode.push(e.kind.type_char());
     for shift in [6, 3, 0] {
@@ -629,35 +1230,66 @@ fn long_line(e: &Entry) -> String {
         mode.push(if bits & 1 != 0 { 'x' } else { '-' });
     }
     let link = match e.kind {
-        EntryKind::Symlink => format!(" -> {}", e.link),
-        EntryKind::Hardlink => format!(" link to {}", e.link),
+        EntryKind::Symlink => format!(" -> {}", escape(&e.link)),
+        EntryKind::Hardlink => format!(" link to {}", escape(&e.link)),
         _ => String::new(),
     };
+    let size = |n: u64| if human { human_size(n) } else { n.to_string() };
+    let (csize, ratio, codec) = if e.kind == EntryKind::File && e.size > 0 {
+        (
+            size(coded.stored),
+            format!("{:.1}%", 100.0 * coded.stored as f64 / e.size as f64),
+            coded.codecs.join(","),
+        )
+    } else {
+        ("-".into(), "-".into(), "-".into())
+    };
     format!(
-        "{mode} {:>12} {} {}{link}",
-        e.size,
-        utc_time(e.mtime_ns),
-        e.path
+        "{mode} {:>12} {:>12} {ratio:>6} {codec:<10} {} {}{link}",
+        size(e.size),
+        csize,
+        local_time(e.mtime_ns),
+        escape(&e.path)
     )
 }
 
-/// `YYYY-MM-DD HH:MM` in UTC (civil-from-days, H. Hinnant's algorithm).
-fn utc_time(ns: i64) -> String {
+/// `ls -h` style: "512", "1.5K", "40K", "125M" (powers of 1024; one decimal
+/// below 10).
+fn human_size(n: u64) -> String {
+    const UNITS: [&str; 6] = ["K", "M", "G", "T", "P", "E"];
+    if n < 1024 {
+        return n.to_string();
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if v < 10.0 {
+        format!("{v:.1}{}", UNITS[u])
+    } else {
+        format!("{v:.0}{}", UNITS[u])
+    }
+}
+
+/// `YYYY-MM-DD HH:MM` in the local time zone (TZ), as tar prints it.
+fn local_time(ns: i64) -> String {
     let secs = ns.div_euclid(1_000_000_000);
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    let t = secs as libc::time_t;
+    // SAFETY: localtime_r writes only to `tm`, which lives on this stack
+    // frame; a zeroed libc::tm is a valid value.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if !ok {
+        return format!("@{secs}");
+    }
     format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}",
-        sod / 3600,
-        sod % 3600 / 60
+        "{:04}-{:02}-{:02} {:02}:{:02}",
+        tm.tm_year as i64 + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min
     )
 }

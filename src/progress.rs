@@ -1,30 +1,54 @@
-//! Bytes decoded so far in this process, counted as the decoders go, so
-//! that a long decode (a context-mixing chunk runs at a few hundred KB/s,
-//! and one chunk can be 64 MiB) shows on the progress display instead of
-//! the archive offset standing still.
+//! A process-wide count of bytes actually coded or decoded, for progress
+//! displays: the context-mixing predictor adds each byte as it codes it
+//! (in batches of [`BATCH`] per thread), and the other codecs add a chunk's
+//! length when it is done. Each input byte is counted once: trial codings
+//! whose result may be thrown away run [`uncounted`].
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-static DECODED: AtomicU64 = AtomicU64::new(0);
+/// Bytes a thread counts before it adds them to the shared total.
+pub const BATCH: u32 = 4096;
 
-/// Granularity of the context-mixing decoders' counting.
-pub const STEP: u64 = 1 << 16;
+static DONE: AtomicU64 = AtomicU64::new(0);
 
-/// Count `n` more decoded bytes.
-pub fn add(n: u64) {
-    DECODED.fetch_add(n, Ordering::Relaxed);
+thread_local! {
+    static PENDING: Cell<u32> = const { Cell::new(0) };
+    static MUTED: Cell<bool> = const { Cell::new(false) };
 }
 
-/// A context-mixing decoder's stream reached `len` bytes: every [`STEP`]
-/// bytes count (the rest of a chunk counts when it is done).
-#[inline(always)]
-pub fn stream_at(len: usize) {
-    if (len as u64).is_multiple_of(STEP) {
-        add(STEP);
+/// Bytes coded or decoded so far by this process (never decreases; take
+/// differences).
+pub fn done() -> u64 {
+    DONE.load(Ordering::Relaxed)
+}
+
+/// Count `n` bytes done at once (a zstd or stored chunk).
+pub fn add(n: u64) {
+    if !MUTED.with(Cell::get) {
+        DONE.fetch_add(n, Ordering::Relaxed);
     }
 }
 
-/// Bytes decoded so far.
-pub fn decoded() -> u64 {
-    DECODED.load(Ordering::Relaxed)
+/// Count one byte (the context-mixing coders, per byte).
+#[inline]
+pub fn tick() {
+    PENDING.with(|p| {
+        let n = p.get() + 1;
+        if n >= BATCH {
+            p.set(0);
+            add(n as u64);
+        } else {
+            p.set(n);
+        }
+    });
+}
+
+/// Run `f` without counting what it codes on this thread (a trial whose
+/// bytes are counted by the coding that competes with it).
+pub fn uncounted<T>(f: impl FnOnce() -> T) -> T {
+    let was = MUTED.with(|m| m.replace(true));
+    let out = f();
+    MUTED.with(|m| m.set(was));
+    out
 }

@@ -257,6 +257,28 @@ impl<'a> SymlinkChecker<'a> {
     }
 }
 
+/// The links among `links` (path, target) that extraction refuses, in the
+/// order given, each with the reason; `allow_absolute` accepts a link whose
+/// own target is absolute (one that leads to or through such a link is
+/// still refused). `create` warns about the same links, and `verify`
+/// names them.
+pub fn refused<'a>(
+    links: &[(&'a str, &'a str)],
+    allow_absolute: bool,
+) -> Result<Vec<(&'a str, String)>> {
+    let mut checker = SymlinkChecker::new(links.iter().copied())?;
+    let mut out = Vec::new();
+    for &(path, target) in links {
+        if allow_absolute && target.starts_with('/') {
+            continue;
+        }
+        if let Err(reason) = checker.check(path) {
+            out.push((path, reason));
+        }
+    }
+    Ok(out)
+}
+
 fn split_leaf(path: &str) -> (&str, &str) {
     match path.rfind('/') {
         Some(i) => (&path[..i], &path[i + 1..]),
@@ -272,6 +294,30 @@ mod tests {
         SymlinkChecker::new(links.iter().copied())
             .unwrap()
             .check(path)
+    }
+
+    #[test]
+    fn refused_links_in_order_with_absolute_allowed_or_not() {
+        let links = [
+            ("abs", "/etc/hostname"),
+            ("ok", "abs"),
+            ("d/up", "../../x"),
+            ("d/fine", "../ok"),
+            ("via", "abs/x"),
+        ];
+        fn names(v: Vec<(&str, String)>) -> Vec<&str> {
+            v.into_iter().map(|(p, _)| p).collect()
+        }
+        assert_eq!(
+            names(refused(&links, false).unwrap()),
+            ["abs", "ok", "d/up", "d/fine", "via"]
+        );
+        // Absolute targets allowed: only the link whose own target is
+        // absolute; one that leads to or through it is still refused.
+        assert_eq!(
+            names(refused(&links, true).unwrap()),
+            ["ok", "d/up", "d/fine", "via"]
+        );
     }
 
     #[test]

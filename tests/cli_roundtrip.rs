@@ -229,16 +229,44 @@ fn list_names_every_entry() {
     // Parents come before children (a sorted walk).
     assert_eq!(lines[0], "tree");
 
-    let long = ok(&["list", "-v", "-f", p(&a)]);
+    // (in UTC: times are local, as tar prints them)
+    let long = Command::new(LZA)
+        .args(["list", "-v", "-f", p(&a)])
+        .env("TZ", "UTC0")
+        .output()
+        .unwrap();
+    assert!(long.status.success());
     let text = String::from_utf8(long.stdout).unwrap();
     let mut named = BTreeSet::new();
-    for line in text.lines() {
-        // "drwxr-xr-x            0 2009-02-13 23:31 tree"
-        let (mode, rest) = line.split_at(10);
-        let (size, rest) = rest.trim_start().split_once(' ').unwrap();
-        let (date, rest) = rest.split_once(' ').unwrap();
-        let (time, name) = rest.split_once(' ').unwrap();
-        let size: u64 = size.parse().unwrap();
+    let mut lines = text.lines().collect::<Vec<_>>();
+    // Then the totals and the model.
+    assert!(lines.pop().unwrap().starts_with("model: "), "{text}");
+    assert!(lines.pop().unwrap().starts_with("total: "), "{text}");
+    for line in lines {
+        // "drwxr-xr-x  0  -  -  -  2009-02-13 23:31 tree": mode, size,
+        // compressed size, ratio, codec, date, time, name
+        let (mode, mut rest) = line.split_at(10);
+        let mut next = || {
+            let (tok, r) = rest.trim_start().split_once(' ').unwrap();
+            rest = r;
+            tok
+        };
+        let size: u64 = next().parse().unwrap();
+        let (csize, ratio, codec) = (next(), next(), next());
+        let (date, time) = (next(), next());
+        let name = rest;
+        if mode.starts_with('-') && size > 0 {
+            let c: u64 = csize.parse().unwrap();
+            assert!(c > 0 && ratio.ends_with('%'), "{line}");
+            assert!(
+                ["stored", "zstd", "cm", "cm+lm", "lm"]
+                    .iter()
+                    .any(|k| codec.contains(k)),
+                "{line}"
+            );
+        } else {
+            assert_eq!((csize, ratio, codec), ("-", "-", "-"), "{line}");
+        }
         let (path, kind) = if let Some((p, target)) = name.split_once(" -> ") {
             let on_disk = fs::read_link(f.src.join(p)).unwrap();
             assert_eq!(Path::new(target), on_disk, "{line}");

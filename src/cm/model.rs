@@ -726,6 +726,7 @@ impl Predictor {
             enc.encode(bit, self.pr);
             self.update(bit);
         }
+        crate::progress::tick();
     }
 
     /// Decode one byte with `dec`.
@@ -750,7 +751,7 @@ impl Predictor {
         let byte = ((self.c0 << 1) | bit) as u8;
         early(byte);
         self.update(bit);
-        crate::progress::stream_at(self.hist.len());
+        crate::progress::tick();
         byte
     }
 

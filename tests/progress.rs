@@ -1,0 +1,76 @@
+//! Progress follows the bytes actually coded and decoded: each input byte is
+//! counted once, whatever codec or trial coded it (its own test binary: the
+//! count is process-wide).
+
+mod common;
+
+use lza::create::{CreateOptions, Method, Source};
+use lza::format::{Entry, EntryKind};
+
+fn sources(dir: &std::path::Path, files: &[(&str, Vec<u8>)]) -> Vec<Source> {
+    files
+        .iter()
+        .map(|(name, data)| {
+            let p = dir.join(name);
+            std::fs::write(&p, data).unwrap();
+            Source {
+                fs_path: p,
+                entry: Entry {
+                    path: name.to_string(),
+                    kind: EntryKind::File,
+                    mode: 0o644,
+                    mtime_ns: 0,
+                    size: data.len() as u64,
+                    link: String::new(),
+                },
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn each_byte_is_counted_once() {
+    let d = tempfile::tempdir().unwrap();
+    let mut rng = common::Rng::new(3);
+    let files = [
+        ("text", common::text(300_000, 5)),
+        ("random", rng.bytes(100_000)),
+    ];
+    let total: u64 = files.iter().map(|f| f.1.len() as u64).sum();
+    let src = sources(d.path(), &files);
+    let threads = 2;
+    // Each thread may hold back less than one batch.
+    let slack = (threads as u64 + 1) * lza::progress::BATCH as u64;
+    for method in [Method::Zstd, Method::Fast, Method::Cm] {
+        let opts = CreateOptions {
+            threads,
+            chunk_size: 64 << 10,
+            method,
+            ..Default::default()
+        };
+        let before = lza::progress::done();
+        let archive =
+            lza::create::write_archive(Vec::new(), &src, &opts, &mut |_| {}, &mut |_| {}).unwrap();
+        let coded = lza::progress::done() - before;
+        assert!(
+            coded <= total && coded + slack >= total,
+            "{method:?}: {coded} of {total} bytes counted coding"
+        );
+        if method == Method::Zstd {
+            assert_eq!(coded, total);
+        }
+        let before = lza::progress::done();
+        let opts = lza::extract::ReadOptions {
+            threads,
+            ..Default::default()
+        };
+        let mut sink = common::Collect::default();
+        lza::extract::read_archive(&archive[..], &opts, &mut sink, &mut |_| {}, &mut |_| {})
+            .unwrap();
+        let decoded = lza::progress::done() - before;
+        assert!(
+            decoded <= total && decoded + slack >= total,
+            "{method:?}: {decoded} of {total} bytes counted decoding"
+        );
+    }
+}
