@@ -4,18 +4,18 @@
 //! arithmetic only, in a fixed order: encoder and decoder compute the same
 //! probabilities on every platform.
 
+use super::mixer::{LANES, Path};
 use super::tables::{RATES, STRETCH, squash, stretch16};
 
 /// Most hashed contexts a preset may use (preset 7: 21).
 const MAX_HASHED: usize = 21;
-/// Most mixer inputs (preset 7: 3 + 21 + 2 match inputs).
-const MAX_INPUTS: usize = 28;
+/// Most mixer inputs (preset 7: 3 + 21 + 2 match inputs), rounded up to
+/// whole groups of the mixer's lanes: a weight set's stride.
+const MAX_INPUTS: usize = 32;
 /// Counter value of a context never seen: p = 1/2, count 0.
 const COUNTER_INIT: u32 = 1 << 31;
 /// How far back a match candidate is verified.
 const MATCH_VERIFY: usize = 32;
-/// Weight bound (16.16 fixed point).
-const MAX_WEIGHT: i32 = 1 << 22;
 /// APM adaptation: 1/2^APM_RATE of the error.
 const APM_RATE: u32 = 6;
 /// Weight sets a, b and c (format-spec 8.4, "Mixing").
@@ -517,6 +517,11 @@ pub struct Predictor {
     // mixer
     x: [i32; MAX_INPUTS],
     nin: usize,
+    /// `nin` rounded up to whole groups of the mixer's lanes (the inputs
+    /// past `nin` stay 0).
+    nlanes: usize,
+    /// The code that runs the mixer's arithmetic.
+    mix: Path,
     w: Vec<i32>,
     set_a: usize,
     set_b: usize,
@@ -620,6 +625,8 @@ impl Predictor {
             lm_bits: None,
             x: [0; MAX_INPUTS],
             nin,
+            nlanes: nin.next_multiple_of(LANES),
+            mix: Path::detect(),
             w,
             set_a: 0,
             set_b: 0,
@@ -1270,9 +1277,12 @@ impl Predictor {
             lmq = (st.unsigned_abs() as usize >> 8).min(7);
         }
         debug_assert_eq!(n, self.nin);
+        let nl = self.nlanes;
         // two weight sets: by partial byte, by match state and model confidence
         self.set_a = self.c0 as usize;
-        self.dot_a = dot(&self.w[self.set_a * MAX_INPUTS..][..n], &self.x[..n]);
+        self.dot_a = self
+            .mix
+            .dot(&self.w[self.set_a * MAX_INPUTS..][..nl], &self.x[..nl]);
         if self.preset.single_mixer {
             let pm = squash(self.dot_a) as u32;
             let p2 = self.apm2.refine(pm, self.c0 as usize | c1 << 8);
@@ -1281,18 +1291,24 @@ impl Predictor {
             return;
         }
         self.set_b = 256 + mstate * 8 + lmq;
-        self.dot_b = dot(&self.w[self.set_b * MAX_INPUTS..][..n], &self.x[..n]);
+        self.dot_b = self
+            .mix
+            .dot(&self.w[self.set_b * MAX_INPUTS..][..nl], &self.x[..nl]);
         self.set_c = 320
             + if self.preset.image {
                 self.img_sel << 3 | self.bitpos as usize
             } else {
                 c1 << 3 | self.bitpos as usize
             };
-        self.dot_c = dot(&self.w[self.set_c * MAX_INPUTS..][..n], &self.x[..n]);
+        self.dot_c = self
+            .mix
+            .dot(&self.w[self.set_c * MAX_INPUTS..][..nl], &self.x[..nl]);
         let s = if self.preset.class_set {
             self.set_d =
                 WEIGHT_SETS + (byte_class(c1 as u8) << 6 | (self.bitpos as usize) << 3 | lmq);
-            self.dot_d = dot(&self.w[self.set_d * MAX_INPUTS..][..n], &self.x[..n]);
+            self.dot_d = self
+                .mix
+                .dot(&self.w[self.set_d * MAX_INPUTS..][..nl], &self.x[..nl]);
             (self.dot_a + self.dot_b + self.dot_c + self.dot_d) / 4
         } else {
             (self.dot_a + self.dot_b + self.dot_c) / 3
@@ -1410,10 +1426,10 @@ impl Predictor {
             }
         }
         // mixers: error in 12 bits
-        let n = self.nin;
+        let n = self.nlanes;
         let t = (bit << 12) as i32 - bit as i32;
         let pa = squash(self.dot_a) >> 4;
-        train(
+        self.mix.train(
             &mut self.w[self.set_a * MAX_INPUTS..][..n],
             &self.x[..n],
             ((t - pa) * self.rate16) >> 4,
@@ -1421,19 +1437,19 @@ impl Predictor {
         if !self.preset.single_mixer {
             let pb = squash(self.dot_b) >> 4;
             let pc = squash(self.dot_c) >> 4;
-            train(
+            self.mix.train(
                 &mut self.w[self.set_b * MAX_INPUTS..][..n],
                 &self.x[..n],
                 ((t - pb) * self.rate16) >> 4,
             );
-            train(
+            self.mix.train(
                 &mut self.w[self.set_c * MAX_INPUTS..][..n],
                 &self.x[..n],
                 ((t - pc) * self.rate16) >> 4,
             );
             if self.preset.class_set {
                 let pd = squash(self.dot_d) >> 4;
-                train(
+                self.mix.train(
                     &mut self.w[self.set_d * MAX_INPUTS..][..n],
                     &self.x[..n],
                     ((t - pd) * self.rate16) >> 4,
@@ -1509,22 +1525,6 @@ pub fn lm_byte_bits(f: &[u32; 256], byte: u8) -> [u16; 8] {
         c0 = (c0 << 1) | ((byte as u32 >> (7 - k)) & 1);
     }
     out
-}
-
-#[inline(always)]
-fn dot(w: &[i32], x: &[i32]) -> i32 {
-    let mut s: i64 = 0;
-    for (a, b) in w.iter().zip(x) {
-        s += *a as i64 * *b as i64;
-    }
-    (s >> 16).clamp(-2047, 2047) as i32
-}
-
-#[inline(always)]
-fn train(w: &mut [i32], x: &[i32], err: i32) {
-    for (a, b) in w.iter_mut().zip(x) {
-        *a = (*a + ((b * err + 2048) >> 12)).clamp(-MAX_WEIGHT, MAX_WEIGHT);
-    }
 }
 
 #[cfg(test)]
