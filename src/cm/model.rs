@@ -853,6 +853,14 @@ impl Predictor {
     }
 
     fn nibble_buckets(&mut self) {
+        let keys = self.nibble_keys();
+        self.find_buckets(&keys);
+    }
+
+    /// The line and check byte of each context's bucket for the current
+    /// nibble; the lines are asked of the cache.
+    #[inline(always)]
+    fn nibble_keys(&self) -> [(usize, u8); MAX_HASHED] {
         let salt = if self.bitpos == 0 {
             0
         } else {
@@ -863,6 +871,12 @@ impl Predictor {
             *key = self.bucket_key(i, salt);
             crate::lm::kernels::prefetch(&self.ht[key.0]);
         }
+        keys
+    }
+
+    /// Sets each context's bucket from its key.
+    #[inline(always)]
+    fn find_buckets(&mut self, keys: &[(usize, u8); MAX_HASHED]) {
         let mut bucket = [0usize; MAX_HASHED];
         for i in 0..self.nh {
             let (line, chk) = keys[i];
@@ -871,8 +885,14 @@ impl Predictor {
         self.bucket = bucket;
     }
 
-    /// Contexts at a byte boundary.
+    /// Contexts and buckets at a byte boundary.
     fn byte_contexts(&mut self) {
+        self.contexts();
+        self.nibble_buckets();
+    }
+
+    /// Contexts at a byte boundary.
+    fn contexts(&mut self) {
         let mut k = 0;
         for &o in self.preset.orders {
             self.ctx[k] = order_context(self.c8, o);
@@ -947,7 +967,6 @@ impl Predictor {
             k += IMAGE_CONTEXTS;
         }
         debug_assert_eq!(k, self.nh);
-        self.nibble_buckets();
     }
 
     /// Sample `i` of the image (0 for `i < 0`); only samples before the
@@ -1069,6 +1088,13 @@ impl Predictor {
         }
     }
 
+    /// The match table's slot for the last bytes `c8`.
+    #[inline(always)]
+    fn match_slot(&self, c8: u64) -> usize {
+        let key = c8 & (u64::MAX >> (64 - 8 * self.preset.match_min));
+        (hash2(key, 0x51) >> 30) as usize & self.mm_mask
+    }
+
     /// Match model, after byte `b` was appended to the history.
     fn match_update(&mut self) {
         let pos = self.hist.len();
@@ -1082,8 +1108,7 @@ impl Predictor {
         }
         let min = self.preset.match_min;
         if pos >= min {
-            let key = self.c8 & (u64::MAX >> (64 - 8 * min));
-            let h = (hash2(key, 0x51) >> 30) as usize & self.mm_mask;
+            let h = self.match_slot(self.c8);
             if self.mm_len == 0 {
                 let cand = self.mm_tab[h] as usize;
                 if cand > 0 {
@@ -1149,14 +1174,29 @@ impl Predictor {
         if self.preset.records {
             self.record_update(b);
         }
-        self.match_update();
+        if self.other.is_some() {
+            self.match_update();
+            self.update_rate();
+            self.swap_streams();
+            self.byte_contexts();
+        } else {
+            // The contexts do not depend on the match model: their lines
+            // are asked of the cache first, so that the match model's own
+            // table and history reads overlap with those misses.
+            self.update_rate();
+            self.contexts();
+            let keys = self.nibble_keys();
+            self.match_update();
+            self.find_buckets(&keys);
+        }
+    }
+
+    /// The mixers' rate with `mixer_decay`.
+    #[inline(always)]
+    fn update_rate(&mut self) {
         if self.preset.mixer_decay {
             self.rate16 = (48 - (self.coded() >> 12) as i32).max(10);
         }
-        if self.other.is_some() {
-            self.swap_streams();
-        }
-        self.byte_contexts();
     }
 
     /// Two streams: makes the other stream the current one.
@@ -1351,14 +1391,18 @@ impl Predictor {
     /// tables, while this bit is coded and learnt from: the rows of APM
     /// stages 2, 4 and 5 (4.3, 4.3 and 1.1 MB with preset 3) for both values
     /// of this bit and, before the last bit of a nibble, the hashed lines of
-    /// the next nibble for both values (at the byte's last bit, those of the
-    /// order contexts, which depend on the byte alone). The reads behind
-    /// them were the most frequent cache misses of preset 3 on
-    /// calgary/book1. Prefetches change no result.
+    /// the next nibble for the likelier value (at the byte's last bit, those
+    /// of the order contexts, which depend on the byte alone, and the match
+    /// table's slot). The reads behind them were the most frequent cache
+    /// misses of preset 3 on calgary/book1. Lines for both values of the
+    /// bit were tried: the prefetches then waited on full miss buffers
+    /// (11% of the coding loop's samples, perf) and gained nothing over
+    /// the likelier value alone. Prefetches change no result.
     #[inline(always)]
     fn prefetch_next(&self) {
         let c0 = self.c0 as usize;
         let c1 = (self.c8 & 0xFF) as usize;
+        let likely = (self.pr >= 32768) as usize;
         if self.bitpos < 7 {
             let next = c0 << 1;
             let a2 = if self.preset.image { self.img_apm2 } else { c1 };
@@ -1371,12 +1415,10 @@ impl Predictor {
                 self.apm5.prefetch(next | m << 8, 2);
             }
             if self.bitpos == 3 {
-                for bit in 0..2u64 {
-                    let salt = ((next as u64) | bit) << 56;
-                    for i in 0..self.nh {
-                        let (line, _) = self.bucket_key(i, salt);
-                        crate::lm::kernels::prefetch(&self.ht[line]);
-                    }
+                let salt = ((next as u64) | likely as u64) << 56;
+                for i in 0..self.nh {
+                    let (line, _) = self.bucket_key(i, salt);
+                    crate::lm::kernels::prefetch(&self.ht[line]);
                 }
             }
         } else if !self.preset.image {
@@ -1387,11 +1429,12 @@ impl Predictor {
                     let h = (((c1 << 8 | b) as u64).wrapping_mul(0x9E37_79B9) >> 8) as usize & 0xFF;
                     self.apm4.prefetch(1 | h << 8, 1);
                 }
-                let c8 = self.c8 << 8 | b as u64;
-                for (i, &o) in self.preset.orders.iter().enumerate() {
-                    let (line, _) = self.bucket_key_of(order_context(c8, o), i, 0);
-                    crate::lm::kernels::prefetch(&self.ht[line]);
-                }
+            }
+            let c8 = self.c8 << 8 | next_byte(c0, likely) as u64;
+            crate::lm::kernels::prefetch(&self.mm_tab[self.match_slot(c8)]);
+            for (i, &o) in self.preset.orders.iter().enumerate() {
+                let (line, _) = self.bucket_key_of(order_context(c8, o), i, 0);
+                crate::lm::kernels::prefetch(&self.ht[line]);
             }
         }
     }
