@@ -53,7 +53,7 @@ impl Path {
     /// 64 bits.
     #[inline(always)]
     pub fn dot(self, w: &[i32], x: &[i32]) -> i32 {
-        assert!(w.len() == x.len() && w.len() % LANES == 0);
+        assert!(w.len() == x.len() && w.len().is_multiple_of(LANES));
         #[cfg(target_arch = "x86_64")]
         if self == Path::Avx2 {
             // SAFETY: Path::Avx2 is only chosen where the CPU has AVX2; the
@@ -68,7 +68,7 @@ impl Path {
     /// product overflows).
     #[inline(always)]
     pub fn train(self, w: &mut [i32], x: &[i32], err: i32) {
-        assert!(w.len() == x.len() && w.len() % LANES == 0);
+        assert!(w.len() == x.len() && w.len().is_multiple_of(LANES));
         #[cfg(target_arch = "x86_64")]
         if self == Path::Avx2 {
             // SAFETY: as in `dot`.
