@@ -15,6 +15,7 @@
 
 pub mod budget;
 pub mod coder;
+mod mixer;
 pub mod model;
 mod tables;
 

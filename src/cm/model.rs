@@ -4,18 +4,18 @@
 //! arithmetic only, in a fixed order: encoder and decoder compute the same
 //! probabilities on every platform.
 
+use super::mixer::{LANES, Path};
 use super::tables::{RATES, STRETCH, squash, stretch16};
 
 /// Most hashed contexts a preset may use (preset 7: 21).
 const MAX_HASHED: usize = 21;
-/// Most mixer inputs (preset 7: 3 + 21 + 2 match inputs).
-const MAX_INPUTS: usize = 28;
+/// Most mixer inputs (preset 7: 3 + 21 + 2 match inputs), rounded up to
+/// whole groups of the mixer's lanes: a weight set's stride.
+const MAX_INPUTS: usize = 32;
 /// Counter value of a context never seen: p = 1/2, count 0.
 const COUNTER_INIT: u32 = 1 << 31;
 /// How far back a match candidate is verified.
 const MATCH_VERIFY: usize = 32;
-/// Weight bound (16.16 fixed point).
-const MAX_WEIGHT: i32 = 1 << 22;
 /// APM adaptation: 1/2^APM_RATE of the error.
 const APM_RATE: u32 = 6;
 /// Weight sets a, b and c (format-spec 8.4, "Mixing").
@@ -298,6 +298,24 @@ fn hash2(a: u64, b: u64) -> u64 {
     h ^ (h >> 29)
 }
 
+/// The context hash of order `o` (bytes) given the last eight bytes `c8`.
+#[inline(always)]
+fn order_context(c8: u64, o: u32) -> u64 {
+    let mask = if o >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * o)) - 1
+    };
+    hash2(c8 & mask, o as u64 + 1)
+}
+
+/// The byte that partial byte `c0` (8 bits, the leading 1 and seven bits)
+/// and its last bit `bit` make.
+#[inline(always)]
+fn next_byte(c0: usize, bit: usize) -> u8 {
+    (c0 << 1 | bit) as u8
+}
+
 /// `n` copies of `v` in memory that Linux may back with 2 MiB pages: the
 /// allocation is advised `MADV_HUGEPAGE` before its pages are first written.
 /// The predictor's tables are tens of MB read at random, so with 4 KiB pages
@@ -403,6 +421,24 @@ impl Apm {
         (self.t[base] as u32 * (128 - w) + self.t[base + 1] as u32 * w) >> 7
     }
 
+    /// Asks the cache for the rows of `rows` contexts from `cx` on (33
+    /// entries, 66 bytes each): what a later [`Apm::refine`] in one of them
+    /// reads, whichever bucket of the row it falls in.
+    #[inline(always)]
+    fn prefetch(&self, cx: usize, rows: usize) {
+        let (start, end) = (cx * 33, (cx + rows) * 33 - 1);
+        let mut i = start;
+        while i < end {
+            if let Some(v) = self.t.get(i) {
+                crate::lm::kernels::prefetch(v);
+            }
+            i += 32;
+        }
+        if let Some(v) = self.t.get(end) {
+            crate::lm::kernels::prefetch(v);
+        }
+    }
+
     #[inline(always)]
     fn update(&mut self, bit: u32, rate: u32) {
         let v = self.t[self.index] as i32;
@@ -481,6 +517,11 @@ pub struct Predictor {
     // mixer
     x: [i32; MAX_INPUTS],
     nin: usize,
+    /// `nin` rounded up to whole groups of the mixer's lanes (the inputs
+    /// past `nin` stay 0).
+    nlanes: usize,
+    /// The code that runs the mixer's arithmetic.
+    mix: Path,
     w: Vec<i32>,
     set_a: usize,
     set_b: usize,
@@ -584,6 +625,8 @@ impl Predictor {
             lm_bits: None,
             x: [0; MAX_INPUTS],
             nin,
+            nlanes: nin.next_multiple_of(LANES),
+            mix: Path::detect(),
             w,
             set_a: 0,
             set_b: 0,
@@ -755,24 +798,38 @@ impl Predictor {
         byte
     }
 
-    /// Bucket of a context for the current nibble: one of the four in a
-    /// line with the check byte; a miss takes the least used of the four
-    /// (fewest bits seen at the nibble's first node) that no earlier context
-    /// took in this lookup (`taken`), emptied.
+    /// Bucket of a context for the current nibble, in line `line` with
+    /// check byte `chk`: one of the four in the line with the check byte;
+    /// a miss takes the least used of the four (fewest bits seen at the
+    /// nibble's first node; the first of equals) that no earlier context
+    /// took in this lookup, emptied (bucket 0 when all four are taken).
+    /// `earlier` holds the buckets of the earlier contexts of this lookup.
+    ///
+    /// The hit scan comes first and the taken buckets are looked for only on
+    /// a miss, among the earlier contexts that fell in the same line (rare
+    /// in 2^21 lines or more): the same choice as testing every candidate
+    /// against every earlier bucket, which took 14% of the time of coding
+    /// calgary/book1 with preset 3 (profile by perf).
     #[inline(always)]
-    fn find_bucket(&mut self, h: u64, taken: &[usize]) -> usize {
-        let line = (h >> 20) as usize & self.hmask;
-        let chk = (h & 0xFF) as u8;
+    fn find_bucket(&mut self, line: usize, chk: u8, earlier: &[usize]) -> usize {
         let l = &mut self.ht[line].0;
-        let mut best = 0;
-        let mut best_n = u32::MAX;
         for (k, b) in l.iter().enumerate() {
             if b[0] == chk {
                 return line * 4 + k;
             }
+        }
+        let mut taken = 0u32;
+        for &e in earlier {
+            if e >> 2 == line {
+                taken |= 1 << (e & 3);
+            }
+        }
+        let mut best = 0;
+        let mut best_n = u32::MAX;
+        for (k, b) in l.iter().enumerate() {
             let s = b[1] as u32;
             let n = (s >> 4) + (s & 15);
-            if n < best_n && !taken.contains(&(line * 4 + k)) {
+            if n < best_n && taken & (1 << k) == 0 {
                 best_n = n;
                 best = k;
             }
@@ -782,33 +839,64 @@ impl Predictor {
         line * 4 + best
     }
 
+    /// Line and check byte of context `i`'s bucket for the nibble whose
+    /// salt (the partial byte, shifted) is `salt`.
+    #[inline(always)]
+    fn bucket_key(&self, i: usize, salt: u64) -> (usize, u8) {
+        self.bucket_key_of(self.ctx[i], i, salt)
+    }
+
+    /// [`Predictor::bucket_key`] of context hash `ctx` as context `i`.
+    #[inline(always)]
+    fn bucket_key_of(&self, ctx: u64, i: usize, salt: u64) -> (usize, u8) {
+        let h = hash2(ctx, salt | i as u64);
+        ((h >> 20) as usize & self.hmask, (h & 0xFF) as u8)
+    }
+
     fn nibble_buckets(&mut self) {
+        let keys = self.nibble_keys();
+        self.find_buckets(&keys);
+    }
+
+    /// The line and check byte of each context's bucket for the current
+    /// nibble; the lines are asked of the cache.
+    #[inline(always)]
+    fn nibble_keys(&self) -> [(usize, u8); MAX_HASHED] {
         let salt = if self.bitpos == 0 {
             0
         } else {
             (self.c0 as u64) << 56
         };
-        let mut hs = [0u64; MAX_HASHED];
-        for i in 0..self.nh {
-            hs[i] = hash2(self.ctx[i], salt | i as u64);
-            crate::lm::kernels::prefetch(&self.ht[(hs[i] >> 20) as usize & self.hmask]);
+        let mut keys = [(0usize, 0u8); MAX_HASHED];
+        for (i, key) in keys.iter_mut().enumerate().take(self.nh) {
+            *key = self.bucket_key(i, salt);
+            crate::lm::kernels::prefetch(&self.ht[key.0]);
         }
+        keys
+    }
+
+    /// Sets each context's bucket from its key.
+    #[inline(always)]
+    fn find_buckets(&mut self, keys: &[(usize, u8); MAX_HASHED]) {
+        let mut bucket = [0usize; MAX_HASHED];
         for i in 0..self.nh {
-            let taken = self.bucket;
-            self.bucket[i] = self.find_bucket(hs[i], &taken[..i]);
+            let (line, chk) = keys[i];
+            bucket[i] = self.find_bucket(line, chk, &bucket[..i]);
         }
+        self.bucket = bucket;
+    }
+
+    /// Contexts and buckets at a byte boundary.
+    fn byte_contexts(&mut self) {
+        self.contexts();
+        self.nibble_buckets();
     }
 
     /// Contexts at a byte boundary.
-    fn byte_contexts(&mut self) {
+    fn contexts(&mut self) {
         let mut k = 0;
         for &o in self.preset.orders {
-            let mask = if o >= 8 {
-                u64::MAX
-            } else {
-                (1u64 << (8 * o)) - 1
-            };
-            self.ctx[k] = hash2(self.c8 & mask, o as u64 + 1);
+            self.ctx[k] = order_context(self.c8, o);
             k += 1;
         }
         if self.preset.code {
@@ -880,7 +968,6 @@ impl Predictor {
             k += IMAGE_CONTEXTS;
         }
         debug_assert_eq!(k, self.nh);
-        self.nibble_buckets();
     }
 
     /// Sample `i` of the image (0 for `i < 0`); only samples before the
@@ -1002,6 +1089,13 @@ impl Predictor {
         }
     }
 
+    /// The match table's slot for the last bytes `c8`.
+    #[inline(always)]
+    fn match_slot(&self, c8: u64) -> usize {
+        let key = c8 & (u64::MAX >> (64 - 8 * self.preset.match_min));
+        (hash2(key, 0x51) >> 30) as usize & self.mm_mask
+    }
+
     /// Match model, after byte `b` was appended to the history.
     fn match_update(&mut self) {
         let pos = self.hist.len();
@@ -1015,8 +1109,7 @@ impl Predictor {
         }
         let min = self.preset.match_min;
         if pos >= min {
-            let key = self.c8 & (u64::MAX >> (64 - 8 * min));
-            let h = (hash2(key, 0x51) >> 30) as usize & self.mm_mask;
+            let h = self.match_slot(self.c8);
             if self.mm_len == 0 {
                 let cand = self.mm_tab[h] as usize;
                 if cand > 0 {
@@ -1082,14 +1175,29 @@ impl Predictor {
         if self.preset.records {
             self.record_update(b);
         }
-        self.match_update();
+        if self.other.is_some() {
+            self.match_update();
+            self.update_rate();
+            self.swap_streams();
+            self.byte_contexts();
+        } else {
+            // The contexts do not depend on the match model: their lines
+            // are asked of the cache first, so that the match model's own
+            // table and history reads overlap with those misses.
+            self.update_rate();
+            self.contexts();
+            let keys = self.nibble_keys();
+            self.match_update();
+            self.find_buckets(&keys);
+        }
+    }
+
+    /// The mixers' rate with `mixer_decay`.
+    #[inline(always)]
+    fn update_rate(&mut self) {
         if self.preset.mixer_decay {
             self.rate16 = (48 - (self.coded() >> 12) as i32).max(10);
         }
-        if self.other.is_some() {
-            self.swap_streams();
-        }
-        self.byte_contexts();
     }
 
     /// Two streams: makes the other stream the current one.
@@ -1210,28 +1318,38 @@ impl Predictor {
             lmq = (st.unsigned_abs() as usize >> 8).min(7);
         }
         debug_assert_eq!(n, self.nin);
+        let nl = self.nlanes;
         // two weight sets: by partial byte, by match state and model confidence
         self.set_a = self.c0 as usize;
-        self.dot_a = dot(&self.w[self.set_a * MAX_INPUTS..][..n], &self.x[..n]);
+        self.dot_a = self
+            .mix
+            .dot(&self.w[self.set_a * MAX_INPUTS..][..nl], &self.x[..nl]);
         if self.preset.single_mixer {
             let pm = squash(self.dot_a) as u32;
             let p2 = self.apm2.refine(pm, self.c0 as usize | c1 << 8);
             self.pr = ((pm + 3 * p2 + 2) >> 2).clamp(1, 65535);
+            self.prefetch_next();
             return;
         }
         self.set_b = 256 + mstate * 8 + lmq;
-        self.dot_b = dot(&self.w[self.set_b * MAX_INPUTS..][..n], &self.x[..n]);
+        self.dot_b = self
+            .mix
+            .dot(&self.w[self.set_b * MAX_INPUTS..][..nl], &self.x[..nl]);
         self.set_c = 320
             + if self.preset.image {
                 self.img_sel << 3 | self.bitpos as usize
             } else {
                 c1 << 3 | self.bitpos as usize
             };
-        self.dot_c = dot(&self.w[self.set_c * MAX_INPUTS..][..n], &self.x[..n]);
+        self.dot_c = self
+            .mix
+            .dot(&self.w[self.set_c * MAX_INPUTS..][..nl], &self.x[..nl]);
         let s = if self.preset.class_set {
             self.set_d =
                 WEIGHT_SETS + (byte_class(c1 as u8) << 6 | (self.bitpos as usize) << 3 | lmq);
-            self.dot_d = dot(&self.w[self.set_d * MAX_INPUTS..][..n], &self.x[..n]);
+            self.dot_d = self
+                .mix
+                .dot(&self.w[self.set_d * MAX_INPUTS..][..nl], &self.x[..nl]);
             (self.dot_a + self.dot_b + self.dot_c + self.dot_d) / 4
         } else {
             (self.dot_a + self.dot_b + self.dot_c) / 3
@@ -1242,11 +1360,7 @@ impl Predictor {
         let p2 = self.apm2.refine(pm, self.c0 as usize | a2 << 8);
         let mut p = (p1 + 3 * p2 + 2) >> 2;
         if self.preset.apm_order2 {
-            let h = if self.preset.image {
-                self.img_apm4
-            } else {
-                ((self.c8 & 0xFFFF).wrapping_mul(0x9E37_79B9) >> 8) as usize & 0xFF
-            };
+            let h = self.apm4_h();
             p = (p + self.apm4.refine(pm, self.c0 as usize | h << 8) + 1) >> 1;
         }
         if self.preset.apm_match {
@@ -1271,6 +1385,70 @@ impl Predictor {
             p
         };
         self.pr = p.clamp(1, 65535);
+        self.prefetch_next();
+    }
+
+    /// Asks the cache for what the next bit's prediction reads from large
+    /// tables, while this bit is coded and learnt from: the rows of APM
+    /// stages 2, 4 and 5 (4.3, 4.3 and 1.1 MB with preset 3) for both values
+    /// of this bit and, before the last bit of a nibble, the hashed lines of
+    /// the next nibble for the likelier value (at the byte's last bit, those
+    /// of the order contexts, which depend on the byte alone, and the match
+    /// table's slot). The reads behind them were the most frequent cache
+    /// misses of preset 3 on calgary/book1. Lines for both values of the
+    /// bit were tried: the prefetches then waited on full miss buffers
+    /// (11% of the coding loop's samples, perf) and gained nothing over
+    /// the likelier value alone. Prefetches change no result.
+    #[inline(always)]
+    fn prefetch_next(&self) {
+        let c0 = self.c0 as usize;
+        let c1 = (self.c8 & 0xFF) as usize;
+        let likely = (self.pr >= 32768) as usize;
+        if self.bitpos < 7 {
+            let next = c0 << 1;
+            let a2 = if self.preset.image { self.img_apm2 } else { c1 };
+            self.apm2.prefetch(next | a2 << 8, 2);
+            if self.preset.apm_order2 {
+                self.apm4.prefetch(next | self.apm4_h() << 8, 2);
+            }
+            if self.preset.apm_match && self.mm_len > 0 && !self.mm_miss {
+                let m = self.mm_cx & !1 | (self.mm_byte >> (6 - self.bitpos)) as usize & 1;
+                self.apm5.prefetch(next | m << 8, 2);
+            }
+            if self.bitpos == 3 {
+                let salt = ((next as u64) | likely as u64) << 56;
+                for i in 0..self.nh {
+                    let (line, _) = self.bucket_key(i, salt);
+                    crate::lm::kernels::prefetch(&self.ht[line]);
+                }
+            }
+        } else if !self.preset.image {
+            for bit in 0..2 {
+                let b = (next_byte(c0, bit)) as usize;
+                self.apm2.prefetch(1 | b << 8, 1);
+                if self.preset.apm_order2 {
+                    let h = (((c1 << 8 | b) as u64).wrapping_mul(0x9E37_79B9) >> 8) as usize & 0xFF;
+                    self.apm4.prefetch(1 | h << 8, 1);
+                }
+            }
+            let c8 = self.c8 << 8 | next_byte(c0, likely) as u64;
+            crate::lm::kernels::prefetch(&self.mm_tab[self.match_slot(c8)]);
+            for (i, &o) in self.preset.orders.iter().enumerate() {
+                let (line, _) = self.bucket_key_of(order_context(c8, o), i, 0);
+                crate::lm::kernels::prefetch(&self.ht[line]);
+            }
+        }
+    }
+
+    /// The hash of APM stage 4's context: the last two bytes, or with
+    /// preset 6 a byte of a prediction.
+    #[inline(always)]
+    fn apm4_h(&self) -> usize {
+        if self.preset.image {
+            self.img_apm4
+        } else {
+            ((self.c8 & 0xFFFF).wrapping_mul(0x9E37_79B9) >> 8) as usize & 0xFF
+        }
     }
 
     /// Learn from `bit` and move to the next bit.
@@ -1292,10 +1470,10 @@ impl Predictor {
             }
         }
         // mixers: error in 12 bits
-        let n = self.nin;
+        let n = self.nlanes;
         let t = (bit << 12) as i32 - bit as i32;
         let pa = squash(self.dot_a) >> 4;
-        train(
+        self.mix.train(
             &mut self.w[self.set_a * MAX_INPUTS..][..n],
             &self.x[..n],
             ((t - pa) * self.rate16) >> 4,
@@ -1303,19 +1481,19 @@ impl Predictor {
         if !self.preset.single_mixer {
             let pb = squash(self.dot_b) >> 4;
             let pc = squash(self.dot_c) >> 4;
-            train(
+            self.mix.train(
                 &mut self.w[self.set_b * MAX_INPUTS..][..n],
                 &self.x[..n],
                 ((t - pb) * self.rate16) >> 4,
             );
-            train(
+            self.mix.train(
                 &mut self.w[self.set_c * MAX_INPUTS..][..n],
                 &self.x[..n],
                 ((t - pc) * self.rate16) >> 4,
             );
             if self.preset.class_set {
                 let pd = squash(self.dot_d) >> 4;
-                train(
+                self.mix.train(
                     &mut self.w[self.set_d * MAX_INPUTS..][..n],
                     &self.x[..n],
                     ((t - pd) * self.rate16) >> 4,
@@ -1391,22 +1569,6 @@ pub fn lm_byte_bits(f: &[u32; 256], byte: u8) -> [u16; 8] {
         c0 = (c0 << 1) | ((byte as u32 >> (7 - k)) & 1);
     }
     out
-}
-
-#[inline(always)]
-fn dot(w: &[i32], x: &[i32]) -> i32 {
-    let mut s: i64 = 0;
-    for (a, b) in w.iter().zip(x) {
-        s += *a as i64 * *b as i64;
-    }
-    (s >> 16).clamp(-2047, 2047) as i32
-}
-
-#[inline(always)]
-fn train(w: &mut [i32], x: &[i32], err: i32) {
-    for (a, b) in w.iter_mut().zip(x) {
-        *a = (*a + ((b * err + 2048) >> 12)).clamp(-MAX_WEIGHT, MAX_WEIGHT);
-    }
 }
 
 #[cfg(test)]
