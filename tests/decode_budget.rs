@@ -47,7 +47,7 @@ fn decoders_share_one_budget_and_count_what_they_decode() {
     // room for two predictors at a time, with 8 threads
     let one = Predictor::memory(lza::cm::NORMAL2, 64 << 10, false);
     DECODE.set_total(2 * one + one / 2);
-    let before = lza::progress::decoded();
+    let before = lza::progress::done();
     let mut c = common::Collect::default();
     lza::extract::read_archive(
         archive.as_slice(),
@@ -73,7 +73,8 @@ fn decoders_share_one_budget_and_count_what_they_decode() {
         "{} > budget",
         DECODE.peak()
     );
-    assert_eq!(lza::progress::decoded() - before, 12 * (64 << 10));
+    // every decoded byte counted (other tests of this binary may add theirs)
+    assert!(lza::progress::done() - before >= 12 * (64 << 10));
 }
 
 #[test]

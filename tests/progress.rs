@@ -4,28 +4,18 @@
 
 mod common;
 
-use lza::create::{CreateOptions, Method, Source};
-use lza::format::{Entry, EntryKind};
+use lza::create::{CreateOptions, Method, Source, Warnings};
 
 fn sources(dir: &std::path::Path, files: &[(&str, Vec<u8>)]) -> Vec<Source> {
-    files
-        .iter()
-        .map(|(name, data)| {
-            let p = dir.join(name);
-            std::fs::write(&p, data).unwrap();
-            Source {
-                fs_path: p,
-                entry: Entry {
-                    path: name.to_string(),
-                    kind: EntryKind::File,
-                    mode: 0o644,
-                    mtime_ns: 0,
-                    size: data.len() as u64,
-                    link: String::new(),
-                },
-            }
-        })
-        .collect()
+    for (name, data) in files {
+        std::fs::write(dir.join(name), data).unwrap();
+    }
+    let names: Vec<std::path::PathBuf> = files.iter().map(|f| f.0.into()).collect();
+    let mut warnings = Warnings::default();
+    let excludes = lza::create::exclude_set(&[]).unwrap();
+    let src = lza::create::collect_sources(dir, &names, &excludes, &mut warnings).unwrap();
+    assert!(!warnings.any());
+    src
 }
 
 #[test]
@@ -50,7 +40,15 @@ fn each_byte_is_counted_once() {
         };
         let before = lza::progress::done();
         let archive =
-            lza::create::write_archive(Vec::new(), &src, &opts, &mut |_| {}, &mut |_| {}).unwrap();
+            lza::create::write_archive(
+                Vec::new(),
+                &src,
+                &opts,
+                &mut |_| {},
+                &mut |_| {},
+                &mut Warnings::default(),
+            )
+            .unwrap();
         let coded = lza::progress::done() - before;
         assert!(
             coded <= total && coded + slack >= total,
