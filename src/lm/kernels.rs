@@ -220,6 +220,7 @@ pub struct PackedI8 {
     blocks: Vec<Block>,
     /// `128 * sum_k W[j, k]` per row: the VNNI paths multiply `x + 128`
     /// (unsigned) by `W` and subtract this.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     comp: Vec<i32>,
 }
 
@@ -489,8 +490,28 @@ mod x86 {
         }
     }
 
+    /// `x + 128` as unsigned bytes (the VNNI paths' unsigned operand), `batch`
+    /// rows of `cols` back to back. Flipped once per call here rather than
+    /// per broadcast in the tiles: an `xor` of the broadcast made LLVM never
+    /// finish compiling the tiles with `-C target-cpu=native` (still
+    /// running after 20 minutes; a few seconds this way).
+    ///
+    /// # Safety
+    /// `x` must hold `batch` rows of `cols` bytes at stride `xs`.
+    unsafe fn flipped(x: *const i8, xs: usize, batch: usize, cols: usize) -> Vec<i8> {
+        let mut xu = vec![0i8; batch * cols];
+        for (b, row) in xu.chunks_exact_mut(cols.max(1)).enumerate().take(batch) {
+            // SAFETY: row `b < batch` of `x` (the contract).
+            let src = unsafe { std::slice::from_raw_parts(x.add(b * xs), cols) };
+            for (d, &v) in row.iter_mut().zip(src) {
+                *d = v ^ i8::MIN;
+            }
+        }
+        xu
+    }
+
     /// AVX-VNNI tile: `R` row blocks by `N` batch rows, `vpdpbusd` of
-    /// `x + 128` (u8, broadcast) and `W` (i8); `128 * rowsum(W)` subtracted
+    /// `x + 128` (u8, from [`flipped`], broadcast) and `W` (i8); `128 * rowsum(W)` subtracted
     /// at the end.
     #[inline(always)]
     unsafe fn avxvnni_tile<const R: usize, const N: usize>(
@@ -507,7 +528,6 @@ mod x86 {
         unsafe {
             let wp = w.blocks.as_ptr().add(rb * groups);
             let x = x.add(b * xs);
-            let flip = _mm256_set1_epi8(0x80u8 as i8);
             let mut acc = [[[_mm256_setzero_si256(); 2]; N]; R];
             for g in 0..groups {
                 let mut wv = [[_mm256_setzero_si256(); 2]; R];
@@ -516,10 +536,8 @@ mod x86 {
                     wv[i] = [_mm256_load_si256(p), _mm256_load_si256(p.add(1))];
                 }
                 for n in 0..N {
-                    let xv = _mm256_xor_si256(
-                        _mm256_set1_epi32((x.add(n * xs + 4 * g) as *const i32).read_unaligned()),
-                        flip,
-                    );
+                    let xv =
+                        _mm256_set1_epi32((x.add(n * xs + 4 * g) as *const i32).read_unaligned());
                     for i in 0..R {
                         for h in 0..2 {
                             acc[i][n][h] = _mm256_dpbusd_avx_epi32(acc[i][n][h], xv, wv[i][h]);
@@ -553,8 +571,11 @@ mod x86 {
         out: *mut i32,
         os: usize,
     ) {
-        // SAFETY: as this function's contract; the tiles stay inside it.
+        // SAFETY: as this function's contract; the tiles stay inside it and
+        // read the flipped copy (`batch` rows of `cols`).
         unsafe {
+            let xu = flipped(x, xs, batch, w.cols);
+            let (x, xs) = (xu.as_ptr(), w.cols);
             tiled!(w.rows / 16, batch, avxvnni_tile, R = [1 2], N = [1 2], (w, x, xs, out, os));
         }
     }
@@ -573,8 +594,11 @@ mod x86 {
         out: *mut i32,
         os: usize,
     ) {
-        // SAFETY: as this function's contract; the tiles stay inside it.
+        // SAFETY: as this function's contract; the tiles stay inside it and
+        // read the flipped copy (`batch` rows of `cols`).
         unsafe {
+            let xu = flipped(x, xs, batch, w.cols);
+            let (x, xs) = (xu.as_ptr(), w.cols);
             tiled!(w.rows / 16, batch, vnni_tile, R = [1 2 3 4], N = [1 2 3 4 5 6], (w, x, xs, out, os));
         }
     }
@@ -594,7 +618,6 @@ mod x86 {
         unsafe {
             let wp: *const Block = w.blocks.as_ptr().add(rb * groups);
             let x = x.add(b * xs);
-            let flip = _mm512_set1_epi8(0x80u8 as i8);
             let mut acc = [[_mm512_setzero_si512(); N]; R];
             for g in 0..groups {
                 let mut wv = [_mm512_setzero_si512(); R];
@@ -602,10 +625,8 @@ mod x86 {
                     *v = _mm512_load_si512(wp.add(i * groups + g) as *const __m512i);
                 }
                 for n in 0..N {
-                    let xv = _mm512_xor_si512(
-                        _mm512_set1_epi32((x.add(n * xs + 4 * g) as *const i32).read_unaligned()),
-                        flip,
-                    );
+                    let xv =
+                        _mm512_set1_epi32((x.add(n * xs + 4 * g) as *const i32).read_unaligned());
                     for i in 0..R {
                         acc[i][n] = _mm512_dpbusd_epi32(acc[i][n], xv, wv[i]);
                     }
