@@ -1,7 +1,9 @@
 //! Symbols per second of the LM codec on a random in-memory model.
 //!
 //!     cargo run --release --example lm_speed -- [dim] [layers] [paths] [threads] [batches] [chunk_len] [reps]
-//!     e.g. lm_speed 256 2 portable,avx2,avx512 1,2 1,16,64,256 1024
+//!     e.g. lm_speed 256 2 portable,avx2,avxvnni,avx512 1,2 1,16,64,256 1024
+//!
+//! Paths default to every one this CPU can run (`KernelPath::available`).
 
 use lza::lm::{KernelPath, LmCodec, Model, model::synthetic_model_bytes};
 use std::sync::Arc;
@@ -29,12 +31,13 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let dim: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(256);
     let layers: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(2);
-    let paths: Vec<KernelPath> = args
-        .next()
-        .unwrap_or_else(|| "portable,avx2,avx512".into())
-        .split(',')
-        .map(|p| KernelPath::from_name(p).expect("kernel path"))
-        .collect();
+    let paths: Vec<KernelPath> = match args.next() {
+        Some(list) if list != "all" => list
+            .split(',')
+            .map(|p| KernelPath::from_name(p).expect("kernel path"))
+            .collect(),
+        _ => KernelPath::available(),
+    };
     let threads: Vec<usize> = list(args.next(), "1,2");
     let batches: Vec<usize> = list(args.next(), "1,16,64,256");
     let chunk_len: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1024);
