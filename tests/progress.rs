@@ -39,16 +39,15 @@ fn each_byte_is_counted_once() {
             ..Default::default()
         };
         let before = lza::progress::done();
-        let archive =
-            lza::create::write_archive(
-                Vec::new(),
-                &src,
-                &opts,
-                &mut |_| {},
-                &mut |_| {},
-                &mut Warnings::default(),
-            )
-            .unwrap();
+        let archive = lza::create::write_archive(
+            Vec::new(),
+            &src,
+            &opts,
+            &mut |_| {},
+            &mut |_| {},
+            &mut Warnings::default(),
+        )
+        .unwrap();
         let coded = lza::progress::done() - before;
         assert!(
             coded <= total && coded + slack >= total,

@@ -4,8 +4,7 @@
 //! coder (`rangecoder.rs`) codes it with the predicted frequencies. The
 //! probabilities are bit-identical on every CPU, kernel path, thread count
 //! and batch size: integer sums are exact and every float operation is done
-//! per element in the order fixed by the spec (see `/work/shared/DESIGN.md`,
-//! "The determinism contract").
+//! per element in the order fixed by the spec (format-spec.md, section 7).
 //!
 //! [`LmCodec`] runs many chunks side by side: `batch` slots are in flight, each
 //! step advances every live slot by one symbol in one batched model step, and
