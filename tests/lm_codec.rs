@@ -20,8 +20,10 @@ fn make_tree(root: &Path) {
     // This repository's own prose: more than one 16 KiB chunk of English
     // the model codes better than zstd.
     let mut long = fs::read(repo("format-spec.md")).unwrap();
-    long.extend(fs::read(repo("train/README.md")).unwrap());
-    assert!(long.len() > 16 * 1024);
+    // Three 16 KiB chunks are enough; more only costs test time (the
+    // portable path codes about 10 KB/s).
+    long.truncate(40 * 1024);
+    assert!(long.len() > 2 * 16 * 1024);
     let mut rng = common::Rng::new(5);
     let mut latin1 = b"Caf\xe9 cr\xe8me, na\xefve fa\xe7ade: the old spelling of ".repeat(50);
     latin1.push(0xFF);
@@ -70,11 +72,19 @@ fn archives_are_identical_across_kernels_threads_and_batches() {
         }
     }
     // Fewer runs than the full product, but every value of each setting,
-    // and each path with several thread counts and batch sizes.
+    // and each fast path with several thread counts and batch sizes. The
+    // portable path, ten times slower than the others, runs twice: one
+    // thread at batch 1 and seven at batch 64.
     let settings: Vec<_> = settings
         .into_iter()
         .enumerate()
-        .filter(|(i, _)| i % 2 == 0)
+        .filter(|&(i, (kernel, threads, batch))| {
+            if kernel == "portable" {
+                matches!((threads, batch), ("1", "1") | ("7", "64"))
+            } else {
+                i % 2 == 0
+            }
+        })
         .map(|(_, s)| s)
         .collect();
     for (i, &(kernel, threads, batch)) in settings.iter().enumerate() {
