@@ -7,7 +7,6 @@
 //! (archives from and to directories). The binary in `main.rs` is a thin CLI.
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod cleanup;
 pub mod cm;
 pub mod codec;
@@ -17,6 +16,7 @@ pub mod extract;
 pub mod format;
 #[allow(missing_docs)]
 pub mod lm;
+pub(crate) mod mem;
 pub mod models;
 pub mod names;
 pub mod pipeline;

@@ -430,12 +430,12 @@ impl Apm {
         let mut i = start;
         while i < end {
             if let Some(v) = self.t.get(i) {
-                crate::lm::kernels::prefetch(v);
+                crate::mem::prefetch(v);
             }
             i += 32;
         }
         if let Some(v) = self.t.get(end) {
-            crate::lm::kernels::prefetch(v);
+            crate::mem::prefetch(v);
         }
     }
 
@@ -870,7 +870,7 @@ impl Predictor {
         let mut keys = [(0usize, 0u8); MAX_HASHED];
         for (i, key) in keys.iter_mut().enumerate().take(self.nh) {
             *key = self.bucket_key(i, salt);
-            crate::lm::kernels::prefetch(&self.ht[key.0]);
+            crate::mem::prefetch(&self.ht[key.0]);
         }
         keys
     }
@@ -1419,7 +1419,7 @@ impl Predictor {
                 let salt = ((next as u64) | likely as u64) << 56;
                 for i in 0..self.nh {
                     let (line, _) = self.bucket_key(i, salt);
-                    crate::lm::kernels::prefetch(&self.ht[line]);
+                    crate::mem::prefetch(&self.ht[line]);
                 }
             }
         } else if !self.preset.image {
@@ -1432,10 +1432,10 @@ impl Predictor {
                 }
             }
             let c8 = self.c8 << 8 | next_byte(c0, likely) as u64;
-            crate::lm::kernels::prefetch(&self.mm_tab[self.match_slot(c8)]);
+            crate::mem::prefetch(&self.mm_tab[self.match_slot(c8)]);
             for (i, &o) in self.preset.orders.iter().enumerate() {
                 let (line, _) = self.bucket_key_of(order_context(c8, o), i, 0);
-                crate::lm::kernels::prefetch(&self.ht[line]);
+                crate::mem::prefetch(&self.ht[line]);
             }
         }
     }

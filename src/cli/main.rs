@@ -21,6 +21,8 @@ use lza::names::{escape, escape_line};
 use lza::reader::{ArchiveReader, Event, Limits};
 use lza::select::{LinkRules, Members, Select, ToWriter};
 
+mod bench;
+
 #[derive(Parser)]
 #[command(
     name = "lza",
@@ -460,7 +462,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Man(a) => run_man(a),
-        Command::Bench(a) => lza::bench::run(&lza::bench::BenchOptions {
+        Command::Bench(a) => bench::run(&bench::BenchOptions {
             paths: a.paths,
             lza_exe: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("lza")),
             lza_args: a.lza_args,
