@@ -21,14 +21,13 @@
 //! codec and reuse it. Results never depend on `threads`, `batch`, the kernel
 //! path or on how chunks are grouped into calls.
 
-mod engine;
-mod handoff;
-pub mod kernels;
+mod cpu;
 pub mod math;
 pub mod model;
-mod pair;
 pub mod rangecoder;
-mod sync;
+
+use cpu::{engine, handoff, pair};
+pub use cpu::kernels;
 
 pub use kernels::KernelPath;
 pub use model::{Model, ModelHash};

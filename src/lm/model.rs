@@ -1,7 +1,7 @@
 //! The model file (format-spec 7.1): loading, validation, identity.
 
 use super::LmError;
-use super::kernels::PackedI8;
+use super::cpu::kernels::PackedI8;
 use std::collections::BTreeMap;
 
 /// A model's identity (format-spec 7.1): one type shared with the archive

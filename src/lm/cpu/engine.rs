@@ -10,9 +10,9 @@
 #![allow(clippy::too_many_arguments, clippy::needless_range_loop)]
 
 use super::kernels::{self, KernelPath};
-use super::math::{quantize, sigmoid, tanh};
-use super::model::Model;
-use super::rangecoder::freqs_from_logits_inline;
+use crate::lm::math::{quantize, sigmoid, tanh};
+use crate::lm::model::Model;
+use crate::lm::rangecoder::freqs_from_logits_inline;
 
 /// Per-thread work buffers for up to `cap` slots.
 pub struct Scratch {

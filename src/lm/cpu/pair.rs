@@ -46,11 +46,11 @@
 //! the coder's vector work runs at about half speed right after its
 //! predictor's table work, so it is better left on the helper.
 
-use super::LmError;
+use crate::lm::LmError;
 use super::engine;
 use super::handoff::{ChaosSpec, Exchange, Next};
 use super::kernels::{self, KernelPath, PackedI8};
-use super::model::Model;
+use crate::lm::model::Model;
 
 /// The head's weights cut by columns, one block per layer, for the coder
 /// thread to take each layer's state as soon as it is ready.

@@ -56,7 +56,7 @@
     clippy::manual_is_multiple_of
 )]
 
-use super::LmError;
+use crate::lm::LmError;
 use std::fmt;
 
 /// Which kernel implementation runs the model.
