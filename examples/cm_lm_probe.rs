@@ -33,7 +33,7 @@ fn main() {
         let data = std::fs::read(&f).unwrap();
         let chunks: Vec<&[u8]> = data.chunks(chunk).collect();
         let t = Instant::now();
-        let parts = codec.encode_cm_chunks(&chunks, preset);
+        let parts = lza::cmlm::encode_chunks(&codec, &chunks, preset);
         let te = t.elapsed().as_secs_f64();
         let n: usize = parts.iter().map(|p| p.len()).sum();
         let dec = if std::env::var("SKIP_DECODE").is_ok() {
@@ -45,7 +45,7 @@ fn main() {
                 .zip(&chunks)
                 .map(|(p, c)| (p.as_slice(), c.len()))
                 .collect();
-            let out = codec.decode_cm_chunks(&inputs);
+            let out = lza::cmlm::decode_chunks(&codec, &inputs);
             let td = t.elapsed().as_secs_f64();
             for (o, c) in out.iter().zip(&chunks) {
                 assert_eq!(o.as_ref().unwrap().as_slice(), *c);

@@ -29,7 +29,7 @@ pub const DEFAULT_CHUNK_SIZE: u32 = 32 << 20;
 pub const MAX_IN_FLIGHT: usize = 256 << 20;
 
 /// Default length of a language-model chunk (format-spec 7.6).
-pub const LM_CHUNK_SIZE: usize = 16 << 10;
+pub const LM_CHUNK_SIZE: usize = crate::lm::TRAINED_CONTEXT;
 
 /// How to create an archive.
 #[derive(Clone)]
@@ -1000,7 +1000,7 @@ fn write_archive_counted<W: Write>(
     // as many chunks as it codes side by side.
     let group_limit = lm.as_ref().map(|lm| match opts.method {
         Method::Lm => lm.batch() * LM_CHUNK_SIZE,
-        m => lm.batch().min(crate::lm::CM_SLOTS) * m.lm_piece(),
+        m => lm.batch().min(crate::cmlm::CM_SLOTS) * m.lm_piece(),
     });
 
     let drain = |pipe: &mut Pipeline<Segment, Emit>,

@@ -215,7 +215,7 @@ pub fn read_archive<R: Read>(
     );
     let group_weight = opts.lm.as_ref().map_or(1, |lm| {
         (lm.batch() * crate::create::LM_CHUNK_SIZE)
-            .max(lm.batch().min(crate::lm::CM_SLOTS) * crate::create::Method::Default.lm_piece())
+            .max(lm.batch().min(crate::cmlm::CM_SLOTS) * crate::create::Method::Default.lm_piece())
     });
 
     let drain =

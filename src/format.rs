@@ -18,6 +18,10 @@ pub const HEADER_LEN: usize = 40;
 pub const MAX_CHUNK_LIMIT: u32 = 64 << 20;
 /// Largest `raw_len` of a language-model chunk (64 KiB).
 pub const MAX_LM_CHUNK: u32 = 64 << 10;
+/// The language model's state restarts from zero every this many bytes of
+/// each stream of a context-mixing chunk that uses the model (format-spec
+/// 8.4): normative, so a decoder makes the same resets.
+pub const LM_RESET: usize = 16 << 10;
 /// Longest path or link target, in bytes.
 pub const MAX_PATH_LEN: usize = 4096;
 /// Length of a chunk frame header (tag to frame_crc).

@@ -9,6 +9,7 @@
 
 pub mod cleanup;
 pub mod cm;
+pub mod cmlm;
 pub mod codec;
 pub mod create;
 pub mod error;

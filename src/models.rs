@@ -131,7 +131,7 @@ impl TextCoder for LmCodec {
     }
 
     fn encode_cm_chunks(&self, chunks: &[&[u8]], preset: crate::cm::Preset) -> Vec<Vec<u8>> {
-        LmCodec::encode_cm_chunks(self, chunks, preset)
+        crate::cmlm::encode_chunks(self, chunks, preset)
     }
 
     fn pool(&self) -> Option<Arc<rayon::ThreadPool>> {
@@ -139,9 +139,14 @@ impl TextCoder for LmCodec {
     }
 
     fn decode_cm_chunks(&self, chunks: &[(&[u8], usize)]) -> Vec<Result<Vec<u8>, DecodeError>> {
-        LmCodec::decode_cm_chunks(self, chunks)
+        crate::cmlm::decode_chunks(self, chunks)
             .into_iter()
-            .map(|r| r.map_err(decode_error))
+            .map(|r| {
+                r.map_err(|e| match e.is_internal() {
+                    true => DecodeError::Internal(e.to_string()),
+                    false => DecodeError::Corrupt(e.to_string()),
+                })
+            })
             .collect()
     }
 }

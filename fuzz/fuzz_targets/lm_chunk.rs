@@ -67,8 +67,8 @@ fuzz_target!(|input: Input| {
     if let Some((&first, rest)) = payload.split_first() {
         let mut cm = vec![first | 0x80];
         cm.extend_from_slice(rest);
-        let a = best.decode_cm_chunks(&[(&cm, raw_len)]).pop().unwrap();
-        let b = two.decode_cm_chunks(&[(&cm, raw_len)]).pop().unwrap();
+        let a = lza::cmlm::decode_chunks(best, &[(&cm, raw_len)]).pop().unwrap();
+        let b = lza::cmlm::decode_chunks(two, &[(&cm, raw_len)]).pop().unwrap();
         agree(&a, &b, raw_len, "one and two threads disagree");
     }
 
@@ -87,7 +87,7 @@ fuzz_target!(|input: Input| {
 
     // the same text as a context-mixing chunk of two streams (format-spec
     // 8.4): one thread encodes, two decode (the model chains on a helper)
-    let coded = best.encode_cm_chunks(&[text], lza::cm::WITH_LM3_2).pop().unwrap();
-    let back = two.decode_cm_chunks(&[(&coded, text.len())]).pop().unwrap();
+    let coded = lza::cmlm::encode_chunks(best, &[text], lza::cm::WITH_LM3_2).pop().unwrap();
+    let back = lza::cmlm::decode_chunks(two, &[(&coded, text.len())]).pop().unwrap();
     assert_eq!(back.expect("two-stream round trip"), text);
 });

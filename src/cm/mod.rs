@@ -9,9 +9,9 @@
 //!
 //! A payload is one header byte (`preset id | 0x80` when the language model
 //! takes part) followed by the arithmetic coder's bytes. Chunks that use the
-//! language model are coded by [`crate::lm::LmCodec`], which runs the model
-//! for many such chunks side by side; the functions here code chunks
-//! without it.
+//! language model are coded by [`crate::cmlm`], which runs the model for
+//! many such chunks side by side; the functions here code chunks without
+//! it.
 
 pub mod budget;
 pub mod coder;
@@ -33,10 +33,6 @@ pub const FLAG_X86: u8 = 0x40;
 
 /// Largest chunk that may use the language model (format-spec 8.1).
 pub const MAX_CM_LM_CHUNK: usize = 4 << 20;
-
-/// The language model's state is reset every this many bytes of a chunk,
-/// as the model was trained (format-spec 8.4).
-pub const LM_RESET: usize = crate::lm::MAX_LM_CHUNK;
 
 /// Errors of context-mixing payloads.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -33,9 +33,31 @@ pub struct LayerWeights {
     pub(crate) w_ih: Option<QMatrix>,
 }
 
-/// A validated `gru-v1` model, weights in the kernels' layout.
+/// The architectures a model file may name in `lza.arch`; the name picks
+/// the parser of the file and the computation of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Architecture {
+    /// `gru-v1`: a byte-level GRU (format-spec 7.1-7.4).
+    GruV1,
+}
+
+impl Architecture {
+    /// Every architecture.
+    pub const ALL: [Architecture; 1] = [Architecture::GruV1];
+
+    /// The name in `lza.arch`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::GruV1 => "gru-v1",
+        }
+    }
+}
+
+/// A validated model, weights in the kernels' layout.
 #[derive(Debug, Clone)]
 pub struct Model {
+    arch: Architecture,
     dim: usize,
     layers: Vec<LayerWeights>,
     embed: Vec<f32>,
@@ -78,11 +100,29 @@ impl Model {
                 .ok_or_else(|| bad(format!("missing metadata key {k:?}")))
         };
         let arch = get("lza.arch")?;
-        if arch != "gru-v1" {
-            return Err(bad(format!(
-                "unsupported architecture lza.arch = {arch:?} (expected \"gru-v1\")"
-            )));
+        match Architecture::ALL.into_iter().find(|a| a.name() == arch) {
+            Some(Architecture::GruV1) => Model::gru_v1(bytes, &st, metadata, hash),
+            None => Err(bad(format!(
+                "unsupported architecture lza.arch = {arch:?} (known: {})",
+                Architecture::ALL
+                    .map(|a| format!("{:?}", a.name()))
+                    .join(", ")
+            ))),
         }
+    }
+
+    /// The weights of a `gru-v1` file (format-spec 7.1), checked and packed.
+    fn gru_v1(
+        bytes: &[u8],
+        st: &candle_core::safetensors::SliceSafetensors<'_>,
+        metadata: BTreeMap<String, String>,
+        hash: ModelHash,
+    ) -> Result<Model, LmError> {
+        let get = |k: &str| {
+            metadata
+                .get(k)
+                .ok_or_else(|| bad(format!("missing metadata key {k:?}")))
+        };
         let dim =
             parse_uint(get("lza.dim")?).ok_or_else(|| bad("lza.dim is not a decimal integer"))?;
         if !(32..=1024).contains(&dim) || dim % 32 != 0 {
@@ -206,6 +246,7 @@ impl Model {
         }
         let head = qmat("head.w", "head.s", "head.b", 256, nl * dim)?;
         Ok(Model {
+            arch: Architecture::GruV1,
             dim,
             layers,
             embed,
@@ -214,6 +255,11 @@ impl Model {
             file_len: bytes.len(),
             metadata,
         })
+    }
+
+    /// The architecture the file names.
+    pub fn architecture(&self) -> Architecture {
+        self.arch
     }
 
     /// Hidden width `d`.

@@ -1,6 +1,8 @@
-//! Decoding one context-mixing chunk that uses the model on two threads.
+//! Decoding one chunk that uses the model on two threads.
 //!
-//! A chunk is a chain: the model's step for byte `i + 1` needs byte `i`, and
+//! The chunk's coder (context mixing, `crate::cmlm`) is a [`ChainCoder`]:
+//! given the frequencies of the next byte, it decodes that byte. A chunk is
+//! a chain: the model's step for byte `i + 1` needs byte `i`, and
 //! the coder needs that step's frequencies before it can decode byte `i +
 //! 1`. Two chunks run side by side on two threads, but a lone chunk (a file
 //! of one piece, or the odd one out) would leave a thread idle, so its work
@@ -12,8 +14,8 @@
 //!   cells of each layer, handing over each layer's new `q` at once;
 //! - the *coder* thread computes the head's sums one layer's columns at a
 //!   time as they arrive (layer 0's while the helper works on layer 1), the
-//!   frequencies, and decodes the next byte with the context-mixing
-//!   predictor; it hands the byte over as soon as its last bit is known,
+//!   frequencies, and decodes the next byte with the chunk's coder; it
+//!   hands the byte over as soon as its last bit is known,
 //!   before its own table updates, which then overlap the helper's work.
 //!
 //! Every value is computed by the same element-wise operations and exact
@@ -46,10 +48,10 @@
 //! the coder's vector work runs at about half speed right after its
 //! predictor's table work, so it is better left on the helper.
 
-use crate::lm::LmError;
 use super::engine;
 use super::handoff::{ChaosSpec, Exchange, Next};
 use super::kernels::{self, KernelPath, PackedI8};
+use crate::lm::LmError;
 use crate::lm::model::Model;
 
 /// The head's weights cut by columns, one block per layer, for the coder
@@ -100,6 +102,18 @@ fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// The coder's side of a chunk decoded byte by byte, in coding order (with
+/// two chains, byte `j` belongs to chain `j % 2`).
+pub(crate) trait ChainCoder {
+    /// Why a chunk does not decode; a fault of the model's side (a helper
+    /// thread that stopped) comes as an [`LmError`].
+    type Error: From<LmError>;
+    /// Decodes the next byte given the model's frequency table `f` of it,
+    /// handing it to `early` as soon as it is known (before the coder's
+    /// own updates, so that the model's next step can start).
+    fn next_byte(&mut self, f: &[u32; 256], early: impl FnOnce(u8)) -> Result<u8, Self::Error>;
+}
+
 /// The model's state between steps: `h` and `q` of every layer, for each
 /// chain (one, or two for a chunk of two streams, chain after chain).
 struct State {
@@ -107,63 +121,37 @@ struct State {
     q: Vec<i8>,
 }
 
-/// A chunk's model chains (2 with two streams), arithmetic decoder,
-/// predictor and the chains' zero state.
-fn start<'p>(
-    model: &Model,
-    payload: &'p [u8],
-    raw_len: usize,
-    preset: crate::cm::Preset,
-) -> (
-    usize,
-    crate::cm::coder::Decoder<'p>,
-    crate::cm::Predictor,
-    State,
-) {
-    let chains = if preset.two_streams { 2 } else { 1 };
-    let ld = chains * model.layers() * model.dim();
-    let state = State {
-        h: vec![0.0; ld],
-        q: vec![0; ld],
-    };
-    let dec = crate::cm::coder::Decoder::new(&payload[1..]);
-    (
-        chains,
-        dec,
-        crate::cm::Predictor::new(preset, raw_len, true),
-        state,
-    )
-}
-
-/// Decodes a context-mixing `payload` (header byte included) of `raw_len`
-/// bytes with `preset` and the model, on two threads (this one and a
-/// helper), or on this one alone for `solo_run` bytes where the two keep
-/// stalling (and, for tests, from every byte `alone_from` on, with the
-/// exchange delayed at random points, and the helper failing, as `chaos`
-/// says).
+/// Decodes `raw_len` bytes of `chains` interleaved chains (1, or 2 for a
+/// chunk of two streams, format-spec 8.4) with `coder`, on two threads
+/// (this one and a helper), or on this one alone for `solo_run` bytes
+/// where the two keep stalling (and, for tests, from every byte
+/// `alone_from` on, with the exchange delayed at random points, and the
+/// helper failing, as `chaos` says).
 ///
-/// With two streams (format-spec 8.4) the model runs two chains, and byte
-/// `j` (in coding order) belongs to chain `j % 2`: the helper's step for
-/// byte `j + 1` then overlaps the coder's work on byte `j`, so neither
-/// waits for the other as long as each keeps up.
+/// With two chains, byte `j` (in coding order) belongs to chain `j % 2`:
+/// the helper's step for byte `j + 1` then overlaps the coder's work on
+/// byte `j`, so neither waits for the other as long as each keeps up.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn decode_cm(
+pub(crate) fn decode<C: ChainCoder>(
     model: &Model,
     pw: &PairWeights,
     path: KernelPath,
-    payload: &[u8],
+    coder: &mut C,
     raw_len: usize,
-    preset: crate::cm::Preset,
+    chains: usize,
     alone_from: usize,
     solo_run: usize,
     chaos: Option<ChaosSpec>,
-) -> Result<Vec<u8>, LmError> {
-    let (chains, mut dec, mut pred, mut state) = start(model, payload, raw_len, preset);
+) -> Result<(), C::Error> {
+    let ld = chains * model.layers() * model.dim();
+    let mut state = State {
+        h: vec![0.0; ld],
+        q: vec![0; ld],
+    };
     let mut c = Coder {
         model,
         path,
-        dec: &mut dec,
-        pred: &mut pred,
+        coder,
         raw_len,
         chains,
         chaos,
@@ -179,72 +167,14 @@ pub(crate) fn decode_cm(
             j = end;
         }
     }
-    crate::cm::finish(&dec)?;
-    Ok(pred.take_history())
+    Ok(())
 }
 
-/// Decodes a context-mixing `payload` as [`decode_cm`] does, on this thread
-/// alone.
-pub(crate) fn decode_cm_alone(
-    model: &Model,
-    path: KernelPath,
-    payload: &[u8],
-    raw_len: usize,
-    preset: crate::cm::Preset,
-) -> Result<Vec<u8>, LmError> {
-    let (chains, mut dec, mut pred, mut state) = start(model, payload, raw_len, preset);
-    let mut c = Coder {
-        model,
-        path,
-        dec: &mut dec,
-        pred: &mut pred,
-        raw_len,
-        chains,
-        chaos: None,
-    };
-    if chains == 1 {
-        c.alone(0, raw_len, &mut [256; 2], &mut state, None)?;
-    } else {
-        // Both chains in one batched step: byte i of each stream is known
-        // once both were decoded (A[i], then B[i]), so the steps for A[i + 1]
-        // and B[i + 1] go together (a batch of 2 takes 0.72 of the time of
-        // two single steps, `examples/lm_speed`).
-        let mut scratch = engine::Scratch::new(model, 2);
-        let mut last = [256u16; 2];
-        for i in 0..raw_len.div_ceil(2) {
-            let nb = if 2 * i + 1 < raw_len { 2 } else { 1 };
-            if reset(i) {
-                state.h.fill(0.0);
-                state.q.fill(0);
-                last = [256; 2];
-            }
-            engine::step(
-                model,
-                path,
-                &last[..nb],
-                &mut state.h,
-                &mut state.q,
-                &mut scratch,
-            );
-            for (k, x) in last.iter_mut().enumerate().take(nb) {
-                pred.set_lm(&scratch.freqs[k]);
-                *x = pred.decode_byte(&mut dec) as u16;
-                if dec.overrun() {
-                    return Err(crate::cm::CmError::Truncated.into());
-                }
-            }
-        }
-    }
-    crate::cm::finish(&dec)?;
-    Ok(pred.take_history())
-}
-
-/// The coder's side: the predictor and the arithmetic decoder of a chunk.
-struct Coder<'m, 'p, 'd> {
+/// The coder's side: the chunk's coder and the chains' shape.
+struct Coder<'m, 'c, C: ChainCoder> {
     model: &'m Model,
     path: KernelPath,
-    dec: &'d mut crate::cm::coder::Decoder<'p>,
-    pred: &'d mut crate::cm::Predictor,
+    coder: &'c mut C,
     raw_len: usize,
     /// Model chains: 1, or 2 for two streams.
     chains: usize,
@@ -252,12 +182,20 @@ struct Coder<'m, 'p, 'd> {
     chaos: Option<ChaosSpec>,
 }
 
-/// Model reset before byte `i` of a chain (format-spec 8.4).
-fn reset(i: usize) -> bool {
-    i.is_multiple_of(crate::cm::LM_RESET)
+/// Why the coder's side of a paired run stopped early.
+enum Stop<E> {
+    /// The helper thread stopped (or panicked).
+    Gone,
+    /// The coder failed.
+    Coder(E),
 }
 
-impl Coder<'_, '_, '_> {
+/// Model reset before byte `i` of a chain (format-spec 8.4).
+fn reset(i: usize) -> bool {
+    i.is_multiple_of(crate::format::LM_RESET)
+}
+
+impl<C: ChainCoder> Coder<'_, '_, C> {
     /// Decodes bytes `start..end` (coding order) on this thread alone, from
     /// each chain's state after its last step and its last byte in `last`;
     /// where `ahead` is `Some(start)`, the step for byte `start` is already
@@ -269,7 +207,7 @@ impl Coder<'_, '_, '_> {
         last: &mut [u16; 2],
         st: &mut State,
         ahead: Option<usize>,
-    ) -> Result<(), LmError> {
+    ) -> Result<(), C::Error> {
         let model = self.model;
         let ld = model.layers() * model.dim();
         let mut scratch = engine::Scratch::new(model, 1);
@@ -290,11 +228,7 @@ impl Coder<'_, '_, '_> {
                 }
                 engine::step(model, self.path, &[input], h, q, &mut scratch);
             }
-            self.pred.set_lm(&scratch.freqs[0]);
-            last[k] = self.pred.decode_byte(self.dec) as u16;
-            if self.dec.overrun() {
-                return Err(crate::cm::CmError::Truncated.into());
-            }
+            last[k] = self.coder.next_byte(&scratch.freqs[0], |_| {})? as u16;
         }
         Ok(())
     }
@@ -311,7 +245,7 @@ impl Coder<'_, '_, '_> {
         last: &mut [u16; 2],
         st: &mut State,
         alone_from: usize,
-    ) -> Result<(usize, Option<usize>), LmError> {
+    ) -> Result<(usize, Option<usize>), C::Error> {
         let model = self.model;
         let path = self.path;
         let raw_len = self.raw_len;
@@ -410,7 +344,7 @@ impl Coder<'_, '_, '_> {
             let _leave = x.leave_guard(true);
             // (the panic's message, if any, is added once the scope has
             // joined the helper)
-            let gone = || LmError::Internal("the model's helper thread stopped".into());
+            let gone = || Stop::Gone;
             let head = model.head();
             let mut qv = vec![0i8; d];
             let mut acc_o = [0i32; 256];
@@ -438,19 +372,18 @@ impl Coder<'_, '_, '_> {
                     }
                 }
                 kernels::head_freqs(path, 1, &acc_o, &head.m, &head.b, &mut freqs);
-                self.pred.set_lm(&freqs[0]);
                 // going alone needs the helper to be waiting for this byte,
                 // so a step for it must remain
                 let alone = (stalls >= STALLS || j + 1 >= alone_from) && j + chains < raw_len;
-                let b = self.pred.decode_byte_early(self.dec, |b| {
-                    if !alone {
-                        x.put_byte(j, b)
-                    }
-                });
+                let b = self
+                    .coder
+                    .next_byte(&freqs[0], |b| {
+                        if !alone {
+                            x.put_byte(j, b)
+                        }
+                    })
+                    .map_err(Stop::Coder)?;
                 last[k] = b as u16;
-                if self.dec.overrun() {
-                    return Err(crate::cm::CmError::Truncated.into());
-                }
                 if alone {
                     let mut bits = vec![0i32; chains * ld];
                     x.take_back(j, &mut bits, &mut st.q).ok_or_else(gone)?;
@@ -464,10 +397,14 @@ impl Coder<'_, '_, '_> {
             Ok((raw_len, None))
         });
         match (r, panicked.into_inner().unwrap_or_else(|e| e.into_inner())) {
-            (Err(LmError::Internal(_)), Some(p)) => Err(LmError::Internal(format!(
-                "the model's helper thread panicked: {p}"
-            ))),
-            (r, _) => r,
+            (Ok(r), _) => Ok(r),
+            (Err(Stop::Coder(e)), _) => Err(e),
+            (Err(Stop::Gone), Some(p)) => {
+                Err(LmError::Internal(format!("the model's helper thread panicked: {p}")).into())
+            }
+            (Err(Stop::Gone), None) => {
+                Err(LmError::Internal("the model's helper thread stopped".into()).into())
+            }
         }
     }
 }
