@@ -25,5 +25,7 @@ pub mod progress;
 pub mod reader;
 pub mod select;
 pub mod symlinks;
+#[cfg(feature = "testutil")]
+pub mod testutil;
 
 pub use error::{CorruptKind, Error, Result};

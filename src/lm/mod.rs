@@ -29,13 +29,13 @@
 
 mod backend;
 mod cpu;
-pub mod math;
-pub mod model;
-pub mod rangecoder;
+pub(crate) mod math;
+pub(crate) mod model;
+pub(crate) mod rangecoder;
 pub(crate) mod scheduler;
 
 pub use backend::StepBackend;
-pub use cpu::kernels;
+pub(crate) use cpu::kernels;
 pub(crate) use cpu::pair::ChainCoder;
 pub use cpu::{CpuBackend, CpuChains, CpuPart};
 use cpu::{handoff, pair};

@@ -548,6 +548,7 @@ impl Json<'_> {
 
 /// One tensor for [`write_safetensors`]: name, dtype (`"F32"` or `"I8"`),
 /// shape, little-endian data.
+#[cfg(any(test, feature = "testutil"))]
 pub struct TensorData {
     /// Tensor name.
     pub name: String,
@@ -561,6 +562,7 @@ pub struct TensorData {
 
 /// Serializes a safetensors file: tensors sorted by name, data in that order,
 /// header padded with spaces to a multiple of 8.
+#[cfg(any(test, feature = "testutil"))]
 pub fn write_safetensors(metadata: &[(&str, &str)], tensors: &[TensorData]) -> Vec<u8> {
     fn esc(s: &str) -> String {
         let mut o = String::from("\"");
@@ -620,6 +622,7 @@ pub fn write_safetensors(metadata: &[(&str, &str)], tensors: &[TensorData]) -> V
 
 /// A random but non-degenerate `gru-v1` model file, reproducible from `seed`
 /// (pre-activations and logits of order 1; for tests and speed measurements).
+#[cfg(any(test, feature = "testutil"))]
 pub fn synthetic_model_bytes(dim: usize, layers: usize, seed: u64) -> Vec<u8> {
     let mut st = seed ^ 0x9E37_79B9_7F4A_7C15;
     let mut next = move || {

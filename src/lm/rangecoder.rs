@@ -31,6 +31,7 @@ pub const TOTAL: u32 = 1 << TOTAL_BITS;
 /// Logits must be finite (model validation guarantees it); for finite logits
 /// `mx` and `am` do not depend on the order of comparison (a `-0.0`/`+0.0`
 /// tie gives the same `e`).
+#[cfg(any(test, feature = "testutil"))]
 pub fn freqs_from_logits(logits: &[f32; 256]) -> [u32; 256] {
     freqs_from_logits_inline(logits)
 }
@@ -109,6 +110,7 @@ fn floor_clamped(x: f32) -> u32 {
 }
 
 /// `cum[v] = f[0] + ... + f[v-1]`, `cum[256] == TOTAL`.
+#[cfg(any(test, feature = "testutil"))]
 pub fn cumulative(f: &[u32; 256]) -> [u32; 257] {
     let mut cum = [0u32; 257];
     let mut acc = 0u32;
@@ -242,11 +244,13 @@ impl<'a> RangeDecoder<'a> {
     }
 
     /// Number of symbols decoded so far.
+    #[cfg(any(test, feature = "testutil"))]
     pub fn symbols(&self) -> usize {
         self.symbols
     }
 
     /// Bytes consumed so far.
+    #[cfg(any(test, feature = "testutil"))]
     pub fn position(&self) -> usize {
         self.pos
     }

@@ -270,11 +270,13 @@ impl PackedI8 {
     }
 
     /// Number of rows.
+    #[cfg(any(test, feature = "testutil"))]
     pub fn rows(&self) -> usize {
         self.rows
     }
 
     /// Number of columns.
+    #[cfg(any(test, feature = "testutil"))]
     pub fn cols(&self) -> usize {
         self.cols
     }
