@@ -23,6 +23,8 @@ enum Place {
 }
 
 impl Place {
+    // the descriptor is borrowed, not owned: the owner closes it
+    #[allow(unsafe_code)]
     fn remove(&self) {
         match self {
             Place::Path(p) => {

@@ -6,6 +6,10 @@
 //! [`pipeline`] (ordered parallel coding), [`create`] and [`extract`]
 //! (archives from and to directories). The binary in `main.rs` is a thin CLI.
 #![deny(missing_docs)]
+// `unsafe` is allowed only where it must be: the model's SIMD kernels
+// (`lm::cpu::kernels`), the mixer's (`cm::mixer`), memory hints (`mem`) and
+// the signal-time file removal of `cleanup`; each with its reasons.
+#![deny(unsafe_code)]
 
 pub mod cleanup;
 pub mod cm;
@@ -17,6 +21,7 @@ pub mod extract;
 pub mod format;
 #[allow(missing_docs)]
 pub mod lm;
+#[allow(unsafe_code)]
 pub(crate) mod mem;
 pub mod models;
 pub mod names;

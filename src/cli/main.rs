@@ -1,5 +1,7 @@
 //! The `lza` command line: a thin layer over the library.
 
+#![deny(unsafe_code)]
+
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, IsTerminal, Read, Seek, SeekFrom, Write};
@@ -1276,6 +1278,7 @@ fn human_size(n: u64) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM` in the local time zone (TZ), as tar prints it.
+#[allow(unsafe_code)] // libc's localtime_r: the time zone rules are the C library's
 fn local_time(ns: i64) -> String {
     let secs = ns.div_euclid(1_000_000_000);
     let t = secs as libc::time_t;

@@ -15,6 +15,7 @@
 
 pub mod budget;
 pub mod coder;
+#[allow(unsafe_code)] // AVX2 dot product and training, with a portable twin
 mod mixer;
 pub mod model;
 mod tables;

@@ -316,37 +316,7 @@ fn next_byte(c0: usize, bit: usize) -> u8 {
     (c0 << 1 | bit) as u8
 }
 
-/// `n` copies of `v` in memory that Linux may back with 2 MiB pages: the
-/// allocation is advised `MADV_HUGEPAGE` before its pages are first written.
-/// The predictor's tables are tens of MB read at random, so with 4 KiB pages
-/// nearly every lookup also misses the TLB; on calgary/book1 (preset 3, one
-/// thread) decoding went from 0.32-0.34 to 0.39-0.40 MB/s with huge pages.
-/// Where the kernel does not take the advice (other systems, huge pages
-/// off), this is a plain `vec![v; n]`.
-pub(crate) fn table<T: Clone>(n: usize, v: T) -> Vec<T> {
-    let mut t: Vec<T> = Vec::with_capacity(n);
-    #[cfg(target_os = "linux")]
-    {
-        const PAGE: usize = 4096;
-        let len = n * std::mem::size_of::<T>();
-        let start = (t.as_mut_ptr() as usize).next_multiple_of(PAGE);
-        let end = (t.as_mut_ptr() as usize + len) / PAGE * PAGE;
-        if len >= 2 << 20 && end > start {
-            // SAFETY: [start, end) lies inside the allocation `t` owns; the
-            // advice changes how the kernel backs those pages (none is
-            // written yet), never what they hold. A refusal is harmless.
-            let _ = unsafe {
-                rustix::mm::madvise(
-                    start as *mut std::ffi::c_void,
-                    end - start,
-                    rustix::mm::Advice::LinuxHugepage,
-                )
-            };
-        }
-    }
-    t.resize(n, v);
-    t
-}
+use crate::mem::table;
 
 /// Four buckets on one cache line. A bucket is 16 bytes: byte 0 holds the
 /// context's check value, bytes 1-15 the bit-history states of the nodes of

@@ -422,6 +422,12 @@ mod x86 {
     /// `vpmaddubsw` (`|x|` times that, pairs to i16: at most 32258, see the
     /// module docs), `vpmaddwd` with ones (the row's 4 products to i32),
     /// `vpaddd`.
+    ///
+    /// # Safety
+    /// The CPU must have AVX2; `rb + R <= w.rows() / 16` and `b + N <= batch`
+    /// (the tiling of the caller), where `x` holds `batch` rows of `w.cols()`
+    /// bytes at stride `xs` and `out` `batch` rows of `w.rows()` values at
+    /// stride `os`.
     #[inline(always)]
     unsafe fn avx2_tile<const R: usize, const N: usize>(
         rb: usize,
@@ -515,6 +521,12 @@ mod x86 {
     /// AVX-VNNI tile: `R` row blocks by `N` batch rows, `vpdpbusd` of
     /// `x + 128` (u8, from [`flipped`], broadcast) and `W` (i8); `128 * rowsum(W)` subtracted
     /// at the end.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-VNNI; `rb + R <= w.rows() / 16` and `b + N <=
+    /// batch` (the tiling of the caller), where `x` holds `batch` rows of
+    /// `w.cols()` bytes at stride `xs` and `out` `batch` rows of `w.rows()`
+    /// values at stride `os`.
     #[inline(always)]
     unsafe fn avxvnni_tile<const R: usize, const N: usize>(
         rb: usize,
@@ -605,6 +617,15 @@ mod x86 {
         }
     }
 
+    /// AVX-512 VNNI tile: `R` row blocks by `N` batch rows, 512-bit
+    /// `vpdpbusd` of `x + 128` (u8, from [`flipped`]) and `W` (i8);
+    /// `128 * rowsum(W)` subtracted at the end.
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512 F/BW/VNNI; `rb + R <= w.rows() / 16` and `b +
+    /// N <= batch` (the tiling of the caller), where `x` holds `batch` rows of
+    /// `w.cols()` bytes at stride `xs` and `out` `batch` rows of `w.rows()`
+    /// values at stride `os`.
     #[inline(always)]
     unsafe fn vnni_tile<const R: usize, const N: usize>(
         rb: usize,
@@ -879,6 +900,12 @@ mod arm {
     /// `sdot` tile: `R` row blocks (4R registers of accumulators per batch
     /// row) by `N` batch rows; the 4 inputs of a group broadcast to every
     /// 32-bit lane.
+    ///
+    /// # Safety
+    /// The CPU must have the dot-product extension; `rb + R <= w.rows() / 16`
+    /// and `b + N <= batch` (the tiling of the caller), where `x` holds `batch`
+    /// rows of `w.cols()` bytes at stride `xs` and `out` `batch` rows of
+    /// `w.rows()` values at stride `os`.
     #[inline(always)]
     unsafe fn dot_tile<const R: usize, const N: usize>(
         rb: usize,
@@ -951,6 +978,12 @@ mod arm {
     /// rows r, r+1 x 8 columns), the inputs of two batch rows stacked, and
     /// the 2x2 results unzipped back into rows at the end. An odd last group
     /// goes through `sdot`.
+    ///
+    /// # Safety
+    /// The CPU must have the dot-product and I8MM extensions; `rb < w.rows() /
+    /// 16` and `b + 2P <= batch` (the tiling of the caller), where `x` holds
+    /// `batch` rows of `w.cols()` bytes at stride `xs` and `out` `batch` rows
+    /// of `w.rows()` values at stride `os`.
     #[inline(always)]
     unsafe fn mmla_tile<const P: usize>(
         rb: usize,
@@ -1052,8 +1085,12 @@ macro_rules! multiversion {
         $vis fn $name(path: KernelPath, $($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
+                /// # Safety
+                /// The CPU must have AVX-512 F/BW/VL and AVX2.
                 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2")]
                 unsafe fn v512($($arg: $ty),*) { $generic($($arg),*) }
+                /// # Safety
+                /// The CPU must have AVX2.
                 #[target_feature(enable = "avx2")]
                 unsafe fn v256($($arg: $ty),*) { $generic($($arg),*) }
                 match path {

@@ -5,6 +5,7 @@
 
 pub(crate) mod engine;
 pub(crate) mod handoff;
+#[allow(unsafe_code)] // SIMD intrinsics, each path checked against `portable`
 pub mod kernels;
 pub(crate) mod pair;
 mod sync;
