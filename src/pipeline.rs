@@ -196,15 +196,29 @@ impl<I: Send + 'static, T: Send + 'static> Pipeline<I, T> {
     }
 }
 
-/// A rayon pool of `threads` threads (at least one).
-pub fn thread_pool(threads: usize) -> Arc<rayon::ThreadPool> {
-    Arc::new(
+/// The pool of `-T`: `threads` threads (at least one), `lza-worker-N`.
+///
+/// A run has one such pool, whoever builds it: the language-model codec
+/// when there is a model (`lm::LmCodec::new`; the archive layer then runs
+/// its jobs on it through `codec::TextCoder::pool`), the archive layer
+/// otherwise. Beyond it, a lone context-mixing chunk with the model may
+/// take one more thread for itself (the model's helper when decoding, the
+/// coder when encoding), but only while no other coding call is in
+/// progress, when the pool has no other work.
+pub fn try_thread_pool(
+    threads: usize,
+) -> Result<Arc<rayon::ThreadPool>, rayon::ThreadPoolBuildError> {
+    Ok(Arc::new(
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads.max(1))
             .thread_name(|i| format!("lza-worker-{i}"))
-            .build()
-            .expect("cannot start worker threads"),
-    )
+            .build()?,
+    ))
+}
+
+/// [`try_thread_pool`], for callers that cannot go on without threads.
+pub fn thread_pool(threads: usize) -> Arc<rayon::ThreadPool> {
+    try_thread_pool(threads).expect("cannot start worker threads")
 }
 
 #[cfg(test)]

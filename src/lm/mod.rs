@@ -312,17 +312,15 @@ impl LmCodec {
         if !path.is_available() {
             return Err(LmError::KernelUnavailable(path.name()));
         }
+        // the one pool of `-T` (`crate::pipeline::try_thread_pool` says who
+        // else uses it)
         let pool = if threads > 1 {
-            Some(Arc::new(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .thread_name(|i| format!("lza-worker-{i}"))
-                    .build()
-                    .map_err(|e| LmError::ThreadPool {
-                        threads,
-                        msg: e.to_string(),
-                    })?,
-            ))
+            Some(
+                crate::pipeline::try_thread_pool(threads).map_err(|e| LmError::ThreadPool {
+                    threads,
+                    msg: e.to_string(),
+                })?,
+            )
         } else {
             None
         };
