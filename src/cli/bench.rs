@@ -1,4 +1,4 @@
-//! `lza bench`: compare lza with xz, zstd and bzip2 on the same inputs (issue #4).
+//! `lza bench`: compare lza with xz, zstd and bzip2 on the same inputs.
 //!
 //! Every tool runs as a subprocess. For each input file (a directory stands for
 //! each regular file inside it, in sorted order) and, optionally, for the whole

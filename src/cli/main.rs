@@ -954,6 +954,27 @@ fn model_for(
     Ok((Box::new(io::Cursor::new(head).chain(input)), coder))
 }
 
+/// What `extract` and `verify` start with: the archive opened (a file or
+/// standard input), the model its header names found, the options to read
+/// it with, and the progress display (over the total a file declares).
+fn open_archive(
+    archive: &str,
+    threads: &ThreadsArg,
+    model: &ModelArgs,
+    limits: &LimitArgs,
+    verbose: bool,
+) -> anyhow::Result<(Box<dyn Read>, ReadOptions, Progress)> {
+    let (input, total) = open_input(archive)?;
+    let threads = threads.get();
+    let (input, lm) = model_for(input, model, threads)?;
+    let opts = ReadOptions {
+        threads,
+        limits: limits.apply(),
+        lm,
+    };
+    Ok((input, opts, Progress::start(total, verbose)))
+}
+
 fn run_extract(a: ExtractArgs) -> anyhow::Result<()> {
     let (archive, members) = a.archive.split(a.positional.clone());
     let members = if members.is_empty() {
@@ -961,14 +982,7 @@ fn run_extract(a: ExtractArgs) -> anyhow::Result<()> {
     } else {
         Some(Members::new(&members, a.wildcards)?)
     };
-    let (input, total) = open_input(&archive)?;
-    let threads = a.threads.get();
-    let (input, lm) = model_for(input, &a.model, threads)?;
-    let opts = ReadOptions {
-        threads,
-        limits: a.limits.apply(),
-        lm,
-    };
+    let (input, opts, pb) = open_archive(&archive, &a.threads, &a.model, &a.limits, a.verbose)?;
     let mut dest = DestWriter::new(&a.directory, a.overwrite).keep_going(|e| warn(e));
     if a.skip_old_files {
         dest = dest.skip_old_files();
@@ -982,7 +996,6 @@ fn run_extract(a: ExtractArgs) -> anyhow::Result<()> {
     } else {
         &mut dest
     };
-    let pb = Progress::start(total, a.verbose);
     // Names go to stdout, or to stderr when the data does (as GNU tar does).
     let mut names: Box<dyn Write> = if a.to_stdout {
         Box::new(io::stderr())
@@ -1047,15 +1060,7 @@ fn run_verify(a: VerifyArgs) -> anyhow::Result<()> {
         (None, Some(f)) => f.clone(),
         (None, None) => "-".into(),
     };
-    let (input, total) = open_input(&archive)?;
-    let threads = a.threads.get();
-    let (input, lm) = model_for(input, &a.model, threads)?;
-    let opts = ReadOptions {
-        threads,
-        limits: a.limits.apply(),
-        lm,
-    };
-    let pb = Progress::start(total, a.verbose);
+    let (input, opts, pb) = open_archive(&archive, &a.threads, &a.model, &a.limits, a.verbose)?;
     let mut out = io::stdout().lock();
     let mut rules = LinkRules::new();
     let bar = pb.bar.clone();

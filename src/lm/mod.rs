@@ -71,7 +71,7 @@ pub enum LmError {
         source: std::io::Error,
     },
     /// `LZA_KERNEL` (or a requested path name) is not a known kernel path.
-    #[error("unknown kernel path {0:?} (LZA_KERNEL must be portable, avx2 or avx512)")]
+    #[error("unknown kernel path {0:?} (LZA_KERNEL must be one of {names})", names = KernelPath::names())]
     BadKernelName(String),
     /// The requested kernel path needs instructions this CPU lacks.
     #[error("kernel path {0} is not available on this CPU")]

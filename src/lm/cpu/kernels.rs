@@ -108,6 +108,12 @@ impl KernelPath {
         }
     }
 
+    /// Every path's name, comma-separated, from [`KernelPath::ALL`].
+    pub fn names() -> String {
+        let names: Vec<&str> = KernelPath::ALL.iter().map(|p| p.name()).collect();
+        names.join(", ")
+    }
+
     /// Whether this CPU (and, for `amx`, the OS) can run the path.
     pub fn is_available(self) -> bool {
         match self {
@@ -1343,8 +1349,10 @@ mod tests {
             KernelPath::from_name("sse9"),
             Err(LmError::BadKernelName(_))
         ));
+        let msg = KernelPath::from_name("sse9").unwrap_err().to_string();
         for p in KernelPath::ALL {
             assert_eq!(KernelPath::from_name(p.name()).is_ok(), p.is_available());
+            assert!(msg.contains(p.name()), "{msg}");
         }
         assert!(KernelPath::best_available().is_available());
         assert!(KernelPath::best_available().auto_selected());
