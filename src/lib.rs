@@ -1,10 +1,21 @@
-//! lza: a streaming, tar-like archiver that codes text with a language model
-//! and a range coder, and everything else with zstd.
+//! lza: a streaming, tar-like archiver that codes text by context mixing
+//! with a language model, and everything else with zstd.
 //!
-//! Layers, bottom up: [`format`] (bytes on disk, no file-system policy),
-//! [`codec`] (chunk codecs), [`reader`] (strict sequential parsing),
-//! [`pipeline`] (ordered parallel coding), [`create`] and [`extract`]
-//! (archives from and to directories). The binary in `main.rs` is a thin CLI.
+//! Layers, bottom up; each uses only the layers below it:
+//!
+//! - below all: `mem` (memory hints), [`pipeline`] (the pool of `-T`,
+//!   ordered parallel coding), [`progress`], [`names`], [`cleanup`];
+//! - format: [`format`](mod@format) (bytes on disk, no file-system policy), [`error`];
+//! - container: [`reader`] (strict sequential parsing);
+//! - coding plan: `create::Method` and the choice of presets and pieces;
+//! - codecs: [`codec`] (frames, stored, zstd), [`cm`] (context mixing),
+//!   [`lm`] (the language model as a probability source behind
+//!   [`lm::StepBackend`]), [`cmlm`] (context mixing with the model),
+//!   [`models`] (where models come from);
+//! - archive I/O: [`create`], [`extract`], [`select`], [`symlinks`].
+//!
+//! The `lza` binary (`src/cli/`: arguments, messages, `lza bench`) is a
+//! thin layer on top and not part of the library.
 #![deny(missing_docs)]
 // `unsafe` is allowed only where it must be: the model's SIMD kernels
 // (`lm::cpu::kernels`), the mixer's (`cm::mixer`), memory hints (`mem`) and
@@ -19,7 +30,6 @@ pub mod create;
 pub mod error;
 pub mod extract;
 pub mod format;
-#[allow(missing_docs)]
 pub mod lm;
 #[allow(unsafe_code)]
 pub(crate) mod mem;

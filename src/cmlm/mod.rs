@@ -11,7 +11,7 @@
 //! step then a mixing step, many chunks in one batched model step, and a
 //! chunk with no other beside it is split over two threads (the model's
 //! layers on one, the mixing on the other). Every way gives the payload of
-//! the byte-by-byte run ([`encode_chunks_stepwise`] in tests).
+//! the byte-by-byte run (`encode_chunks_stepwise`, for tests).
 
 use crate::cm::{self, CmError, Predictor, Preset};
 use crate::format::LM_RESET;
