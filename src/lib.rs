@@ -15,6 +15,7 @@ pub mod create;
 pub mod error;
 pub mod extract;
 pub mod format;
+pub mod index;
 #[allow(missing_docs)]
 pub mod lm;
 pub mod models;
