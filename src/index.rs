@@ -554,9 +554,9 @@ impl ArchiveIndex {
     /// Find the members of the archive file `f` through their indexes,
     /// from the last back to the first, checking each index's footer,
     /// checksum, row order and bounds, and the header and end record it
-    /// leads to. `None` when the file's last member has no index (then
-    /// only a sequential read works); an error when an index is there but
-    /// wrong, or when a member before an indexed one has none.
+    /// leads to. `None` when a member has no index (then only a read front
+    /// to back works, and checks everything); an error when an index is
+    /// there but wrong.
     pub fn open<F: ReadAt + ?Sized>(f: &F) -> Result<Option<ArchiveIndex>> {
         let len = f.len().map_err(|source| Error::ArchiveIo {
             action: "read",
@@ -573,13 +573,9 @@ impl ArchiveIndex {
             let mut fb = [0u8; FOOTER_LEN];
             pread(f, &mut fb, foot_at)?;
             if fb[40..48] != INDEX_MAGIC {
-                if members.is_empty() {
-                    return Ok(None);
-                }
-                return Err(corrupt(
-                    foot_at,
-                    CorruptKind::BadIndex("a member before an indexed one has no index".into()),
-                ));
+                // This member has no index (a member written to a pipe, or
+                // a version 1 one): the stream is read front to back.
+                return Ok(None);
             }
             let footer = Footer::parse(&fb).map_err(|k| corrupt(foot_at, k))?;
             if footer.member_len > pos {
