@@ -246,7 +246,10 @@ pub fn after_end<R: Read>(
         return Err(corrupt(pos, CorruptKind::TrailingData));
     }
     if got < HEADER_LEN {
-        return Err(corrupt(pos + got as u64, CorruptKind::Truncated("a member header")));
+        return Err(corrupt(
+            pos + got as u64,
+            CorruptKind::Truncated("a member header"),
+        ));
     }
     Ok((After::Member(b), pos))
 }
@@ -311,12 +314,18 @@ fn read_index<R: Read>(
     let checks = [
         (footer.entries == tracker.entries, "footer entry count"),
         (footer.chunks == tracker.chunks, "footer chunk count"),
-        (footer.member_len == end - member_start, "footer member length"),
+        (
+            footer.member_len == end - member_start,
+            "footer member length",
+        ),
         (footer.rows_xxh3 == whole.digest(), "rows checksum"),
     ];
     for (ok, what) in checks {
         if !ok {
-            return Err(corrupt(off, CorruptKind::BadIndex(format!("{what} mismatch"))));
+            return Err(corrupt(
+                off,
+                CorruptKind::BadIndex(format!("{what} mismatch")),
+            ));
         }
     }
     Ok(end)
@@ -348,17 +357,21 @@ pub fn seal(file: &mut File) -> Result<Sealed> {
     };
     file.seek(SeekFrom::Start(0)).map_err(|e| wio(0, e))?;
     let mut head = [0u8; HEADER_LEN];
-    file.read_exact(&mut head).map_err(|source| Error::ArchiveIo {
-        action: "read",
-        offset: 0,
-        source,
-    })?;
+    file.read_exact(&mut head)
+        .map_err(|source| Error::ArchiveIo {
+            action: "read",
+            offset: 0,
+            source,
+        })?;
     if header_version(&head) >= CONCAT_VERSION {
         // A version 2 member may already carry an index or a next member:
         // sealing is for what `create` just wrote.
         let idx = ArchiveIndex::open(&*file)?;
         if idx.is_some() {
-            return Err(corrupt(0, CorruptKind::BadIndex("already has an index".into())));
+            return Err(corrupt(
+                0,
+                CorruptKind::BadIndex("already has an index".into()),
+            ));
         }
     }
     file.seek(SeekFrom::Start(0)).map_err(|e| wio(0, e))?;
@@ -388,7 +401,8 @@ pub fn seal(file: &mut File) -> Result<Sealed> {
     let bytes = index_bytes(&entry_rows, &chunk_rows, member_len);
     file.write_all_at(&with_version(head, CONCAT_VERSION), 0)
         .map_err(|e| wio(0, e))?;
-    file.seek(SeekFrom::End(0)).map_err(|e| wio(member_len, e))?;
+    file.seek(SeekFrom::End(0))
+        .map_err(|e| wio(member_len, e))?;
     file.write_all(&bytes).map_err(|e| wio(member_len, e))?;
     file.flush().map_err(|e| wio(member_len, e))?;
     Ok(Sealed {
@@ -516,7 +530,9 @@ impl ReadAt for File {
 
 impl ReadAt for [u8] {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len());
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.len());
         let n = buf.len().min(self.len() - start);
         buf[..n].copy_from_slice(&self[start..start + n]);
         Ok(n)
@@ -531,10 +547,7 @@ fn pread<F: ReadAt + ?Sized>(f: &F, buf: &mut [u8], offset: u64) -> Result<()> {
     while filled < buf.len() {
         match f.read_at(&mut buf[filled..], offset + filled as u64) {
             Ok(0) => {
-                return Err(corrupt(
-                    offset,
-                    CorruptKind::Truncated("an indexed record"),
-                ));
+                return Err(corrupt(offset, CorruptKind::Truncated("an indexed record")));
             }
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -578,6 +591,12 @@ impl ArchiveIndex {
                 return Ok(None);
             }
             let footer = Footer::parse(&fb).map_err(|k| corrupt(foot_at, k))?;
+            // The rows are read into memory: 16 bytes per entry and 8 per
+            // chunk, and never more entries than a reader accepts.
+            let max_entries = Limits::default().max_entries;
+            if footer.entries > max_entries {
+                return Err(corrupt(foot_at, CorruptKind::TooManyEntries(max_entries)));
+            }
             if footer.member_len > pos {
                 return Err(corrupt(
                     foot_at,
@@ -593,7 +612,12 @@ impl ArchiveIndex {
         Ok(Some(ArchiveIndex { members }))
     }
 
-    fn member<F: ReadAt + ?Sized>(f: &F, start: u64, footer: &Footer, foot_at: u64) -> Result<MemberIndex> {
+    fn member<F: ReadAt + ?Sized>(
+        f: &F,
+        start: u64,
+        footer: &Footer,
+        foot_at: u64,
+    ) -> Result<MemberIndex> {
         let bad = |at: u64, what: &str| corrupt(at, CorruptKind::BadIndex(what.to_string()));
         let ilen = index_len(footer.entries, footer.chunks).expect("checked by Footer::parse");
         let index_at = start + footer.member_len - ilen;
@@ -622,7 +646,10 @@ impl ArchiveIndex {
             return Err(bad(index_at, "bad index tag or reserved bytes"));
         }
         if xxh3_64(&rows) != footer.rows_xxh3 {
-            return Err(corrupt(foot_at, CorruptKind::ChecksumMismatch("index rows")));
+            return Err(corrupt(
+                foot_at,
+                CorruptKind::ChecksumMismatch("index rows"),
+            ));
         }
         let e_end = INDEX_PREFIX_LEN + ENTRY_ROW_LEN * footer.entries as usize;
         let entry_rows: Vec<(u64, u64)> = rows[INDEX_PREFIX_LEN..e_end]
@@ -645,7 +672,10 @@ impl ArchiveIndex {
                 && fc <= footer.chunks
                 && (i > 0 || (off == first && fc == 0));
             if !ok {
-                return Err(bad(index_at, &format!("entry row {i} out of order or bounds")));
+                return Err(bad(
+                    index_at,
+                    &format!("entry row {i} out of order or bounds"),
+                ));
             }
             prev_off = Some(off);
             prev_first = fc;
@@ -656,7 +686,10 @@ impl ArchiveIndex {
         let mut prev = first;
         for (j, &off) in chunk_rows.iter().enumerate() {
             if off <= prev || off >= end_offset {
-                return Err(bad(index_at, &format!("chunk row {j} out of order or bounds")));
+                return Err(bad(
+                    index_at,
+                    &format!("chunk row {j} out of order or bounds"),
+                ));
             }
             prev = off;
         }
@@ -709,7 +742,10 @@ impl ArchiveIndex {
                 }
                 let mut at = off + record_len(&entry);
                 let mut got = 0u64;
-                for (j, &c) in m.chunk_rows[fc as usize..next_fc as usize].iter().enumerate() {
+                for (j, &c) in m.chunk_rows[fc as usize..next_fc as usize]
+                    .iter()
+                    .enumerate()
+                {
                     let chunk_at = |kind| Error::Corrupt {
                         offset: c,
                         entry: Some(entry.path.clone()),
