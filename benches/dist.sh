@@ -20,7 +20,10 @@
 #   - the ratio cost of sharding: archive size per shard size (1, 4, 16, 64
 #     MiB and one shard), against one shard.
 # WORKERS="1 4 16" and SHARDS="1 4 16 64 0" (MiB, 0 = one shard) override
-# the lists; METHOD (default "default") the lza method. Results go to
+# the lists; SHARD_MIB (default 8) is the shard size of the worker runs,
+# whose archives must come out identical; METHOD (default "default") the lza
+# method. Pick a TREE of at least 16 x SHARD_MIB so that 16 workers have a
+# shard each. Results go to
 # stdout as a table and to OUT/dist.json.
 set -euo pipefail
 
@@ -90,6 +93,7 @@ def main():
     workers = [int(w) for w in os.environ["WORKERS"].split()]
     shards = [int(s) for s in os.environ["SHARDS"].split()]
     method = os.environ["METHOD"]
+    shard_mib = int(os.environ["SHARD_MIB"])
     root, name = os.path.split(tree.rstrip("/"))
 
     want = snapshot(tree)
@@ -102,11 +106,13 @@ def main():
     for w in workers:
         arc = os.path.join(out, "w%d.lza" % w)
         c = lza.dist.create(arc, [name], root=root, engine="dask", workers=w, method=method,
-                            shard_size=max(1 << 20, size // (4 * w) + 1))
+                            shard_size=shard_mib << 20)
         dest = os.path.join(out, "x%d" % w)
         shutil.rmtree(dest, ignore_errors=True)
         x = lza.dist.extract(arc, dest, engine="dask", workers=w)
         ok = snapshot(os.path.join(dest, name)) == want
+        # The same shard size gives the same archive whatever the workers.
+        ok = ok and (not results["runs"] or c["archive_bytes"] == results["runs"][0]["archive"])
         r = {"workers": w, "create_s": c["seconds"], "extract_s": x["seconds"],
              "create_startup_s": c["startup_seconds"], "extract_startup_s": x["startup_seconds"],
              "archive": c["archive_bytes"], "shards": c["shards"], "ok": ok}
@@ -134,6 +140,7 @@ if __name__ == "__main__":
     main()
 PY
     WORKERS="${WORKERS:-1 4 16}" SHARDS="${SHARDS:-1 4 16 64 0}" METHOD="${METHOD:-default}" \
+        SHARD_MIB="${SHARD_MIB:-8}" \
         "$out/venv/bin/python" "$out/dist_bench.py" "$tree" "$out"
     ;;
 *)

@@ -174,7 +174,13 @@ def _create_shard(i, roots, keep, root, shard_dir, method, level, threads):
     return out, r["bytes"], r["entries"]
 
 
-def create(output, inputs, root=".", engine="dask", workers=2, shard_size=None,
+# Input bytes per shard unless told otherwise: a fixed size, so that the
+# archive depends on the shard size and never on the number of workers (8 MiB
+# is about a minute of one core's work with the default method).
+DEFAULT_SHARD_SIZE = 8 << 20
+
+
+def create(output, inputs, root=".", engine="dask", workers=2, shard_size=DEFAULT_SHARD_SIZE,
            method="default", level=6, threads=1, shard_dir=None, address=None,
            keep_shards=False):
     """Archive `inputs` (relative to `root`) into `output` on `workers`
@@ -182,8 +188,6 @@ def create(output, inputs, root=".", engine="dask", workers=2, shard_size=None,
     t0 = time.time()
     dirs, items = walk(root, inputs)
     total = sum(s for g in items for _, s, _ in g)
-    if shard_size is None:
-        shard_size = max(1 << 20, total // (4 * workers) + 1)
     shards = shard_plan(inputs, dirs, items, shard_size)
     own_dir = shard_dir is None
     if own_dir:
@@ -270,7 +274,8 @@ def main(argv=None):
                        help="create: read inputs relative to it; extract: extract into it")
         p.add_argument("-v", "--verbose", action="store_true")
         if name == "create":
-            p.add_argument("--shard-size", type=int, help="input bytes per shard")
+            p.add_argument("--shard-size", type=int, default=DEFAULT_SHARD_SIZE,
+                           help="input bytes per shard (default %(default)s)")
             p.add_argument("--shard-dir", help="where workers write shards (path or fsspec URL)")
             p.add_argument("-m", "--method", default="default")
             p.add_argument("-l", "--level", type=int, default=6)

@@ -157,6 +157,11 @@ def test_distributed_round_trip(tree, tmp_path, engine):
                         shard_size=4000, method="fast")
     assert r["shards"] >= 3 and r["entries"] == 20
     assert lza.info(out)["members"] == r["shards"]
+    # The archive depends on the shard size, not on the workers or engine.
+    one = str(tmp_path / "one.lza")
+    lza.dist.create(one, ["t"], root=str(tree), engine="local", workers=1,
+                    shard_size=4000, method="fast")
+    assert open(one, "rb").read() == open(out, "rb").read()
     assert not [n for n in os.listdir(tmp_path) if n.startswith(".lza-shards-")]
     dest = str(tmp_path / "x")
     r = lza.dist.extract(out, dest, engine=engine, workers=2)
