@@ -226,6 +226,14 @@ pub enum CorruptKind {
     /// More entries than the limit allows.
     #[error("more than {0} entries")]
     TooManyEntries(u64),
+    /// A trailing index that is malformed or disagrees with the records
+    /// it describes (format-spec 13).
+    #[error("bad index: {0}")]
+    BadIndex(String),
+    /// A concatenated member that may not follow the ones before it
+    /// (format-spec 12).
+    #[error("concatenated member {0}")]
+    BadMember(&'static str),
 }
 
 impl Error {

@@ -12,6 +12,9 @@ use crate::error::CorruptKind;
 pub const MAGIC: [u8; 8] = [0x89, b'L', b'Z', b'A', 0x0D, 0x0A, 0x1A, 0x0A];
 /// The format version this code reads and writes.
 pub const VERSION: u16 = 1;
+/// The newest format version this code reads (version 2 adds concatenated
+/// members and the trailing index, format-spec 12 and 13).
+pub const MAX_READ_VERSION: u16 = 2;
 /// Length of the header in bytes.
 pub const HEADER_LEN: usize = 40;
 /// Largest `max_chunk` a decoder accepts (64 MiB): bounds every allocation.
@@ -113,7 +116,7 @@ impl Header {
             return Err(CorruptKind::BadMagic);
         }
         let version = u16_at(b, 8);
-        if version != VERSION {
+        if version == 0 || version > MAX_READ_VERSION {
             return Err(CorruptKind::UnsupportedVersion(version));
         }
         if crc32fast::hash(&b[0..36]) != u32_at(b, 36) {

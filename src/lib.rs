@@ -6,7 +6,8 @@
 //! - below all: `mem` (memory hints), [`pipeline`] (the pool of `-T`,
 //!   ordered parallel coding), [`progress`], [`names`], [`cleanup`];
 //! - format: [`format`](mod@format) (bytes on disk, no file-system policy), [`error`];
-//! - container: [`reader`] (strict sequential parsing);
+//! - container: [`reader`] (strict sequential parsing), [`index`]
+//!   (concatenated archives, the trailing index);
 //! - coding plan: `create::Method` and the choice of presets and pieces;
 //! - codecs: [`codec`] (frames, stored, zstd), [`cm`] (context mixing),
 //!   [`lm`] (the language model as a probability source behind
@@ -30,6 +31,7 @@ pub mod create;
 pub mod error;
 pub mod extract;
 pub mod format;
+pub mod index;
 pub mod lm;
 #[allow(unsafe_code)]
 pub(crate) mod mem;

@@ -53,7 +53,10 @@ pub enum Event {
     },
     /// A chunk frame of the current file.
     Chunk(ChunkEvent),
-    /// The end record, checked; nothing follows.
+    /// The end record, checked; nothing follows. After concatenated
+    /// members (format-spec 12) it is the last member's, with `entries`,
+    /// `chunks` and `raw_bytes` summed over all members and `stream_len`
+    /// the offset of the last end record in the stream.
     End(EndRecord),
 }
 
@@ -124,6 +127,23 @@ pub struct ArchiveReader<R: Read> {
     chunks: u64,
     raw_bytes: u64,
     done: bool,
+    /// Concatenated members and the index (format-spec 12, 13).
+    member: Member,
+}
+
+/// Where the current member starts and what it has read.
+struct Member {
+    /// Its header's version: 1 ends the stream, 2 may be followed by an
+    /// index and another member.
+    version: u16,
+    /// Offset of its header.
+    start: u64,
+    /// The first member's header, which later ones must agree with.
+    first: Header,
+    /// Entries, chunks and data bytes of the members before it.
+    before: (u64, u64, u64),
+    /// The index its records imply.
+    tracker: crate::index::Tracker,
 }
 
 impl<R: Read> ArchiveReader<R> {
@@ -145,6 +165,16 @@ impl<R: Read> ArchiveReader<R> {
             chunks: 0,
             raw_bytes: 0,
             done: false,
+            member: Member {
+                version: 1,
+                start: 0,
+                first: Header {
+                    max_chunk: 1,
+                    model_hash: Default::default(),
+                },
+                before: (0, 0, 0),
+                tracker: Default::default(),
+            },
         };
         let mut b = [0u8; HEADER_LEN];
         // The header has its own CRC; the stream checksum starts after it.
@@ -156,6 +186,8 @@ impl<R: Read> ArchiveReader<R> {
             chunk: None,
             kind,
         })?;
+        r.member.version = crate::index::header_version(&b);
+        r.member.first = r.header;
         Ok(r)
     }
 
@@ -213,6 +245,17 @@ impl<R: Read> ArchiveReader<R> {
 
     /// The next event, or `None` after the end record.
     pub fn next_event(&mut self) -> Result<Option<Event>> {
+        // A record read without an event is an end record that another
+        // member follows.
+        while !self.done {
+            if let Some(ev) = self.next_record()? {
+                return Ok(Some(ev));
+            }
+        }
+        Ok(None)
+    }
+
+    fn next_record(&mut self) -> Result<Option<Event>> {
         if self.done {
             return Ok(None);
         }
@@ -245,7 +288,7 @@ impl<R: Read> ArchiveReader<R> {
             }
             TAG_END => {
                 self.file = None;
-                self.read_end(record_offset).map(Some)
+                self.read_end(record_offset)
             }
             t => Err(self.corrupt(record_offset, CorruptKind::UnknownTag(t))),
         }
@@ -270,6 +313,7 @@ impl<R: Read> ArchiveReader<R> {
             return Err(at(CorruptKind::TooManyEntries(self.limits.max_entries)));
         }
         self.add_to_tree(&entry, offset)?;
+        self.member.tracker.entry(offset - self.member.start);
         if entry.kind == EntryKind::File {
             self.file = Some(OpenFile {
                 path: entry.path.clone(),
@@ -374,6 +418,7 @@ impl<R: Read> ArchiveReader<R> {
             return Err(self.corrupt(offset, CorruptKind::NoModel));
         }
         self.chunks += 1;
+        self.member.tracker.chunk(offset - self.member.start);
         let file = self.file.as_mut().expect("checked above");
         file.got += header.raw_len as u64;
         let index = file.chunks;
@@ -387,7 +432,7 @@ impl<R: Read> ArchiveReader<R> {
         }))
     }
 
-    fn read_end(&mut self, offset: u64) -> Result<Event> {
+    fn read_end(&mut self, offset: u64) -> Result<Option<Event>> {
         let mut b = [0u8; END_LEN];
         b[0] = TAG_END;
         // The stream checksum covers everything before the end record.
@@ -402,17 +447,27 @@ impl<R: Read> ArchiveReader<R> {
             kind,
         };
         let end = EndRecord::parse(&b).map_err(at)?;
+        let (entries, chunks, raw_bytes) = self.member.before;
         let checks = [
-            (end.entries == self.entries, "entry count"),
-            (end.chunks == self.chunks, "chunk count"),
-            (end.raw_bytes == self.raw_bytes, "total data size"),
-            (end.stream_len == offset, "stream length"),
+            (end.entries == self.entries - entries, "entry count"),
+            (end.chunks == self.chunks - chunks, "chunk count"),
+            (
+                end.raw_bytes == self.raw_bytes - raw_bytes,
+                "total data size",
+            ),
+            (
+                end.stream_len == offset - self.member.start,
+                "stream length",
+            ),
             (end.stream_xxh3 == stream_xxh3, "stream checksum"),
         ];
         for (ok, what) in checks {
             if !ok {
                 return Err(at(CorruptKind::EndMismatch(what)));
             }
+        }
+        if self.member.version >= crate::index::CONCAT_VERSION {
+            return self.after_member(end, offset);
         }
         let mut extra = [0u8; 1];
         loop {
@@ -430,7 +485,51 @@ impl<R: Read> ArchiveReader<R> {
             }
         }
         self.done = true;
-        Ok(Event::End(end))
+        Ok(Some(Event::End(EndRecord {
+            entries: self.entries,
+            chunks: self.chunks,
+            raw_bytes: self.raw_bytes,
+            stream_len: offset,
+            ..end
+        })))
+    }
+
+    /// After a version 2 member's checked end record at `end_offset`: an
+    /// optional index, then the end of the stream (the end event, with
+    /// totals) or the next member (no event; its header is read here).
+    fn after_member(&mut self, end: EndRecord, end_offset: u64) -> Result<Option<Event>> {
+        use crate::index::{After, after_end, header_version, member_rules};
+        let tracker = std::mem::take(&mut self.member.tracker);
+        let (after, pos) = after_end(&mut self.inner, tracker, self.member.start, self.offset)?;
+        let b = match after {
+            After::Eof => {
+                self.offset = pos;
+                self.done = true;
+                return Ok(Some(Event::End(EndRecord {
+                    entries: self.entries,
+                    chunks: self.chunks,
+                    raw_bytes: self.raw_bytes,
+                    stream_len: end_offset,
+                    ..end
+                })));
+            }
+            After::Member(b) => b,
+        };
+        let at = |kind| Error::Corrupt {
+            offset: pos,
+            entry: None,
+            chunk: None,
+            kind,
+        };
+        let header = Header::parse(&b).map_err(at)?;
+        member_rules(&self.member.first, &header).map_err(at)?;
+        self.header = header;
+        self.member.version = header_version(&b);
+        self.member.start = pos;
+        self.member.before = (self.entries, self.chunks, self.raw_bytes);
+        self.offset = pos + HEADER_LEN as u64;
+        self.hasher = Xxh3::new();
+        Ok(None)
     }
 }
 

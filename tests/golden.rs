@@ -298,7 +298,7 @@ fn make_invalid(basic: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     out.push(("bad-magic.lza", b));
 
     let mut b = basic.to_vec();
-    b[8] = 2;
+    b[8] = 3;
     let crc = crc32fast::hash(&b[..36]);
     b[36..40].copy_from_slice(&crc.to_le_bytes());
     out.push(("bad-version.lza", b));
@@ -550,7 +550,7 @@ fn bad_magic() {
 fn bad_version() {
     assert_eq!(
         kind("bad-version.lza"),
-        (0, CorruptKind::UnsupportedVersion(2))
+        (0, CorruptKind::UnsupportedVersion(3))
     );
 }
 

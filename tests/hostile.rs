@@ -883,12 +883,12 @@ fn rejects_bad_magic_version_and_header_crc() {
     h.magic[1] = b'X';
     assert_eq!(corrupt(&header_only(h)), (0, CorruptKind::BadMagic));
     let h = HeaderSpec {
-        version: 2,
+        version: 3,
         ..Default::default()
     };
     assert_eq!(
         corrupt(&header_only(h)),
-        (0, CorruptKind::UnsupportedVersion(2))
+        (0, CorruptKind::UnsupportedVersion(3))
     );
     let mut bytes = header_only(HeaderSpec::default());
     bytes[36] ^= 0x80;

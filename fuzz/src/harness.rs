@@ -133,6 +133,7 @@ pub fn decode_checked(data: &[u8]) {
             sink.data_bytes, declared,
             "data does not add up to the sizes"
         );
+        indexed_agrees(data, limits, &listed);
     } else if let (Ok(()), Err(e)) = (&list, read) {
         // Listing skips decoding, so it may accept what decoding rejects, but
         // only for a chunk's data, a limit or the model, never the structure.
@@ -144,6 +145,25 @@ pub fn decode_checked(data: &[u8]) {
                     | lza::Error::UnknownModel { .. }
             ),
             "list accepts, read rejects with a non-chunk error: {e}"
+        );
+    }
+}
+
+/// An archive the streaming reader accepted, read through its indexes
+/// (format-spec 13), if every member has one: the index side accepts it
+/// too and lists the same entries (it checks less, never more).
+fn indexed_agrees(data: &[u8], limits: Limits, listed: &[Entry]) {
+    let idx = lza::index::ArchiveIndex::open(data)
+        .unwrap_or_else(|e| panic!("stream accepted, index rejected: {e}"));
+    if let Some(idx) = idx {
+        let entries = idx
+            .entries(data, limits)
+            .unwrap_or_else(|e| panic!("stream accepted, index entries rejected: {e}"));
+        let by_index: Vec<&Entry> = entries.iter().map(|e| &e.entry).collect();
+        let by_stream: Vec<&Entry> = listed.iter().collect();
+        assert_eq!(
+            by_index, by_stream,
+            "index and stream list different entries"
         );
     }
 }

@@ -1,0 +1,1076 @@
+//! Concatenated members and the trailing index (format-spec sections 12 and
+//! 13, version 2).
+//!
+//! Two sides:
+//!
+//! - The streaming side, used by [`crate::reader::ArchiveReader`]: after a
+//!   version 2 member's end record, [`after_end`] reads an optional index
+//!   (checked against the records the reader saw, through [`Tracker`]) and
+//!   then either the end of the stream or the next member's header; anything
+//!   else is trailing data and rejected.
+//! - The seeking side, for a file: [`ArchiveIndex::open`] walks the members
+//!   back from the end of the file through their indexes,
+//!   [`ArchiveIndex::entries`] lists every entry by reading only its record
+//!   and its chunks' frame headers (each checked: CRCs, tags, and that the
+//!   records tile the member exactly), [`ArchiveIndex::plan`] splits the
+//!   entries into contiguous ranges of about equal bytes, and
+//!   [`ArchiveIndex::range_reader`] turns a range back into a complete
+//!   archive stream, which [`crate::extract::read_archive`] then reads with
+//!   every check of the streaming reader. An index is only a map: every
+//!   record it points to is parsed and checked before anything is written.
+//!
+//! Writing: [`seal`] turns a finished single-member archive file into a
+//! version 2 member with an index (rewriting the header's version field,
+//! which the stream checksum does not cover, and appending the index), and
+//! [`concatenate`] joins sealed members into one archive.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+
+use std::path::Path;
+
+use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+
+use crate::error::{CorruptKind, Error, Result};
+use crate::format::{
+    END_LEN, ENTRY_FIXED_LEN, EndRecord, Entry, EntryFixed, EntryKind, FRAME_HEADER_LEN,
+    FrameHeader, HEADER_LEN, Header, MAGIC, TAG_CHUNK, TAG_END, TAG_ENTRY,
+};
+use crate::reader::{ArchiveReader, Event, Limits};
+
+/// Record tag of an index (only directly after a version 2 end record).
+pub const TAG_INDEX: u8 = 0xFE;
+/// Last 8 bytes of an index: its footer's magic.
+pub const INDEX_MAGIC: [u8; 8] = [0x89, b'L', b'Z', b'I', 0x0D, 0x0A, 0x1A, 0x0A];
+/// The first format version whose members may be followed by an index or
+/// another member.
+pub const CONCAT_VERSION: u16 = 2;
+/// Bytes of an index before its rows: tag and 7 reserved bytes.
+pub const INDEX_PREFIX_LEN: usize = 8;
+/// Bytes of one entry row (offset, first chunk).
+pub const ENTRY_ROW_LEN: usize = 16;
+/// Bytes of one chunk row (offset).
+pub const CHUNK_ROW_LEN: usize = 8;
+/// Bytes of an index footer.
+pub const FOOTER_LEN: usize = 48;
+
+/// Length of a whole index record of `entries` and `chunks` rows.
+pub fn index_len(entries: u64, chunks: u64) -> Option<u64> {
+    entries
+        .checked_mul(ENTRY_ROW_LEN as u64)?
+        .checked_add(chunks.checked_mul(CHUNK_ROW_LEN as u64)?)?
+        .checked_add((INDEX_PREFIX_LEN + FOOTER_LEN) as u64)
+}
+
+/// The version field of header bytes (format-spec 3).
+pub fn header_version(b: &[u8; HEADER_LEN]) -> u16 {
+    u16::from_le_bytes([b[8], b[9]])
+}
+
+/// `b` with its version field set to `version` and its CRC refreshed.
+pub fn with_version(mut b: [u8; HEADER_LEN], version: u16) -> [u8; HEADER_LEN] {
+    b[8..10].copy_from_slice(&version.to_le_bytes());
+    let crc = crc32fast::hash(&b[..36]);
+    b[36..40].copy_from_slice(&crc.to_le_bytes());
+    b
+}
+
+/// The index footer (format-spec 13.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Footer {
+    /// Entry rows (the member's entry records).
+    pub entries: u64,
+    /// Chunk rows (the member's chunk frames).
+    pub chunks: u64,
+    /// Bytes of the member, from its header to the end of this footer.
+    pub member_len: u64,
+    /// `xxh3_64` of the index from its tag to its last row.
+    pub rows_xxh3: u64,
+}
+
+impl Footer {
+    /// Serialize the 48 footer bytes.
+    pub fn to_bytes(&self) -> [u8; FOOTER_LEN] {
+        let mut b = [0u8; FOOTER_LEN];
+        b[0..8].copy_from_slice(&self.entries.to_le_bytes());
+        b[8..16].copy_from_slice(&self.chunks.to_le_bytes());
+        b[16..24].copy_from_slice(&self.member_len.to_le_bytes());
+        b[24..32].copy_from_slice(&self.rows_xxh3.to_le_bytes());
+        // 32..36 reserved, zero
+        let crc = crc32fast::hash(&b[0..36]);
+        b[36..40].copy_from_slice(&crc.to_le_bytes());
+        b[40..48].copy_from_slice(&INDEX_MAGIC);
+        b
+    }
+
+    /// Parse and check the footer on its own: magic, CRC, reserved bytes,
+    /// and that `member_len` can hold a header, an end record and this
+    /// index.
+    pub fn parse(b: &[u8; FOOTER_LEN]) -> Result<Footer, CorruptKind> {
+        let bad = |what: &str| CorruptKind::BadIndex(what.to_string());
+        if b[40..48] != INDEX_MAGIC {
+            return Err(bad("footer magic missing"));
+        }
+        if crc32fast::hash(&b[0..36]) != u32_at(b, 36) {
+            return Err(CorruptKind::ChecksumMismatch("index footer"));
+        }
+        if u32_at(b, 32) != 0 {
+            return Err(CorruptKind::ReservedBits {
+                field: "index footer reserved",
+                value: u32_at(b, 32) as u64,
+            });
+        }
+        let f = Footer {
+            entries: u64_at(b, 0),
+            chunks: u64_at(b, 8),
+            member_len: u64_at(b, 16),
+            rows_xxh3: u64_at(b, 24),
+        };
+        let min = index_len(f.entries, f.chunks)
+            .and_then(|n| n.checked_add((HEADER_LEN + END_LEN) as u64))
+            .ok_or_else(|| bad("row counts overflow"))?;
+        if f.member_len < min {
+            return Err(bad("member length too small for its rows"));
+        }
+        // A chunk frame takes at least 25 bytes and an entry record 33:
+        // rows the member cannot hold are refused before any is allocated.
+        if f.chunks > f.member_len / 25 || f.entries > f.member_len / 33 {
+            return Err(bad("more rows than the member can hold"));
+        }
+        Ok(f)
+    }
+}
+
+/// What a member's index must say, accumulated by the streaming reader as
+/// it reads the member's records (offsets relative to the member's first
+/// header byte). Memory is constant: the rows are hashed, not kept.
+pub struct Tracker {
+    entries: u64,
+    chunks: u64,
+    entry_rows: Xxh3,
+    chunk_rows: Xxh3,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker {
+            entries: 0,
+            chunks: 0,
+            entry_rows: Xxh3::new(),
+            chunk_rows: Xxh3::new(),
+        }
+    }
+}
+
+impl Tracker {
+    /// An entry record at `offset` in the member.
+    pub fn entry(&mut self, offset: u64) {
+        self.entry_rows.update(&offset.to_le_bytes());
+        self.entry_rows.update(&self.chunks.to_le_bytes());
+        self.entries += 1;
+    }
+
+    /// A chunk frame at `offset` in the member.
+    pub fn chunk(&mut self, offset: u64) {
+        self.chunk_rows.update(&offset.to_le_bytes());
+        self.chunks += 1;
+    }
+}
+
+/// What follows a version 2 member's end record.
+pub enum After {
+    /// The end of the stream.
+    Eof,
+    /// The header bytes of the next member (its magic checked, nothing else).
+    Member([u8; HEADER_LEN]),
+}
+
+fn read_some<R: Read>(r: &mut R, buf: &mut [u8], offset: u64) -> Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match r.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(Error::ArchiveIo {
+                    action: "read",
+                    offset: offset + filled as u64,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(filled)
+}
+
+fn corrupt(offset: u64, kind: CorruptKind) -> Error {
+    Error::Corrupt {
+        offset,
+        entry: None,
+        chunk: None,
+        kind,
+    }
+}
+
+/// Read what follows a version 2 member's end record: nothing, or an index
+/// (checked against `tracker`) followed by nothing or by the next member's
+/// header, or the next member's header directly. `pos` is the stream offset
+/// after the end record and `member_start` the member's first byte. Returns
+/// what follows and the stream offset after what was consumed.
+pub fn after_end<R: Read>(
+    inner: &mut R,
+    tracker: Tracker,
+    member_start: u64,
+    mut pos: u64,
+) -> Result<(After, u64)> {
+    let mut first = [0u8; 1];
+    if read_some(inner, &mut first, pos)? == 0 {
+        return Ok((After::Eof, pos));
+    }
+    if first[0] == TAG_INDEX {
+        pos = read_index(inner, tracker, member_start, pos)?;
+        if read_some(inner, &mut first, pos)? == 0 {
+            return Ok((After::Eof, pos));
+        }
+    }
+    // Anything but a header's magic here is trailing data: a valid archive
+    // followed by garbage stays rejected.
+    let mut b = [0u8; HEADER_LEN];
+    b[0] = first[0];
+    let got = 1 + read_some(inner, &mut b[1..], pos + 1)?;
+    if got < MAGIC.len() || b[..MAGIC.len()] != MAGIC {
+        return Err(corrupt(pos, CorruptKind::TrailingData));
+    }
+    if got < HEADER_LEN {
+        return Err(corrupt(
+            pos + got as u64,
+            CorruptKind::Truncated("a member header"),
+        ));
+    }
+    Ok((After::Member(b), pos))
+}
+
+/// Read an index whose tag (at `pos`) was consumed, checking it against
+/// what the member held. Returns the offset after it.
+fn read_index<R: Read>(
+    inner: &mut R,
+    tracker: Tracker,
+    member_start: u64,
+    pos: u64,
+) -> Result<u64> {
+    let at = |kind| corrupt(pos, kind);
+    let bad = |what: &str| at(CorruptKind::BadIndex(what.to_string()));
+    let len = index_len(tracker.entries, tracker.chunks).ok_or_else(|| bad("too many rows"))?;
+    let mut whole = Xxh3::new();
+    whole.update(&[TAG_INDEX]);
+    let mut reserved = [0u8; INDEX_PREFIX_LEN - 1];
+    if read_some(inner, &mut reserved, pos + 1)? < reserved.len() {
+        return Err(at(CorruptKind::Truncated("an index")));
+    }
+    if reserved != [0; INDEX_PREFIX_LEN - 1] {
+        return Err(at(CorruptKind::ReservedBits {
+            field: "index reserved",
+            value: 0,
+        }));
+    }
+    whole.update(&reserved);
+    let mut off = pos + INDEX_PREFIX_LEN as u64;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut hash_section = |n: u64, off: &mut u64, whole: &mut Xxh3| -> Result<u64> {
+        let mut h = Xxh3::new();
+        let mut left = n;
+        while left > 0 {
+            let take = left.min(buf.len() as u64) as usize;
+            if read_some(inner, &mut buf[..take], *off)? < take {
+                // The member said how many rows there are: fewer is a
+                // short (or absent) index.
+                return Err(corrupt(*off, CorruptKind::Truncated("an index")));
+            }
+            h.update(&buf[..take]);
+            whole.update(&buf[..take]);
+            *off += take as u64;
+            left -= take as u64;
+        }
+        Ok(h.digest())
+    };
+    let entry_rows = hash_section(tracker.entries * ENTRY_ROW_LEN as u64, &mut off, &mut whole)?;
+    if entry_rows != tracker.entry_rows.digest() {
+        return Err(bad("entry rows differ from the member's entry records"));
+    }
+    let chunk_rows = hash_section(tracker.chunks * CHUNK_ROW_LEN as u64, &mut off, &mut whole)?;
+    if chunk_rows != tracker.chunk_rows.digest() {
+        return Err(bad("chunk rows differ from the member's chunk frames"));
+    }
+    let mut fb = [0u8; FOOTER_LEN];
+    if read_some(inner, &mut fb, off)? < FOOTER_LEN {
+        return Err(corrupt(off, CorruptKind::Truncated("an index footer")));
+    }
+    let footer = Footer::parse(&fb).map_err(|k| corrupt(off, k))?;
+    let end = pos + len;
+    let checks = [
+        (footer.entries == tracker.entries, "footer entry count"),
+        (footer.chunks == tracker.chunks, "footer chunk count"),
+        (
+            footer.member_len == end - member_start,
+            "footer member length",
+        ),
+        (footer.rows_xxh3 == whole.digest(), "rows checksum"),
+    ];
+    for (ok, what) in checks {
+        if !ok {
+            return Err(corrupt(
+                off,
+                CorruptKind::BadIndex(format!("{what} mismatch")),
+            ));
+        }
+    }
+    Ok(end)
+}
+
+// ---- writing -----------------------------------------------------------------
+
+/// What [`seal`] wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct Sealed {
+    /// Entries indexed.
+    pub entries: u64,
+    /// Chunk frames indexed.
+    pub chunks: u64,
+    /// Bytes of the member with its index.
+    pub len: u64,
+}
+
+/// Make the archive in `file` (one member, version 1 or 2, no index) a
+/// version 2 member with a trailing index: read it through the streaming
+/// reader (so nothing unchecked is indexed), set the header's version to 2
+/// (the header is outside the stream checksum, format-spec 3) and append
+/// the index. The file's position afterwards is its end.
+pub fn seal(file: &mut File) -> Result<Sealed> {
+    let wio = |offset, source| Error::ArchiveIo {
+        action: "write",
+        offset,
+        source,
+    };
+    file.seek(SeekFrom::Start(0)).map_err(|e| wio(0, e))?;
+    let mut head = [0u8; HEADER_LEN];
+    file.read_exact(&mut head)
+        .map_err(|source| Error::ArchiveIo {
+            action: "read",
+            offset: 0,
+            source,
+        })?;
+    if header_version(&head) >= CONCAT_VERSION {
+        // A version 2 member may already carry an index or a next member:
+        // sealing is for what `create` just wrote.
+        let idx = ArchiveIndex::open(&*file)?;
+        if idx.is_some() {
+            return Err(corrupt(
+                0,
+                CorruptKind::BadIndex("already has an index".into()),
+            ));
+        }
+    }
+    file.seek(SeekFrom::Start(0)).map_err(|e| wio(0, e))?;
+    let mut entry_rows = Vec::new();
+    let mut chunk_rows = Vec::new();
+    let mut reader = ArchiveReader::new(io::BufReader::new(&mut *file), Limits::default())?;
+    let end = loop {
+        match reader.next_event()? {
+            Some(Event::Entry { offset, .. }) => {
+                entry_rows.push((offset, chunk_rows.len() as u64));
+            }
+            Some(Event::Chunk(c)) => chunk_rows.push(c.offset),
+            Some(Event::End(end)) => break end,
+            None => return Err(Error::internal("reader ended without an end record")),
+        }
+    };
+    drop(reader);
+    let member_len = end.stream_len + END_LEN as u64;
+    if member_len != file.metadata().map_err(|e| wio(0, e))?.len()
+        || end.entries != entry_rows.len() as u64
+    {
+        return Err(corrupt(
+            0,
+            CorruptKind::BadIndex("only a single-member archive can be sealed".into()),
+        ));
+    }
+    let bytes = index_bytes(&entry_rows, &chunk_rows, member_len);
+    file.write_all_at(&with_version(head, CONCAT_VERSION), 0)
+        .map_err(|e| wio(0, e))?;
+    file.seek(SeekFrom::End(0))
+        .map_err(|e| wio(member_len, e))?;
+    file.write_all(&bytes).map_err(|e| wio(member_len, e))?;
+    file.flush().map_err(|e| wio(member_len, e))?;
+    Ok(Sealed {
+        entries: end.entries,
+        chunks: end.chunks,
+        len: member_len + bytes.len() as u64,
+    })
+}
+
+/// The index of a member `member_len` bytes long (before its index) with
+/// entry rows `(offset, first_chunk)` and chunk rows `offset`, offsets from
+/// the member's first byte.
+pub fn index_bytes(entry_rows: &[(u64, u64)], chunk_rows: &[u64], member_len: u64) -> Vec<u8> {
+    let mut b = Vec::with_capacity(
+        INDEX_PREFIX_LEN
+            + ENTRY_ROW_LEN * entry_rows.len()
+            + CHUNK_ROW_LEN * chunk_rows.len()
+            + FOOTER_LEN,
+    );
+    b.push(TAG_INDEX);
+    b.extend_from_slice(&[0; INDEX_PREFIX_LEN - 1]);
+    for &(off, first) in entry_rows {
+        b.extend_from_slice(&off.to_le_bytes());
+        b.extend_from_slice(&first.to_le_bytes());
+    }
+    for &off in chunk_rows {
+        b.extend_from_slice(&off.to_le_bytes());
+    }
+    let footer = Footer {
+        entries: entry_rows.len() as u64,
+        chunks: chunk_rows.len() as u64,
+        member_len: member_len + (b.len() + FOOTER_LEN) as u64,
+        rows_xxh3: xxh3_64(&b),
+    };
+    b.extend_from_slice(&footer.to_bytes());
+    b
+}
+
+/// Write the archive files `parts`, in order, one after another to `out`
+/// (what `cat` does), after checking that each is a version 2 archive whose
+/// members carry indexes. Returns the bytes written.
+pub fn concatenate(out: &mut dyn Write, parts: &[&Path]) -> Result<u64> {
+    let mut total = 0u64;
+    for p in parts {
+        let mut f = File::open(p).map_err(|e| Error::io(*p, e))?;
+        if ArchiveIndex::open(&f)?.is_none() {
+            return Err(Error::BadInput {
+                path: p.to_path_buf(),
+                reason: "not an indexed version 2 archive (seal it first)".into(),
+            });
+        }
+        total += io::copy(&mut f, out).map_err(|source| Error::ArchiveIo {
+            action: "write",
+            offset: total,
+            source,
+        })?;
+    }
+    Ok(total)
+}
+
+// ---- seeking ------------------------------------------------------------------
+
+/// One member found through its index; offsets are absolute in the file.
+#[derive(Debug, Clone)]
+pub struct MemberIndex {
+    /// Offset of the member's header.
+    pub start: u64,
+    /// The member's header bytes.
+    pub header_bytes: [u8; HEADER_LEN],
+    /// The parsed header.
+    pub header: Header,
+    /// Offset of the end record.
+    pub end_offset: u64,
+    /// The end record.
+    pub end: EndRecord,
+    /// Per entry: its record's offset and its first chunk's row.
+    pub entry_rows: Vec<(u64, u64)>,
+    /// Per chunk: its frame's offset.
+    pub chunk_rows: Vec<u64>,
+}
+
+/// An entry found through an index, its record checked.
+#[derive(Debug, Clone)]
+pub struct IndexedEntry {
+    /// The entry.
+    pub entry: Entry,
+    /// Which member holds it.
+    pub member: usize,
+    /// Offset of its record.
+    pub offset: u64,
+    /// Offset of the next record (the next entry or the end record): the
+    /// entry's chunks lie before it.
+    pub next: u64,
+    /// Its chunk frames.
+    pub chunks: u64,
+}
+
+/// Every member of an indexed archive file, first to last.
+#[derive(Debug, Clone)]
+pub struct ArchiveIndex {
+    /// The members.
+    pub members: Vec<MemberIndex>,
+}
+
+/// Random access to an archive: a file, or bytes in memory.
+pub trait ReadAt {
+    /// Read up to `buf.len()` bytes at `offset` (0 at the end).
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// The length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Whether it holds no byte.
+    fn is_empty(&self) -> io::Result<bool> {
+        Ok(self.len()? == 0)
+    }
+}
+
+impl ReadAt for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        FileExt::read_at(self, buf, offset)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.len());
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(<[u8]>::len(self) as u64)
+    }
+}
+
+fn pread<F: ReadAt + ?Sized>(f: &F, buf: &mut [u8], offset: u64) -> Result<()> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match f.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => {
+                return Err(corrupt(offset, CorruptKind::Truncated("an indexed record")));
+            }
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(Error::ArchiveIo {
+                    action: "read",
+                    offset: offset + filled as u64,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+impl ArchiveIndex {
+    /// Find the members of the archive file `f` through their indexes,
+    /// from the last back to the first, checking each index's footer,
+    /// checksum, row order and bounds, and the header and end record it
+    /// leads to. `None` when a member has no index (then only a read front
+    /// to back works, and checks everything); an error when an index is
+    /// there but wrong.
+    pub fn open<F: ReadAt + ?Sized>(f: &F) -> Result<Option<ArchiveIndex>> {
+        let len = f.len().map_err(|source| Error::ArchiveIo {
+            action: "read",
+            offset: 0,
+            source,
+        })?;
+        let mut members = Vec::new();
+        let mut pos = len;
+        while pos > 0 {
+            if pos < (HEADER_LEN + END_LEN + INDEX_PREFIX_LEN + FOOTER_LEN) as u64 {
+                return Err(corrupt(0, CorruptKind::BadIndex("member too short".into())));
+            }
+            let foot_at = pos - FOOTER_LEN as u64;
+            let mut fb = [0u8; FOOTER_LEN];
+            pread(f, &mut fb, foot_at)?;
+            if fb[40..48] != INDEX_MAGIC {
+                // This member has no index (a member written to a pipe, or
+                // a version 1 one): the stream is read front to back.
+                return Ok(None);
+            }
+            let footer = Footer::parse(&fb).map_err(|k| corrupt(foot_at, k))?;
+            // The rows are read into memory: 16 bytes per entry and 8 per
+            // chunk, and never more entries than a reader accepts.
+            let max_entries = Limits::default().max_entries;
+            if footer.entries > max_entries {
+                return Err(corrupt(foot_at, CorruptKind::TooManyEntries(max_entries)));
+            }
+            if footer.member_len > pos {
+                return Err(corrupt(
+                    foot_at,
+                    CorruptKind::BadIndex("member length reaches before the file".into()),
+                ));
+            }
+            let m = Self::member(f, pos - footer.member_len, &footer, foot_at)?;
+            pos = m.start;
+            members.push(m);
+        }
+        members.reverse();
+        check_members(&members)?;
+        Ok(Some(ArchiveIndex { members }))
+    }
+
+    fn member<F: ReadAt + ?Sized>(
+        f: &F,
+        start: u64,
+        footer: &Footer,
+        foot_at: u64,
+    ) -> Result<MemberIndex> {
+        let bad = |at: u64, what: &str| corrupt(at, CorruptKind::BadIndex(what.to_string()));
+        let ilen = index_len(footer.entries, footer.chunks).expect("checked by Footer::parse");
+        let index_at = start + footer.member_len - ilen;
+        let end_offset = index_at - END_LEN as u64;
+        let mut hb = [0u8; HEADER_LEN];
+        pread(f, &mut hb, start)?;
+        let header = Header::parse(&hb).map_err(|k| corrupt(start, k))?;
+        if header_version(&hb) < CONCAT_VERSION {
+            return Err(bad(start, "indexed member is not version 2"));
+        }
+        let mut eb = [0u8; END_LEN];
+        pread(f, &mut eb, end_offset)?;
+        if eb[0] != TAG_END {
+            return Err(bad(end_offset, "no end record before the index"));
+        }
+        let end = EndRecord::parse(&eb).map_err(|k| corrupt(end_offset, k))?;
+        if end.entries != footer.entries
+            || end.chunks != footer.chunks
+            || end.stream_len != end_offset - start
+        {
+            return Err(bad(end_offset, "end record disagrees with the index"));
+        }
+        let mut rows = vec![0u8; ilen as usize - FOOTER_LEN];
+        pread(f, &mut rows, index_at)?;
+        if rows[0] != TAG_INDEX || rows[1..INDEX_PREFIX_LEN] != [0; INDEX_PREFIX_LEN - 1] {
+            return Err(bad(index_at, "bad index tag or reserved bytes"));
+        }
+        if xxh3_64(&rows) != footer.rows_xxh3 {
+            return Err(corrupt(
+                foot_at,
+                CorruptKind::ChecksumMismatch("index rows"),
+            ));
+        }
+        let e_end = INDEX_PREFIX_LEN + ENTRY_ROW_LEN * footer.entries as usize;
+        let entry_rows: Vec<(u64, u64)> = rows[INDEX_PREFIX_LEN..e_end]
+            .chunks_exact(ENTRY_ROW_LEN)
+            .map(|r| (start + u64_at(r, 0), u64_at(r, 8)))
+            .collect();
+        let chunk_rows: Vec<u64> = rows[e_end..]
+            .chunks_exact(CHUNK_ROW_LEN)
+            .map(|r| start + u64_at(r, 0))
+            .collect();
+        // Offsets from the member's start were added: a row beyond the
+        // member overflowed or is caught by the bounds below.
+        let first = start + HEADER_LEN as u64;
+        let mut prev_off = None;
+        let mut prev_first = 0u64;
+        for (i, &(off, fc)) in entry_rows.iter().enumerate() {
+            let ok = off < end_offset
+                && prev_off.is_none_or(|p| off > p)
+                && fc >= prev_first
+                && fc <= footer.chunks
+                && (i > 0 || (off == first && fc == 0));
+            if !ok {
+                return Err(bad(
+                    index_at,
+                    &format!("entry row {i} out of order or bounds"),
+                ));
+            }
+            prev_off = Some(off);
+            prev_first = fc;
+        }
+        if entry_rows.is_empty() && (footer.chunks > 0 || end_offset != first) {
+            return Err(bad(index_at, "records but no entry rows"));
+        }
+        let mut prev = first;
+        for (j, &off) in chunk_rows.iter().enumerate() {
+            if off <= prev || off >= end_offset {
+                return Err(bad(
+                    index_at,
+                    &format!("chunk row {j} out of order or bounds"),
+                ));
+            }
+            prev = off;
+        }
+        Ok(MemberIndex {
+            start,
+            header_bytes: hb,
+            header,
+            end_offset,
+            end,
+            entry_rows,
+            chunk_rows,
+        })
+    }
+
+    /// Entries of all members.
+    pub fn entry_count(&self) -> u64 {
+        self.members.iter().map(|m| m.entry_rows.len() as u64).sum()
+    }
+
+    /// Data bytes of all members (from their end records).
+    pub fn raw_bytes(&self) -> u64 {
+        self.members.iter().map(|m| m.end.raw_bytes).sum()
+    }
+
+    /// Every entry, read through the index: each entry record and each
+    /// chunk frame header is read and checked (tag, CRC, reserved bits,
+    /// lengths), the records must tile each member exactly from its header
+    /// to its end record, a file's chunks must add up to its size, and the
+    /// paths must obey the rules across the whole archive (format-spec 4).
+    /// Payloads are not read: their checksums are checked on extraction.
+    pub fn entries<F: ReadAt + ?Sized>(&self, f: &F, limits: Limits) -> Result<Vec<IndexedEntry>> {
+        let mut out = Vec::with_capacity(self.entry_count().min(1 << 20) as usize);
+        let mut paths = PathRules::default();
+        let mut raw_total = 0u64;
+        for (mi, m) in self.members.iter().enumerate() {
+            for (i, &(off, fc)) in m.entry_rows.iter().enumerate() {
+                let (next, next_fc) = match m.entry_rows.get(i + 1) {
+                    Some(&(n, nfc)) => (n, nfc),
+                    None => (m.end_offset, m.chunk_rows.len() as u64),
+                };
+                let entry = read_entry_at(f, off)?;
+                let loc = |kind| Error::Corrupt {
+                    offset: off,
+                    entry: Some(entry.path.clone()),
+                    chunk: None,
+                    kind,
+                };
+                if out.len() as u64 >= limits.max_entries {
+                    return Err(loc(CorruptKind::TooManyEntries(limits.max_entries)));
+                }
+                let mut at = off + record_len(&entry);
+                let mut got = 0u64;
+                for (j, &c) in m.chunk_rows[fc as usize..next_fc as usize]
+                    .iter()
+                    .enumerate()
+                {
+                    let chunk_at = |kind| Error::Corrupt {
+                        offset: c,
+                        entry: Some(entry.path.clone()),
+                        chunk: Some(j as u64),
+                        kind,
+                    };
+                    if c != at || entry.kind != EntryKind::File {
+                        return Err(chunk_at(CorruptKind::BadIndex(
+                            "chunk row does not follow the previous record".into(),
+                        )));
+                    }
+                    let mut b = [0u8; FRAME_HEADER_LEN];
+                    pread(f, &mut b, c)?;
+                    if b[0] != TAG_CHUNK {
+                        return Err(chunk_at(CorruptKind::BadIndex(
+                            "chunk row does not point at a chunk frame".into(),
+                        )));
+                    }
+                    let h = FrameHeader::parse(&b, m.header.max_chunk).map_err(chunk_at)?;
+                    got += h.raw_len as u64;
+                    at = c + FRAME_HEADER_LEN as u64 + h.stored_len as u64;
+                }
+                if at != next {
+                    return Err(loc(CorruptKind::BadIndex(
+                        "records do not reach the next indexed record".into(),
+                    )));
+                }
+                if got != entry.size {
+                    return Err(loc(CorruptKind::FileTooShort {
+                        declared: entry.size,
+                        got,
+                    }));
+                }
+                raw_total += got;
+                if raw_total > limits.max_size {
+                    return Err(Error::Limit(format!(
+                        "archive holds more than {} bytes of data (see --max-size)",
+                        limits.max_size
+                    )));
+                }
+                paths.add(&entry).map_err(loc)?;
+                out.push(IndexedEntry {
+                    entry,
+                    member: mi,
+                    offset: off,
+                    next,
+                    chunks: next_fc - fc,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Split `entries` (from [`ArchiveIndex::entries`]) into at most
+    /// `parts` contiguous ranges of about equal archive bytes. A hard link
+    /// stays in the range of its target, which must be extracted before it.
+    pub fn plan(entries: &[IndexedEntry], parts: usize) -> Vec<Range<usize>> {
+        let n = entries.len();
+        if n == 0 {
+            return Vec::new();
+        }
+        // blocked[i]: no cut just before entry i.
+        let mut depth = vec![0i64; n + 1];
+        let mut first_file: HashMap<&str, usize> = HashMap::new();
+        for (i, e) in entries.iter().enumerate() {
+            match e.entry.kind {
+                EntryKind::File => {
+                    first_file.entry(e.entry.path.as_str()).or_insert(i);
+                }
+                EntryKind::Hardlink => {
+                    if let Some(&t) = first_file.get(e.entry.link.as_str()) {
+                        depth[t + 1] += 1;
+                        depth[i + 1] -= 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let total: u64 = entries.iter().map(|e| e.next - e.offset).sum();
+        let target = total.div_ceil(parts.max(1) as u64).max(1);
+        let mut out = Vec::new();
+        let mut start = 0;
+        let mut acc = 0u64;
+        let mut blocked = 0i64;
+        for i in 0..n {
+            blocked += depth[i];
+            if i > start && acc >= target && blocked == 0 && out.len() + 1 < parts {
+                out.push(start..i);
+                start = i;
+                acc = 0;
+            }
+            acc += entries[i].next - entries[i].offset;
+        }
+        out.push(start..n);
+        out
+    }
+
+    /// The entries `range` of `entries` as a complete archive stream: the
+    /// first member's header, each selected entry's record and chunk
+    /// frames as they are in `f`, and an end record computed over them.
+    /// With `only` set, only entries of that kind are passed; without it,
+    /// every entry but directories (the way a distributed extraction runs:
+    /// the files in parallel, then the directories once, so that their
+    /// times are set last). Reading it with
+    /// [`crate::extract::read_archive`] checks every record again.
+    pub fn range_reader<'a, F: ReadAt + ?Sized>(
+        &'a self,
+        f: &'a F,
+        entries: &'a [IndexedEntry],
+        range: Range<usize>,
+        only: Option<EntryKind>,
+    ) -> RangeReader<'a, F> {
+        let pick = entries[range]
+            .iter()
+            .filter(|e| match only {
+                Some(k) => e.entry.kind == k,
+                None => e.entry.kind != EntryKind::Directory,
+            })
+            .collect::<Vec<_>>();
+        let chunks = pick.iter().map(|e| e.chunks).sum();
+        let raw_bytes = pick.iter().map(|e| e.entry.size).sum();
+        let pick = pick.iter().map(|e| (e.offset, e.next)).collect();
+        let first = &self.members[0];
+        RangeReader {
+            f,
+            head: first.header_bytes.to_vec(),
+            head_at: 0,
+            pick,
+            at: 0,
+            pos: None,
+            hasher: Xxh3::new(),
+            stream_len: HEADER_LEN as u64,
+            tail: None,
+            entries: 0,
+            chunks,
+            raw_bytes,
+        }
+    }
+}
+
+/// The rules of format-spec 12.2 that span members: a later member's
+/// model hash is zero or the first member's, and its `max_chunk` is at
+/// most the first member's.
+fn check_members(members: &[MemberIndex]) -> Result<()> {
+    let Some(first) = members.first() else {
+        return Ok(());
+    };
+    for m in &members[1..] {
+        member_rules(&first.header, &m.header).map_err(|k| corrupt(m.start, k))?;
+    }
+    Ok(())
+}
+
+/// Whether `next` may follow a member of an archive whose first member has
+/// header `first` (format-spec 12.2).
+pub fn member_rules(first: &Header, next: &Header) -> std::result::Result<(), CorruptKind> {
+    if !next.model_hash.is_none() && next.model_hash != first.model_hash {
+        return Err(CorruptKind::BadMember(
+            "names a model the first member does not (put a member that names it first)",
+        ));
+    }
+    if next.max_chunk > first.max_chunk {
+        return Err(CorruptKind::BadMember(
+            "max_chunk larger than the first member's",
+        ));
+    }
+    Ok(())
+}
+
+fn record_len(e: &Entry) -> u64 {
+    (ENTRY_FIXED_LEN + e.path.len() + e.link.len() + 4) as u64
+}
+
+fn read_entry_at<F: ReadAt + ?Sized>(f: &F, off: u64) -> Result<Entry> {
+    let mut fixed = [0u8; ENTRY_FIXED_LEN];
+    pread(f, &mut fixed, off)?;
+    if fixed[0] != TAG_ENTRY {
+        return Err(corrupt(
+            off,
+            CorruptKind::BadIndex("entry row does not point at an entry record".into()),
+        ));
+    }
+    let parsed = EntryFixed::parse(&fixed).map_err(|k| corrupt(off, k))?;
+    let mut rest = vec![0u8; parsed.rest_len()];
+    pread(f, &mut rest, off + ENTRY_FIXED_LEN as u64)?;
+    parsed.finish(&fixed, &rest).map_err(|k| corrupt(off, k))
+}
+
+/// The path rules of format-spec 4 over a whole listing: unique paths, no
+/// entry below a file or link, no file or link above an earlier entry, hard
+/// links to earlier files. Memory: each path and each ancestor once.
+#[derive(Default)]
+struct PathRules {
+    /// Path -> whether it is a directory (explicit or implied).
+    seen: HashMap<String, Seen>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    ImplicitDir,
+    Dir,
+    File,
+    Other,
+}
+
+impl PathRules {
+    fn add(&mut self, e: &Entry) -> std::result::Result<(), CorruptKind> {
+        let conflict = |reason| CorruptKind::PathConflict {
+            path: e.path.clone(),
+            reason,
+        };
+        for (i, _) in e.path.match_indices('/') {
+            let anc = &e.path[..i];
+            match self.seen.get(anc) {
+                Some(Seen::File | Seen::Other) => {
+                    return Err(conflict("an ancestor is a file or link entry"));
+                }
+                Some(_) => {}
+                None => {
+                    self.seen.insert(anc.to_string(), Seen::ImplicitDir);
+                }
+            }
+        }
+        if e.kind == EntryKind::Hardlink && self.seen.get(e.link.as_str()) != Some(&Seen::File) {
+            return Err(CorruptKind::HardlinkTarget(e.link.clone()));
+        }
+        let kind = match e.kind {
+            EntryKind::Directory => Seen::Dir,
+            EntryKind::File => Seen::File,
+            _ => Seen::Other,
+        };
+        match self.seen.get_mut(e.path.as_str()) {
+            None => {
+                self.seen.insert(e.path.clone(), kind);
+                Ok(())
+            }
+            Some(s @ Seen::ImplicitDir) if kind == Seen::Dir => {
+                *s = Seen::Dir;
+                Ok(())
+            }
+            Some(Seen::ImplicitDir) => Err(conflict("earlier entries lie below it")),
+            Some(_) => Err(CorruptKind::DuplicatePath(e.path.clone())),
+        }
+    }
+}
+
+/// A range of an indexed archive as a complete archive stream; see
+/// [`ArchiveIndex::range_reader`].
+pub struct RangeReader<'a, F: ReadAt + ?Sized> {
+    f: &'a F,
+    head: Vec<u8>,
+    head_at: usize,
+    pick: Vec<(u64, u64)>,
+    at: usize,
+    /// Position inside `pick[at]`.
+    pos: Option<u64>,
+    hasher: Xxh3,
+    stream_len: u64,
+    tail: Option<([u8; END_LEN], usize)>,
+    entries: u64,
+    chunks: u64,
+    raw_bytes: u64,
+}
+
+impl<F: ReadAt + ?Sized> Read for RangeReader<'_, F> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.head_at < self.head.len() {
+            let n = buf.len().min(self.head.len() - self.head_at);
+            buf[..n].copy_from_slice(&self.head[self.head_at..self.head_at + n]);
+            self.head_at += n;
+            return Ok(n);
+        }
+        while self.at < self.pick.len() {
+            let (start, end) = self.pick[self.at];
+            let pos = *self.pos.get_or_insert(start);
+            if pos >= end {
+                self.at += 1;
+                self.pos = None;
+                self.entries += 1;
+                continue;
+            }
+            let n = (buf.len() as u64).min(end - pos) as usize;
+            let got = self.f.read_at(&mut buf[..n], pos)?;
+            if got == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "archive file shorter than its index",
+                ));
+            }
+            self.hasher.update(&buf[..got]);
+            self.pos = Some(pos + got as u64);
+            self.stream_len += got as u64;
+            return Ok(got);
+        }
+        // The end record: the counts the reader will find if the records
+        // are what the index says (it checks them), and the checksum of the
+        // bytes passed (the records' own CRCs and the chunks' checksums are
+        // what vouch for them).
+        let (tail, done) = self.tail.get_or_insert_with(|| {
+            (
+                EndRecord {
+                    entries: self.entries,
+                    chunks: self.chunks,
+                    raw_bytes: self.raw_bytes,
+                    stream_len: self.stream_len,
+                    stream_xxh3: self.hasher.digest(),
+                }
+                .to_bytes(),
+                0,
+            )
+        });
+        let n = buf.len().min(END_LEN - *done);
+        buf[..n].copy_from_slice(&tail[*done..*done + n]);
+        *done += n;
+        Ok(n)
+    }
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
