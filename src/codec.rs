@@ -1,6 +1,7 @@
-//! Chunk codecs: stored and zstd, and the frame they produce. The
-//! language-model codec lives in [`crate::lm`]; the choice between codecs is
-//! made in [`crate::create`].
+//! Chunk codecs as the container sees them: stored and zstd, the calls
+//! into context mixing and the language model, and the frame they produce.
+//! The codecs themselves live in [`crate::cm`] and [`crate::lm`]; the
+//! choice between them is made in [`crate::plan`].
 
 use crate::error::CorruptKind;
 use crate::format::{CodecId, FrameHeader, ModelHash};
@@ -85,33 +86,6 @@ impl Frame {
         out.extend_from_slice(&self.header.to_bytes());
         out.extend_from_slice(&self.payload);
     }
-}
-
-/// Code `raw` by context mixing without the language model, after the x86
-/// filter where it looks like x86 code (format-spec 8.6).
-pub fn encode_cm(raw: &[u8], preset: crate::cm::Preset) -> Frame {
-    // Preset 3 becomes preset 7 (sparse contexts) for what is not text.
-    let preset = if preset == crate::cm::NORMAL2 && !looks_like_text(raw) {
-        crate::cm::BINARY
-    } else {
-        preset
-    };
-    let payload = if crate::cm::looks_like_x86(raw) {
-        crate::cm::encode_x86(raw, preset)
-    } else {
-        let plain = crate::cm::encode(raw, preset);
-        // What looks like a 16-bit image is coded both ways; the smaller
-        // payload is kept.
-        match crate::cm::guess_image(raw) {
-            Some(image) if preset != crate::cm::FAST => {
-                // (the plain coding counts these bytes for progress)
-                let img = crate::progress::uncounted(|| crate::cm::encode_image(raw, image));
-                if img.len() < plain.len() { img } else { plain }
-            }
-            _ => plain,
-        }
-    };
-    Frame::new(CodecId::ContextMixing, raw, payload)
 }
 
 /// zstd-compress `raw`; a stored frame if zstd does not make it smaller.

@@ -14,22 +14,12 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::codec::{self, Frame, TextCoder};
 use crate::error::{Error, Result};
 use crate::format::{
-    CodecId, EndRecord, Entry, EntryKind, HEADER_LEN, Header, ModelHash, check_archive_path,
+    BlockFile, BlockRecord, EndRecord, Entry, EntryKind, HEADER_LEN, Header, ModelHash, VERSION,
+    VERSION_1, check_archive_path,
 };
 use crate::pipeline::{self, Job, Pipeline};
-
-/// Default segment size: files are read and coded in pieces of this many
-/// bytes (the header's `max_chunk`). Large, because a segment that zstd
-/// codes is coded on its own: 32 MiB keeps zstd -19 within a few tenths of a
-/// percent of whole-file zstd -19 on the silesia files.
-pub const DEFAULT_CHUNK_SIZE: u32 = 32 << 20;
-
-/// Most input bytes in flight (read, being coded or waiting to be written),
-/// unless two segments are more.
-pub const MAX_IN_FLIGHT: usize = 256 << 20;
-
-/// Default length of a language-model chunk (format-spec 7.6).
-pub const LM_CHUNK_SIZE: usize = crate::lm::TRAINED_CONTEXT;
+use crate::plan::{self, Coding, Segment, code_segments};
+pub use crate::plan::{DEFAULT_CHUNK_SIZE, LM_CHUNK_SIZE, MAX_IN_FLIGHT, Method, Solid};
 
 /// How to create an archive.
 #[derive(Clone)]
@@ -45,45 +35,9 @@ pub struct CreateOptions {
     /// The language-model codec for text, if any (used by the methods that
     /// use a model).
     pub lm: Option<Arc<dyn TextCoder>>,
-}
-
-/// How file data is coded (the CLI's `--method`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Method {
-    /// zstd at the chosen level for everything.
-    Zstd,
-    /// Context mixing with the fast preset, no language model.
-    Fast,
-    /// Context mixing with the normal preset, no language model.
-    Cm,
-    /// Context mixing with the language model on text (1 MiB chunks), the
-    /// normal preset elsewhere.
-    Default,
-    /// As `Default` with chunks of up to 4 MiB: smaller, less parallel.
-    Max,
-    /// The language model alone on text, in 16 KiB chunks (codec 2,
-    /// format-spec 7.6); zstd elsewhere.
-    Lm,
-}
-
-impl Method {
-    /// Whether the method uses a language model.
-    pub fn uses_lm(self) -> bool {
-        matches!(self, Method::Default | Method::Max | Method::Lm)
-    }
-
-    /// The context-mixing preset.
-    pub fn preset(self) -> crate::cm::Preset {
-        match self {
-            Method::Fast => crate::cm::FAST,
-            _ => crate::cm::NORMAL2,
-        }
-    }
-
-    /// Largest chunk that uses the language model.
-    pub fn lm_piece(self) -> usize {
-        crate::cm::MAX_CM_LM_CHUNK
-    }
+    /// Solid blocks for small files ([`Solid::OFF`]: every file on its own,
+    /// a version 1 archive).
+    pub solid: Solid,
 }
 
 impl Default for CreateOptions {
@@ -94,6 +48,7 @@ impl Default for CreateOptions {
             chunk_size: DEFAULT_CHUNK_SIZE,
             method: Method::Zstd,
             lm: None,
+            solid: Solid::OFF,
         }
     }
 }
@@ -565,8 +520,19 @@ struct Emit {
 }
 
 impl Emit {
-    /// The frames of a segment of `raw` bytes.
-    fn frames(frames: &[Frame], raw: usize) -> Emit {
+    /// An entry record.
+    fn entry(entry: &Entry) -> Emit {
+        Emit {
+            bytes: entry.to_bytes(),
+            entries: 1,
+            chunks: 0,
+            lm_chunks: 0,
+            raw: 0,
+        }
+    }
+
+    /// The frames of a segment.
+    fn frames(frames: &[Frame]) -> Emit {
         let mut bytes = Vec::with_capacity(frames.iter().map(Frame::encoded_len).sum());
         for f in frames {
             f.write_to(&mut bytes);
@@ -579,336 +545,26 @@ impl Emit {
                 .iter()
                 .filter(|f| codec::uses_model(&f.header, &f.payload))
                 .count() as u64,
-            raw: raw as u64,
+            raw: frames.iter().map(|f| f.header.raw_len as u64).sum(),
         }
     }
-}
 
-/// `a` if its payload is smaller than `b`'s, else `b` (ties go to `b`, the
-/// simpler codec at every call site).
-fn smaller(a: Frame, b: Frame) -> Frame {
-    if a.payload.len() < b.payload.len() {
-        a
-    } else {
-        b
-    }
-}
-
-/// A piece of a file to code.
-struct Segment {
-    data: Vec<u8>,
-}
-
-/// Below this many bits per byte from zstd -19, a text segment is not
-/// offered to the language model: it is repetitive enough (logs, XML,
-/// tables) that the online models, which learn the whole segment, win, and
-/// the model would only cost time. Measured on `../shared/bench`: the model
-/// never won a chunk of silesia/xml (zstd 0.68 bpb) or silesia/nci (0.39),
-/// and wins on prose near 2 bpb.
-const LM_WORTH_TRYING_BPB: f64 = 0.9;
-
-/// At or below this many bits per byte from zstd -1, a segment is runs or
-/// zeros: its zstd -1 frame is kept as it is, decided in milliseconds. 32 MiB
-/// of zeros is 1,152 bytes with zstd -1 (0.0003 bits per byte) and took 132 s
-/// with the context-mixing trial, which saved a few hundred bytes; the most
-/// repetitive 32 MiB segment of the benchmark set (snappy html_x_4) is 0.30
-/// with zstd -1, fifteen times above this line.
-const DEGENERATE_BPB: f64 = 0.02;
-
-/// The zstd -1 frame of a segment that zstd codes to almost nothing (see
-/// [`DEGENERATE_BPB`]), or `None`.
-fn degenerate(data: &[u8]) -> Option<Frame> {
-    let f = codec::encode_zstd(data, 1);
-    let bpb = 8.0 * f.payload.len() as f64 / data.len().max(1) as f64;
-    (f.header.codec == CodecId::Zstd && bpb <= DEGENERATE_BPB).then_some(f)
-}
-
-/// A segment that zstd shrinks by less than this fraction is not worth
-/// context mixing (compressed or random data): zstd's frame is kept.
-const CM_MIN_GAIN: f64 = 0.02;
-
-/// The piece length that cuts a segment's text into context-mixing chunks
-/// that use the language model (format-spec 8.6): as few pieces of at most
-/// `method.lm_piece()` bytes as can be; with the default method, an even
-/// number of them above that size, so that two threads share the file.
-/// The cut depends only on the segment's length.
-pub fn lm_pieces(len: usize, method: Method) -> usize {
-    match method {
-        Method::Default if !lm_preset(len, method).two_streams && len >= 64 << 10 => {
-            let n = len.div_ceil(method.lm_piece());
-            len.div_ceil(n + n % 2)
+    /// A solid block record of `files` and the frames of their data.
+    fn block(files: &[BlockFile], frames: &[Frame]) -> Emit {
+        let data = Emit::frames(frames);
+        let mut bytes = BlockRecord {
+            files,
+            chunks: frames.len() as u32,
+            data_len: data.bytes.len() as u64,
         }
-        _ => split_len(len, method.lm_piece(), usize::MAX),
-    }
-}
-
-/// Segments of at least this many bytes, in one piece, are coded as two
-/// streams by the default method, so that two threads share even a single
-/// file: on calgary/book1 (768,771 bytes) one chunk of one stream gave
-/// 172,525 bytes, two pieces 174,888, one chunk of two streams 172,663.
-/// A chunk of two streams has one coder, which the encoder overlaps with
-/// the model only from 16 of its 16 KiB stretches on: below, two pieces
-/// are coded side by side (snappy html, 102 KB, two streams: 9,431 bytes
-/// at 138 KB/s compressing; two pieces: the preset-3 chunk was smaller).
-const TWO_STREAMS_FROM: usize = 256 << 10;
-
-/// The context-mixing preset of the pieces of a segment of `len` bytes that
-/// use the language model (format-spec 8.6). Above 4 MiB the default
-/// method keeps one stream in an even number of pieces: two streams share
-/// their statistics, which costs where the halves differ (silesia/dickens
-/// is novels one after another: its first 3.4 MB as two streams, 671,180
-/// bytes; one stream, 665,343; in two pieces, 671,895).
-pub fn lm_preset(len: usize, method: Method) -> crate::cm::Preset {
-    if method == Method::Default && (TWO_STREAMS_FROM..=method.lm_piece()).contains(&len) {
-        crate::cm::WITH_LM3_2
-    } else {
-        crate::cm::WITH_LM3
-    }
-}
-
-/// Largest chunk of the fast method (format-spec 8.6).
-const FAST_PIECE: usize = 8 << 20;
-
-/// The piece length that cuts `len` bytes into pieces of at most `max`
-/// bytes, and into at least two from `two_from` bytes on.
-fn split_len(len: usize, max: usize, two_from: usize) -> usize {
-    let n = len.div_ceil(max).max(if len >= two_from { 2 } else { 1 });
-    len.div_ceil(n.max(1)).max(1)
-}
-
-/// Method `Lm` (format-spec 7.6): for a text segment, language-model chunks
-/// where the model wins (each 16 KiB piece keeps the smaller of the model's
-/// and zstd's code), unless one zstd frame for the whole segment is smaller;
-/// zstd (or stored) otherwise.
-fn code_segments_lm(
-    segments: Vec<Segment>,
-    zstd_level: i32,
-    lm: Option<&dyn TextCoder>,
-) -> Vec<Emit> {
-    // Next to the model's cost, zstd's best level is cheap: a text segment
-    // is never larger than `zstd -19` would make it.
-    let whole: Vec<(bool, Frame)> = segments
-        .iter()
-        .map(|s| {
-            if let Some(f) = degenerate(&s.data) {
-                return (false, f);
-            }
-            let text = lm.is_some() && codec::looks_like_text(&s.data);
-            let level = if text { zstd_level.max(19) } else { zstd_level };
-            let frame = codec::encode_zstd(&s.data, level);
-            let bpb = 8.0 * frame.payload.len() as f64 / s.data.len() as f64;
-            (text && bpb >= LM_ONLY_WORTH_TRYING_BPB, frame)
-        })
-        .collect();
-    // Every candidate segment's pieces go to the model in one batched call,
-    // so that they share model steps.
-    let mut lm_chunks: Vec<&[u8]> = Vec::new();
-    for (s, (try_lm, _)) in segments.iter().zip(&whole) {
-        if *try_lm {
-            lm_chunks.extend(s.data.chunks(LM_CHUNK_SIZE));
+        .to_bytes();
+        bytes.extend_from_slice(&data.bytes);
+        Emit {
+            bytes,
+            entries: files.len() as u64,
+            ..data
         }
     }
-    let mut lm_coded = match (lm, lm_chunks.is_empty()) {
-        (Some(lm), false) => lm.encode_chunks(&lm_chunks).into_iter(),
-        _ => Vec::new().into_iter(),
-    };
-    segments
-        .iter()
-        .zip(whole)
-        .map(|(s, (try_lm, whole))| {
-            let mut frames = vec![whole];
-            if try_lm {
-                let mut lm_frames = Vec::new();
-                for piece in s.data.chunks(LM_CHUNK_SIZE) {
-                    let coded = lm_coded.next().expect("one result per chunk");
-                    let zstd_piece = codec::encode_zstd(piece, zstd_level.max(19));
-                    let lm_frame = Frame::new(CodecId::LanguageModel, piece, coded);
-                    lm_frames.push(smaller(lm_frame, zstd_piece));
-                }
-                let lm_total: usize = lm_frames.iter().map(Frame::encoded_len).sum();
-                if lm_total < frames[0].encoded_len() {
-                    frames = lm_frames;
-                }
-            }
-            crate::progress::add(s.data.len() as u64);
-            Emit::frames(&frames, s.data.len())
-        })
-        .collect()
-}
-
-/// Text that zstd -19 codes at this many bits per byte or more is prose,
-/// where the model wins by far and the trial without it (preset 3, one
-/// chunk) is not run: it cost the second thread about 2 s of calgary/book1
-/// (zstd 2.75 bpb), whose model chunk came to 1.80 bpb and the trial to
-/// 2.09. The trial wins on tables, URL lists and reference works, which zstd
-/// codes below 2 (snappy urls.10K: 1.8).
-const TRIAL_BELOW_BPB: f64 = 2.2;
-
-/// The `Lm` method's threshold (format-spec 7.6).
-const LM_ONLY_WORTH_TRYING_BPB: f64 = 1.2;
-
-/// How segments are coded.
-struct Coding {
-    zstd_level: i32,
-    method: Method,
-    lm: Option<Arc<dyn TextCoder>>,
-}
-
-/// What a segment becomes before the model runs.
-enum Plan {
-    /// Final frames.
-    Done(Vec<Frame>),
-    /// Pieces for the language model: the whole-segment zstd frame to beat,
-    /// each piece's zstd frame, and whether to try the segment as one
-    /// chunk without the model too.
-    Lm(Frame, Vec<Frame>, bool),
-}
-
-/// Code segments into frames (format-spec 8.6 for the policy).
-fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Emit> {
-    use rayon::prelude::*;
-    let lm = c.lm.as_deref().filter(|_| c.method.uses_lm());
-    if c.method == Method::Lm {
-        return code_segments_lm(segments, c.zstd_level, lm);
-    }
-    let plans: Vec<Plan> = segments
-        .par_iter()
-        .map(|s| {
-            if c.method != Method::Zstd
-                && let Some(f) = degenerate(&s.data)
-            {
-                return Plan::Done(vec![f]);
-            }
-            let text = c.method != Method::Zstd && codec::looks_like_text(&s.data);
-            // Next to the models' cost, zstd's best level is cheap: text is
-            // never larger than `zstd -19` would make it.
-            let level = if text && c.method != Method::Fast {
-                c.zstd_level.max(19)
-            } else {
-                c.zstd_level
-            };
-            let whole = codec::encode_zstd(&s.data, level);
-            let bpb = 8.0 * whole.payload.len() as f64 / s.data.len() as f64;
-            if c.method == Method::Zstd || bpb >= 8.0 * (1.0 - CM_MIN_GAIN) {
-                crate::progress::add(s.data.len() as u64);
-                return Plan::Done(vec![whole]);
-            }
-            if lm.is_some() && text && bpb >= LM_WORTH_TRYING_BPB {
-                let n = lm_pieces(s.data.len(), c.method);
-                // (one piece: its frame is the whole segment's)
-                let pieces = match n >= s.data.len() {
-                    true => vec![whole.clone()],
-                    false => s
-                        .data
-                        .chunks(n)
-                        .map(|p| codec::encode_zstd(p, level))
-                        .collect(),
-                };
-                return Plan::Lm(whole, pieces, bpb < TRIAL_BELOW_BPB);
-            }
-            if c.method == Method::Fast {
-                // pieces, so that two threads share even one file
-                let n = split_len(s.data.len(), FAST_PIECE, 128 << 10);
-                let frames = s
-                    .data
-                    .par_chunks(n)
-                    .map(|piece| {
-                        smaller(
-                            codec::encode_cm(piece, c.method.preset()),
-                            codec::encode_zstd(piece, level),
-                        )
-                    })
-                    .collect();
-                return Plan::Done(frames);
-            }
-            Plan::Done(vec![smaller(
-                codec::encode_cm(&s.data, c.method.preset()),
-                whole,
-            )])
-        })
-        .collect();
-    // Every language-model piece of the group goes to the model in one
-    // call, so that the pieces share batched model steps.
-    let mut pieces: Vec<(&[u8], bool)> = Vec::new();
-    for (s, plan) in segments.iter().zip(&plans) {
-        if let Plan::Lm(..) = plan {
-            let two = lm_preset(s.data.len(), c.method).two_streams;
-            pieces.extend(
-                s.data
-                    .chunks(lm_pieces(s.data.len(), c.method))
-                    .map(|p| (p, two)),
-            );
-        }
-    }
-    // Side by side with the model: each such segment as one chunk without
-    // it, which wins where the segment's own repetitions matter more than
-    // language (tables, lists of URLs, reference works).
-    let (coded, trials) = rayon::join(
-        || match lm {
-            Some(lm) if !pieces.is_empty() => {
-                // one call per preset, results back in piece order
-                let of = |two: bool| -> Vec<&[u8]> {
-                    pieces.iter().filter(|p| p.1 == two).map(|p| p.0).collect()
-                };
-                let code = |two: bool, preset| match of(two) {
-                    v if v.is_empty() => Vec::new(),
-                    v => lm.encode_cm_chunks(&v, preset),
-                };
-                let mut a = code(true, crate::cm::WITH_LM3_2).into_iter();
-                let mut b = code(false, crate::cm::WITH_LM3).into_iter();
-                let mut next = |two| if two { a.next() } else { b.next() };
-                pieces
-                    .iter()
-                    .map(|p| next(p.1).expect("one result per piece"))
-                    .collect()
-            }
-            _ => Vec::new(),
-        },
-        || {
-            segments
-                .par_iter()
-                .zip(&plans)
-                .map(|(s, plan)| match plan {
-                    // (the model's coding counts these bytes for progress)
-                    Plan::Lm(_, _, true) => Some(crate::progress::uncounted(|| {
-                        codec::encode_cm(&s.data, crate::cm::NORMAL2)
-                    })),
-                    Plan::Lm(..) | Plan::Done(_) => None,
-                })
-                .collect::<Vec<_>>()
-        },
-    );
-    let mut coded = coded.into_iter();
-    segments
-        .iter()
-        .zip(plans)
-        .zip(trials)
-        .map(|((s, plan), trial)| {
-            let frames = match plan {
-                Plan::Done(frames) => frames,
-                Plan::Lm(whole, zstd_pieces, _) => {
-                    let mut frames = Vec::new();
-                    let n = lm_pieces(s.data.len(), c.method);
-                    for (piece, zstd_piece) in s.data.chunks(n).zip(zstd_pieces) {
-                        let payload = coded.next().expect("one result per piece");
-                        let cm = Frame::new(CodecId::ContextMixing, piece, payload);
-                        frames.push(smaller(cm, zstd_piece));
-                    }
-                    let total: usize = frames.iter().map(Frame::encoded_len).sum();
-                    let single = match trial {
-                        Some(cm) => smaller(cm, whole),
-                        None => whole,
-                    };
-                    if total < single.encoded_len() {
-                        frames
-                    } else {
-                        vec![single]
-                    }
-                }
-            };
-            Emit::frames(&frames, s.data.len())
-        })
-        .collect()
 }
 
 /// Write an archive of `sources` to `out`. `on_progress` is called with the
@@ -971,145 +627,306 @@ fn write_archive_counted<W: Write>(
         .as_ref()
         .map(|lm| lm.model_hash())
         .unwrap_or(ModelHash::NONE);
+    let solid = opts.solid;
     let header = Header {
+        // an archive without solid blocks is a version 1 archive
+        version: if solid.is_on() { VERSION } else { VERSION_1 },
         max_chunk: opts.chunk_size,
         model_hash,
     };
-    let mut w = ArchiveWriter::new(out, &header)?;
+    let w = ArchiveWriter::new(out, &header)?;
     let coding = Coding {
         zstd_level: opts.zstd_level(),
         method: opts.method,
         lm: lm.clone(),
     };
-    let job: Arc<Job<Segment, Emit>> = Arc::new(move |segs| code_segments(segs, &coding));
+    let job: Arc<Job<Work, Emit>> = Arc::new(move |work: Vec<Work>| {
+        let (segments, blocks): (Vec<Segment>, Vec<Option<Vec<BlockFile>>>) =
+            work.into_iter().map(|w| (w.segment, w.block)).unzip();
+        code_segments(segments, &coding)
+            .into_iter()
+            .zip(blocks)
+            .map(|(frames, block)| match block {
+                Some(files) => Emit::block(&files, &frames),
+                None => Emit::frames(&frames),
+            })
+            .collect()
+    });
     let threads = opts.threads.max(1);
-    // Bound: 2 segments per thread plus 2 in flight (each at most
-    // chunk_size bytes), but no more than MAX_IN_FLIGHT bytes unless a
-    // single pair of segments is more.
     let chunk = opts.chunk_size as usize;
-    let max_bytes = ((2 * threads + 2) * chunk)
-        .min(MAX_IN_FLIGHT)
-        .max(2 * chunk);
     // one pool for all: the model's, if it has one (`-T N` means N threads)
     let pool = match lm.as_ref().and_then(|lm| lm.pool()) {
         Some(pool) => pool,
         None => pipeline::thread_pool(threads),
     };
-    let mut pipe = Pipeline::new(pool, job, max_bytes, 4096);
-    // With a model, segments are grouped so that one job gives it about
-    // as many chunks as it codes side by side.
-    let group_limit = lm.as_ref().map(|lm| match opts.method {
-        Method::Lm => lm.batch() * LM_CHUNK_SIZE,
-        m => lm.batch().min(crate::cmlm::CM_SLOTS) * m.lm_piece(),
-    });
+    let pipe = Pipeline::new(pool, job, plan::in_flight_bytes(threads, chunk), 4096);
+    let mut run = Run {
+        pipe,
+        w,
+        group_limit: lm
+            .as_ref()
+            .map(|lm| plan::model_group_bytes(lm.batch(), opts.method)),
+        chunk_size: opts.chunk_size as u64,
+        on_entry,
+        on_progress,
+        warnings,
+        opener: Opener { dir: None },
+        left_out: std::collections::HashSet::new(),
+    };
 
-    let drain = |pipe: &mut Pipeline<Segment, Emit>,
-                 w: &mut ArchiveWriter<W>,
-                 progress: &mut dyn FnMut(u64),
-                 all: bool|
-     -> Result<()> {
-        while all && !pipe.is_empty() || pipe.is_full() {
-            let e = pipe
+    // Directories, links and files too large for a block go out in walk
+    // order; the files for blocks (and hard links to them) follow.
+    let mut small = Vec::new();
+    let mut in_blocks = std::collections::HashSet::new();
+    let mut later_links = Vec::new();
+    for src in sources {
+        match src.entry.kind {
+            EntryKind::File if solid.takes(src.entry.size) => {
+                in_blocks.insert(src.entry.path.as_str());
+                small.push(src);
+            }
+            EntryKind::Hardlink if in_blocks.contains(src.entry.link.as_str()) => {
+                later_links.push(src)
+            }
+            _ => run.add(src)?,
+        }
+    }
+    if solid.sort {
+        small.sort_by_cached_key(|s| plan::solid_order(&s.entry.path));
+    }
+    let mut pending: [PendingBlock; 3] = Default::default();
+    for src in small {
+        let Some((mut entry, mut f, opened)) = run.open(src)? else {
+            continue;
+        };
+        if !solid.takes(entry.size) {
+            // it grew past what a block takes since the walk
+            run.add_opened(src, entry, f, opened)?;
+            continue;
+        }
+        let mut data = vec![0u8; entry.size as usize];
+        let got = read_up_to(&mut f, &mut data).map_err(|e| Error::io(&src.fs_path, e))?;
+        run.check_read(src, &mut entry, &mut f, &opened, got)?;
+        (run.on_entry)(&entry);
+        let class = plan::file_class(&data) as usize;
+        let p = &mut pending[class];
+        if !p.files.is_empty() && !p.fits(&entry, solid.block_size) {
+            let full = std::mem::take(p);
+            run.push_block(full)?;
+        }
+        let p = &mut pending[class];
+        p.table += entry.path.len() + 24;
+        p.files.push(BlockFile {
+            path: entry.path,
+            mode: entry.mode,
+            mtime_ns: entry.mtime_ns,
+            size: entry.size,
+        });
+        p.data.extend_from_slice(&data);
+    }
+    for p in pending {
+        if !p.files.is_empty() {
+            run.push_block(p)?;
+        }
+    }
+    for src in later_links {
+        run.add(src)?;
+    }
+    run.drain(true)?;
+    let lm_chunks = run.w.lm_chunks;
+    Ok((run.w.finish()?, header, lm_chunks))
+}
+
+/// A solid block being filled.
+#[derive(Default)]
+struct PendingBlock {
+    files: Vec<BlockFile>,
+    data: Vec<u8>,
+    /// A bound on the file table's length.
+    table: usize,
+}
+
+impl PendingBlock {
+    /// Whether `entry` fits into this block of at most `block_size` bytes
+    /// (and the format's bounds on a block's files and table).
+    fn fits(&self, entry: &Entry, block_size: usize) -> bool {
+        self.data.len() + entry.size as usize <= block_size
+            && self.files.len() < crate::format::MAX_BLOCK_FILES as usize
+            && self.table + entry.path.len() + 24 <= crate::format::MAX_BLOCK_TABLE as usize / 2
+    }
+}
+
+/// One unit of coding work: a segment of a file, or a solid block's data
+/// with its files.
+struct Work {
+    segment: Segment,
+    block: Option<Vec<BlockFile>>,
+}
+
+/// The state of one archive being written.
+struct Run<'a, W: Write> {
+    pipe: Pipeline<Work, Emit>,
+    w: ArchiveWriter<W>,
+    group_limit: Option<usize>,
+    chunk_size: u64,
+    on_entry: &'a mut dyn FnMut(&Entry),
+    on_progress: &'a mut dyn FnMut(u64),
+    warnings: &'a mut Warnings,
+    opener: Opener,
+    /// Files not archived, so that their hard links are left out too.
+    left_out: std::collections::HashSet<String>,
+}
+
+impl<W: Write> Run<'_, W> {
+    fn drain(&mut self, all: bool) -> Result<()> {
+        while all && !self.pipe.is_empty() || self.pipe.is_full() {
+            let e = self
+                .pipe
                 .pop()
                 .expect("not empty")
                 .map_err(|p| Error::internal(p.0))?;
-            w.emit(&e)?;
+            self.w.emit(&e)?;
             if e.raw > 0 {
-                progress(e.raw);
+                (self.on_progress)(e.raw);
             }
         }
         Ok(())
-    };
+    }
 
-    let mut opener = Opener { dir: None };
-    // Files not archived, so that their hard links are left out too.
-    let mut left_out = std::collections::HashSet::new();
-    for src in sources {
+    fn push(&mut self, work: Work) -> Result<()> {
+        let weight = work.segment.data.len();
+        match self.group_limit {
+            Some(limit) => self.pipe.push_grouped(work, weight, limit),
+            None => self.pipe.push_single(work, weight),
+        }
+        self.drain(false)
+    }
+
+    fn push_block(&mut self, block: PendingBlock) -> Result<()> {
+        if block.data.is_empty() {
+            // empty files only: nothing to code
+            self.pipe.push_ready(Emit::block(&block.files, &[]));
+            return self.drain(false);
+        }
+        self.push(Work {
+            segment: Segment { data: block.data },
+            block: Some(block.files),
+        })
+    }
+
+    /// Open a regular file as the walk listed it; its entry as opened, or
+    /// `None` (with a warning) when it cannot be archived.
+    fn open(&mut self, src: &Source) -> Result<Option<(Entry, File, rustix::fs::Stat)>> {
         let mut entry = src.entry.clone();
-        let mut file = None;
-        match entry.kind {
-            EntryKind::File => match opener.open(src) {
-                Ok((f, st)) => {
-                    // The entry says what was opened: size, time and mode as
-                    // the descriptor has them now.
-                    entry.size = st.st_size as u64;
-                    entry.mtime_ns = stat_mtime_ns(&st);
-                    entry.mode = st.st_mode & 0o7777;
-                    file = Some((f, st));
-                }
-                Err(why) => {
-                    warnings.skip(format!("{:?}: {why}; not archived", src.fs_path));
-                    left_out.insert(entry.path.clone());
-                    on_progress(src.entry.size);
-                    continue;
-                }
-            },
-            EntryKind::Hardlink if left_out.contains(&entry.link) => {
-                warnings.skip(format!(
-                    "{:?}: hard link to {:?}, which is not archived; not archived",
-                    src.fs_path, entry.link
-                ));
-                continue;
+        match self.opener.open(src) {
+            Ok((f, st)) => {
+                // The entry says what was opened: size, time and mode as
+                // the descriptor has them now.
+                entry.size = st.st_size as u64;
+                entry.mtime_ns = stat_mtime_ns(&st);
+                entry.mode = st.st_mode & 0o7777;
+                Ok(Some((entry, f, st)))
             }
-            _ => {}
-        }
-        on_entry(&entry);
-        pipe.push_ready(Emit {
-            bytes: entry.to_bytes(),
-            entries: 1,
-            chunks: 0,
-            lm_chunks: 0,
-            raw: 0,
-        });
-        let Some((mut f, opened)) = file else {
-            continue;
-        };
-        let mut left = entry.size;
-        let mut shrank = 0;
-        while left > 0 {
-            let n = left.min(opts.chunk_size as u64) as usize;
-            let mut data = vec![0u8; n];
-            let got = read_up_to(&mut f, &mut data).map_err(|e| Error::io(&src.fs_path, e))?;
-            if got < n {
-                // the rest of the file stays zeros, as tar pads it
-                shrank = left - got as u64;
-            }
-            left -= n as u64;
-            let weight = data.len();
-            match group_limit {
-                Some(limit) => pipe.push_grouped(Segment { data }, weight, limit),
-                None => pipe.push_single(Segment { data }, weight),
-            }
-            drain(&mut pipe, &mut w, on_progress, false)?;
-            if shrank > 0 {
-                // zeros for the rest, without reading on
-                while left > 0 {
-                    let n = left.min(opts.chunk_size as u64) as usize;
-                    left -= n as u64;
-                    match group_limit {
-                        Some(limit) => pipe.push_grouped(Segment { data: vec![0; n] }, n, limit),
-                        None => pipe.push_single(Segment { data: vec![0; n] }, n),
-                    }
-                    drain(&mut pipe, &mut w, on_progress, false)?;
-                }
+            Err(why) => {
+                self.warnings
+                    .skip(format!("{:?}: {why}; not archived", src.fs_path));
+                self.left_out.insert(entry.path.clone());
+                (self.on_progress)(src.entry.size);
+                Ok(None)
             }
         }
+    }
+
+    /// After reading a whole file of `entry.size` bytes into a buffer (of
+    /// which `got` were read): warn if it shrank (the rest stays zeros) or
+    /// changed.
+    fn check_read(
+        &mut self,
+        src: &Source,
+        entry: &mut Entry,
+        f: &mut File,
+        opened: &rustix::fs::Stat,
+        got: usize,
+    ) -> Result<()> {
+        let shrank = entry.size - got as u64;
         if shrank > 0 {
-            warnings.change(format!(
+            self.warnings.change(format!(
                 "{:?}: file shrank by {shrank} bytes as it was read; padded with zeros",
                 src.fs_path
             ));
-        } else if changed_while_read(&mut f, &opened).map_err(|e| Error::io(&src.fs_path, e))? {
-            warnings.change(format!(
+        } else if changed_while_read(f, opened).map_err(|e| Error::io(&src.fs_path, e))? {
+            self.warnings.change(format!(
                 "{:?}: file changed as we read it; archived its first {} bytes",
                 src.fs_path, entry.size
             ));
         }
-        drain(&mut pipe, &mut w, on_progress, false)?;
+        Ok(())
     }
-    drain(&mut pipe, &mut w, on_progress, true)?;
-    let lm_chunks = w.lm_chunks;
-    Ok((w.finish()?, header, lm_chunks))
+
+    /// Archive `src` as an entry record of its own (a file with its chunk
+    /// frames after it).
+    fn add(&mut self, src: &Source) -> Result<()> {
+        match src.entry.kind {
+            EntryKind::File => match self.open(src)? {
+                Some((entry, f, opened)) => self.add_opened(src, entry, f, opened),
+                None => Ok(()),
+            },
+            EntryKind::Hardlink if self.left_out.contains(&src.entry.link) => {
+                self.warnings.skip(format!(
+                    "{:?}: hard link to {:?}, which is not archived; not archived",
+                    src.fs_path, src.entry.link
+                ));
+                Ok(())
+            }
+            _ => {
+                (self.on_entry)(&src.entry);
+                self.pipe.push_ready(Emit::entry(&src.entry));
+                self.drain(false)
+            }
+        }
+    }
+
+    /// Archive an opened regular file as an entry record and its chunks.
+    fn add_opened(
+        &mut self,
+        src: &Source,
+        entry: Entry,
+        mut f: File,
+        opened: rustix::fs::Stat,
+    ) -> Result<()> {
+        (self.on_entry)(&entry);
+        self.pipe.push_ready(Emit::entry(&entry));
+        let mut left = entry.size;
+        let mut shrank = 0;
+        while left > 0 {
+            let n = left.min(self.chunk_size) as usize;
+            let mut data = vec![0u8; n];
+            if shrank == 0 {
+                let got = read_up_to(&mut f, &mut data).map_err(|e| Error::io(&src.fs_path, e))?;
+                if got < n {
+                    // the rest of the file stays zeros, as tar pads it
+                    shrank = left - got as u64;
+                }
+            }
+            left -= n as u64;
+            self.push(Work {
+                segment: Segment { data },
+                block: None,
+            })?;
+        }
+        if shrank > 0 {
+            self.warnings.change(format!(
+                "{:?}: file shrank by {shrank} bytes as it was read; padded with zeros",
+                src.fs_path
+            ));
+        } else if changed_while_read(&mut f, &opened).map_err(|e| Error::io(&src.fs_path, e))? {
+            self.warnings.change(format!(
+                "{:?}: file changed as we read it; archived its first {} bytes",
+                src.fs_path, entry.size
+            ));
+        }
+        self.drain(false)
+    }
 }
 
 /// Read into `buf` until it is full or the file ends; the bytes read.
@@ -1144,77 +961,4 @@ fn changed_while_read(f: &mut File, opened: &rustix::fs::Stat) -> io::Result<boo
         || now.st_size != opened.st_size
         || (now.st_mtime, now.st_mtime_nsec) != (opened.st_mtime, opened.st_mtime_nsec)
         || (now.st_ctime, now.st_ctime_nsec) != (opened.st_ctime, opened.st_ctime_nsec))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Runs and zeros stay one zstd -1 frame whatever the method (a
-    /// context-mixing trial of 32 MiB of zeros took 132 s); text and
-    /// ordinary data do not take this way out.
-    #[test]
-    fn degenerate_segments_are_decided_by_zstd() {
-        let mut text = Vec::new();
-        let mut x = 1u32;
-        while text.len() < 100_000 {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            let words = ["the ", "archive ", "of ", "small ", "files ", "and\n"];
-            text.extend_from_slice(words[(x >> 16) as usize % words.len()].as_bytes());
-        }
-        assert!(degenerate(&text).is_none());
-        assert!(degenerate(b"x").is_none());
-        for method in [Method::Cm, Method::Fast, Method::Default] {
-            let coding = Coding {
-                zstd_level: 12,
-                method,
-                lm: None,
-            };
-            for data in [vec![0u8; 4 << 20], b"abcdefgh".repeat(512 << 10)] {
-                let out = code_segments(vec![Segment { data: data.clone() }], &coding);
-                assert_eq!(out.len(), 1);
-                assert_eq!(out[0].chunks, 1, "{method:?}");
-                // frame tag, then the codec byte
-                assert_eq!(out[0].bytes[..2], [0x02, CodecId::Zstd as u8], "{method:?}");
-                let payload = &out[0].bytes[crate::format::FRAME_HEADER_LEN..];
-                assert_eq!(zstd::bulk::decompress(payload, data.len()).unwrap(), data);
-            }
-        }
-    }
-
-    /// Pieces of the default and max methods: as few as can be of at most
-    /// 4 MiB (default: an even number from 64 KiB on, except from 256 KiB
-    /// to 4 MiB: one chunk of two streams).
-    #[test]
-    fn language_model_pieces() {
-        const M: usize = 1 << 20;
-        let count = |len: usize, m| len.div_ceil(lm_pieces(len, m));
-        // (length, pieces and two streams with default, pieces with max)
-        for (len, default, two, max) in [
-            (1, 1, false, 1),
-            ((64 << 10) - 1, 1, false, 1),
-            (64 << 10, 2, false, 1),
-            (152_089, 2, false, 1),
-            ((256 << 10) - 1, 2, false, 1),
-            (256 << 10, 1, true, 1),
-            (768_771, 1, true, 1),
-            (4 * M, 1, true, 1),
-            (4 * M + 1, 2, false, 2),
-            (8 * M + 1, 4, false, 3),
-            (10_192_446, 4, false, 3),
-            (32 * M, 8, false, 8),
-        ] {
-            assert_eq!(count(len, Method::Default), default, "default, {len} bytes");
-            assert_eq!(count(len, Method::Max), max, "max, {len} bytes");
-            assert_eq!(
-                lm_preset(len, Method::Default).two_streams,
-                two,
-                "{len} bytes"
-            );
-            assert!(!lm_preset(len, Method::Max).two_streams, "{len} bytes");
-            for m in [Method::Default, Method::Max] {
-                assert!(lm_pieces(len, m) <= crate::cm::MAX_CM_LM_CHUNK);
-            }
-        }
-    }
 }

@@ -234,6 +234,9 @@ pub enum CorruptKind {
     /// (format-spec 12).
     #[error("concatenated member {0}")]
     BadMember(&'static str),
+    /// A solid block record breaks a rule of format-spec 4a.
+    #[error("bad solid block: {0}")]
+    BadBlock(String),
 }
 
 impl Error {

@@ -57,7 +57,7 @@ use crate::error::{Error, Result};
 use crate::format::{CodecId, Entry, EntryKind};
 use crate::pipeline::{self, Job, Pipeline};
 use crate::reader::{ArchiveReader, ChunkEvent, Event, Limits};
-use crate::symlinks::SymlinkChecker;
+use crate::symlinks::{SymlinkChecker, split_leaf};
 
 /// What receives the entries and data of an archive, in order.
 pub trait Sink {
@@ -65,6 +65,13 @@ pub trait Sink {
     /// before anything else, so a refused archive leaves no trace.
     fn start(&mut self) -> Result<()> {
         Ok(())
+    }
+    /// Whether the data of `entry` (a regular file) is needed: a file, or
+    /// a solid block of which no file is wanted, is read and its stream
+    /// checksum checked, but not decoded, and gets no [`Sink::data`] call.
+    /// Called before [`Sink::entry`] for the same entry.
+    fn wants(&mut self, _entry: &Entry) -> bool {
+        true
     }
     /// A new entry begins. A file's data follows in [`Sink::data`] calls.
     fn entry(&mut self, entry: &Entry) -> Result<()>;
@@ -112,7 +119,66 @@ impl Default for ReadOptions {
 
 enum Out {
     Entry(Entry),
+    /// The files of a solid block, whose data follows as `Data`.
+    Block(Vec<Entry>),
     Data(Result<Vec<u8>>),
+}
+
+/// Hands a solid block's data to a sink file by file: each file's entry,
+/// then its bytes, as if it had been archived on its own.
+#[derive(Default)]
+struct BlockFiles {
+    files: std::collections::VecDeque<Entry>,
+    /// Bytes of the current file still to come.
+    left: u64,
+    /// The block's data is not decoded: entries only.
+    skip: bool,
+}
+
+impl BlockFiles {
+    /// Start a block: pass on its leading entries up to the first one with
+    /// data.
+    fn start(&mut self, files: Vec<Entry>, skip: bool, sink: &mut dyn Sink) -> Result<()> {
+        self.files = files.into();
+        self.skip = skip;
+        self.left = 0;
+        self.next_files(sink)
+    }
+
+    /// Pass on entries until one with data to come (all of them if the
+    /// block is not decoded).
+    fn next_files(&mut self, sink: &mut dyn Sink) -> Result<()> {
+        while self.left == 0 {
+            let Some(e) = self.files.pop_front() else {
+                return Ok(());
+            };
+            sink.entry(&e)?;
+            if !self.skip {
+                self.left = e.size;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether a block's data is being handed out.
+    fn active(&self) -> bool {
+        self.left > 0
+    }
+
+    /// Hand decoded block bytes to the files they belong to.
+    fn data(&mut self, mut bytes: &[u8], sink: &mut dyn Sink) -> Result<()> {
+        while !bytes.is_empty() {
+            let n = (self.left.min(bytes.len() as u64)) as usize;
+            if n == 0 {
+                return Err(Error::internal("solid block data beyond its files"));
+            }
+            sink.data(&bytes[..n])?;
+            self.left -= n as u64;
+            bytes = &bytes[n..];
+            self.next_files(sink)?;
+        }
+        Ok(())
+    }
 }
 
 fn decode_chunks(chunks: Vec<ChunkEvent>, lm: Option<&dyn TextCoder>) -> Vec<Out> {
@@ -208,45 +274,72 @@ pub fn read_archive<R: Read>(
     let mut pipe = Pipeline::new(
         pool,
         job,
-        ((2 * threads + 2) * max_chunk)
-            .min(crate::create::MAX_IN_FLIGHT)
-            .max(2 * max_chunk),
+        crate::plan::in_flight_bytes(threads, max_chunk),
         4096,
     );
-    let group_weight = opts.lm.as_ref().map_or(1, |lm| {
-        (lm.batch() * crate::create::LM_CHUNK_SIZE)
-            .max(lm.batch().min(crate::cmlm::CM_SLOTS) * crate::create::Method::Default.lm_piece())
-    });
+    let group_weight = opts
+        .lm
+        .as_ref()
+        .map_or(1, |lm| crate::plan::decode_group_bytes(lm.batch()));
 
-    let drain =
-        |pipe: &mut Pipeline<ChunkEvent, Out>, sink: &mut dyn Sink, all: bool| -> Result<()> {
-            while all && !pipe.is_empty() || pipe.is_full() {
-                match pipe
-                    .pop()
-                    .expect("not empty")
-                    .map_err(|p| Error::internal(p.0))?
-                {
-                    Out::Entry(e) => sink.entry(&e)?,
-                    Out::Data(d) => sink.data(&d?)?,
-                }
+    let mut block = BlockFiles::default();
+    let drain = |pipe: &mut Pipeline<ChunkEvent, Out>,
+                 sink: &mut dyn Sink,
+                 block: &mut BlockFiles,
+                 all: bool|
+     -> Result<()> {
+        while all && !pipe.is_empty() || pipe.is_full() {
+            match pipe
+                .pop()
+                .expect("not empty")
+                .map_err(|p| Error::internal(p.0))?
+            {
+                Out::Entry(e) => sink.entry(&e)?,
+                Out::Block(files) => block.start(files, false, sink)?,
+                Out::Data(d) if block.active() => block.data(&d?, sink)?,
+                Out::Data(d) => sink.data(&d?)?,
             }
-            Ok(())
-        };
+        }
+        Ok(())
+    };
+    // Whether the chunks being read are decoded (not when the sink wants
+    // none of the files they belong to).
+    let mut decoding = true;
     loop {
         let event = match reader.next_event() {
             Ok(event) => event,
             Err(e) => {
                 // Chunks still decoding come earlier in the stream: their
                 // errors are the ones to report.
-                drain(&mut pipe, sink, true)?;
+                drain(&mut pipe, sink, &mut block, true)?;
                 return Err(e);
             }
         };
         match event {
             Some(Event::Entry { entry, .. }) => {
                 on_entry(&entry);
-                pipe.push_ready(Out::Entry(entry));
+                decoding = entry.kind != EntryKind::File || sink.wants(&entry);
+                if decoding {
+                    pipe.push_ready(Out::Entry(entry));
+                } else {
+                    // (in order: earlier data goes out first)
+                    drain(&mut pipe, sink, &mut block, true)?;
+                    sink.entry(&entry)?;
+                }
             }
+            Some(Event::Block { files, .. }) => {
+                for f in &files {
+                    on_entry(f);
+                }
+                decoding = files.iter().any(|f| sink.wants(f));
+                if decoding {
+                    pipe.push_ready(Out::Block(files));
+                } else {
+                    drain(&mut pipe, sink, &mut block, true)?;
+                    block.start(files, true, sink)?;
+                }
+            }
+            Some(Event::Chunk(_)) if !decoding => {}
             Some(Event::Chunk(c)) => {
                 let weight = c.header.raw_len as usize;
                 if codec::uses_model(&c.header, &c.payload) {
@@ -258,9 +351,9 @@ pub fn read_archive<R: Read>(
             Some(Event::End(_)) | None => break,
         }
         on_progress(reader.offset());
-        drain(&mut pipe, sink, false)?;
+        drain(&mut pipe, sink, &mut block, false)?;
     }
-    drain(&mut pipe, sink, true)?;
+    drain(&mut pipe, sink, &mut block, true)?;
     sink.finish()
 }
 
@@ -273,8 +366,10 @@ pub fn list_archive<R: Read>(
 ) -> Result<()> {
     let mut reader = ArchiveReader::new(input, limits)?;
     while let Some(ev) = reader.next_event()? {
-        if let Event::Entry { entry, .. } = ev {
-            on_entry(&entry);
+        match ev {
+            Event::Entry { entry, .. } => on_entry(&entry),
+            Event::Block { files, .. } => files.iter().for_each(&mut *on_entry),
+            _ => {}
         }
     }
     Ok(())
@@ -337,13 +432,6 @@ fn ts(mtime_ns: i64) -> Timestamps {
     Timestamps {
         last_access: t,
         last_modification: t,
-    }
-}
-
-fn split_leaf(path: &str) -> (&str, &str) {
-    match path.rfind('/') {
-        Some(i) => (&path[..i], &path[i + 1..]),
-        None => ("", path),
     }
 }
 

@@ -10,11 +10,15 @@ use crate::error::CorruptKind;
 
 /// The 8 magic bytes that start every archive (`\x89LZA\r\n\x1a\n`).
 pub const MAGIC: [u8; 8] = [0x89, b'L', b'Z', b'A', 0x0D, 0x0A, 0x1A, 0x0A];
-/// The format version this code reads and writes.
-pub const VERSION: u16 = 1;
-/// The newest format version this code reads (version 2 adds concatenated
-/// members and the trailing index, format-spec 12 and 13).
-pub const MAX_READ_VERSION: u16 = 2;
+/// The newest format version this code reads and writes (version 2 adds
+/// solid blocks, concatenated members and the trailing index, format-spec
+/// 4a, 12 and 13).
+pub const VERSION: u16 = 2;
+/// The newest format version this code reads.
+pub const MAX_READ_VERSION: u16 = VERSION;
+/// The oldest format version this code reads (and writes for an archive
+/// without solid blocks, which is a valid version 1 archive).
+pub const VERSION_1: u16 = 1;
 /// Length of the header in bytes.
 pub const HEADER_LEN: usize = 40;
 /// Largest `max_chunk` a decoder accepts (64 MiB): bounds every allocation.
@@ -40,6 +44,8 @@ pub const TAG_ENTRY: u8 = 0x01;
 pub const TAG_CHUNK: u8 = 0x02;
 /// Tag of the end record.
 pub const TAG_END: u8 = 0xFF;
+/// Tag of a solid block record (version 2).
+pub const TAG_BLOCK: u8 = 0x03;
 
 /// The identity of a model file: xxh3-128 of its bytes, little-endian.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -90,6 +96,8 @@ impl std::fmt::Debug for ModelHash {
 /// The archive header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Header {
+    /// Format version: [`VERSION_1`] or [`VERSION`].
+    pub version: u16,
     /// Largest uncompressed chunk length in the archive.
     pub max_chunk: u32,
     /// Model used by language-model chunks, or [`ModelHash::NONE`].
@@ -101,7 +109,7 @@ impl Header {
     pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[0..8].copy_from_slice(&MAGIC);
-        b[8..10].copy_from_slice(&VERSION.to_le_bytes());
+        b[8..10].copy_from_slice(&self.version.to_le_bytes());
         // flags (10..12) and reserved (16..20) stay zero.
         b[12..16].copy_from_slice(&self.max_chunk.to_le_bytes());
         b[20..36].copy_from_slice(&self.model_hash.0);
@@ -143,6 +151,7 @@ impl Header {
         let mut h = [0u8; 16];
         h.copy_from_slice(&b[20..36]);
         Ok(Header {
+            version,
             max_chunk,
             model_hash: ModelHash(h),
         })
@@ -553,6 +562,366 @@ impl EndRecord {
     }
 }
 
+/// Length of the fixed part of a solid block record (tag to `fixed_crc`).
+pub const BLOCK_FIXED_LEN: usize = 40;
+/// Most files one solid block may hold.
+pub const MAX_BLOCK_FILES: u32 = 1 << 20;
+/// Largest uncompressed file table of a solid block (16 MiB): bounds the
+/// allocation a reader makes before it checks the table.
+pub const MAX_BLOCK_TABLE: u32 = 16 << 20;
+
+/// One file of a solid block: an entry record's fields for a regular file
+/// (format-spec 4a).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlockFile {
+    /// Relative, `/`-separated UTF-8 path.
+    pub path: String,
+    /// Permission bits (`0o7777` at most).
+    pub mode: u32,
+    /// Modification time, nanoseconds since the Unix epoch.
+    pub mtime_ns: i64,
+    /// Uncompressed size.
+    pub size: u64,
+}
+
+impl BlockFile {
+    /// The regular-file entry this is.
+    pub fn to_entry(&self) -> Entry {
+        Entry {
+            path: self.path.clone(),
+            kind: EntryKind::File,
+            mode: self.mode,
+            mtime_ns: self.mtime_ns,
+            size: self.size,
+            link: String::new(),
+        }
+    }
+}
+
+/// The fixed part of a solid block record: what follows it and what its
+/// chunk frames must add up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlockFixed {
+    /// How the file table is coded: 0 stored, 1 zstd.
+    pub table_codec: u8,
+    /// Number of files in the table, 1..=[`MAX_BLOCK_FILES`].
+    pub files: u32,
+    /// Number of chunk frames that follow the record.
+    pub chunks: u32,
+    /// Length of the file table before coding.
+    pub table_raw_len: u32,
+    /// Length of the file table as stored.
+    pub table_stored_len: u32,
+    /// Sum of the files' sizes, and of the chunk frames' `raw_len`.
+    pub raw_len: u64,
+    /// Bytes of the chunk frames that follow (headers and payloads).
+    pub data_len: u64,
+}
+
+impl BlockFixed {
+    /// Parse the fixed part (tag included) and check what can be checked
+    /// before the table is read.
+    pub fn parse(b: &[u8; BLOCK_FIXED_LEN], max_chunk: u32) -> Result<BlockFixed, CorruptKind> {
+        debug_assert_eq!(b[0], TAG_BLOCK);
+        if crc32fast::hash(&b[0..36]) != u32_at(b, 36) {
+            return Err(CorruptKind::ChecksumMismatch("solid block record"));
+        }
+        let reserved = u16_at(b, 2);
+        if reserved != 0 {
+            return Err(CorruptKind::ReservedBits {
+                field: "block reserved",
+                value: reserved as u64,
+            });
+        }
+        let bad = |s: &str| Err(CorruptKind::BadBlock(s.into()));
+        let fixed = BlockFixed {
+            table_codec: b[1],
+            files: u32_at(b, 4),
+            chunks: u32_at(b, 8),
+            table_raw_len: u32_at(b, 12),
+            table_stored_len: u32_at(b, 16),
+            raw_len: u64_at(b, 20),
+            data_len: u64_at(b, 28),
+        };
+        if fixed.table_codec > 1 {
+            return bad("unknown table codec");
+        }
+        if fixed.files == 0 {
+            return bad("a block with no files");
+        }
+        if fixed.files > MAX_BLOCK_FILES {
+            return bad("more than 1,048,576 files");
+        }
+        if fixed.table_raw_len > MAX_BLOCK_TABLE {
+            return bad("file table larger than 16 MiB");
+        }
+        // every file takes at least 5 table bytes (a one-byte path)
+        if (fixed.table_raw_len as u64) < 5 * fixed.files as u64 {
+            return bad("file table too short for its file count");
+        }
+        let stored_ok = match fixed.table_codec {
+            0 => fixed.table_stored_len == fixed.table_raw_len,
+            _ => fixed.table_stored_len as u64 <= max_stored_len(fixed.table_raw_len),
+        };
+        if !stored_ok {
+            return bad("table_stored_len out of range");
+        }
+        // chunk counts and sizes that agree: none for no data, and no more
+        // data than the chunks can carry or their frames hold
+        let chunks = fixed.chunks as u64;
+        let fits = (fixed.raw_len == 0) == (chunks == 0)
+            && chunks <= fixed.raw_len
+            && fixed.raw_len <= chunks * max_chunk as u64
+            && fixed.data_len >= chunks * (FRAME_HEADER_LEN as u64 + 1)
+            && fixed.data_len
+                <= chunks * FRAME_HEADER_LEN as u64
+                    + fixed.raw_len
+                    + fixed.raw_len / 8
+                    + 1024 * chunks;
+        if !fits {
+            return bad("chunk count, raw_len and data_len disagree");
+        }
+        Ok(fixed)
+    }
+
+    /// Bytes of the record after the fixed part (the table and its CRC).
+    pub fn rest_len(&self) -> usize {
+        self.table_stored_len as usize + 4
+    }
+
+    /// Check the table's CRC, decode it and check every file against the
+    /// block (format-spec 4a).
+    pub fn finish(&self, rest: &[u8]) -> Result<Vec<BlockFile>, CorruptKind> {
+        debug_assert_eq!(rest.len(), self.rest_len());
+        let n = self.table_stored_len as usize;
+        if crc32fast::hash(&rest[..n]) != u32_at(rest, n) {
+            return Err(CorruptKind::ChecksumMismatch("solid block file table"));
+        }
+        let raw;
+        let table: &[u8] = match self.table_codec {
+            0 => &rest[..n],
+            _ => {
+                raw = zstd_table(&rest[..n], self.table_raw_len as usize)?;
+                &raw
+            }
+        };
+        let files = decode_table(table, self.files as usize)?;
+        let mut sum = 0u64;
+        for f in &files {
+            sum = sum
+                .checked_add(f.size)
+                .ok_or_else(|| CorruptKind::BadBlock("file sizes overflow".into()))?;
+        }
+        if sum != self.raw_len {
+            return Err(CorruptKind::BadBlock(format!(
+                "file sizes add up to {sum}, the block holds {}",
+                self.raw_len
+            )));
+        }
+        Ok(files)
+    }
+}
+
+/// Decompress a zstd-coded file table of exactly `len` bytes.
+fn zstd_table(stored: &[u8], len: usize) -> Result<Vec<u8>, CorruptKind> {
+    let bad = |s: &str| CorruptKind::BadBlock(s.into());
+    if stored.len() < 4 || stored[0..4] != [0x28, 0xB5, 0x2F, 0xFD] {
+        return Err(bad("file table is not one zstd frame"));
+    }
+    let mut d = zstd::bulk::Decompressor::new().map_err(|_| bad("zstd"))?;
+    let out = d
+        .decompress(stored, len)
+        .map_err(|_| bad("file table does not decode"))?;
+    if out.len() != len {
+        return Err(bad("file table decodes to a different length"));
+    }
+    // one frame, nothing left over
+    match zstd::zstd_safe::find_frame_compressed_size(stored) {
+        Ok(n) if n == stored.len() => Ok(out),
+        _ => Err(bad("bytes after the file table's zstd frame")),
+    }
+}
+
+/// A block record: the fixed part and the file table, with the chunk frames
+/// that follow it already coded (the writer knows them before it writes the
+/// record).
+pub struct BlockRecord<'a> {
+    /// The files, in order.
+    pub files: &'a [BlockFile],
+    /// Number of chunk frames that follow.
+    pub chunks: u32,
+    /// Bytes of those frames.
+    pub data_len: u64,
+}
+
+impl BlockRecord<'_> {
+    /// Serialize the record (fixed part, table, table CRC); the table is
+    /// zstd-coded when that is smaller.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let raw = encode_table(self.files);
+        let zst = zstd::bulk::compress(&raw, 19)
+            .ok()
+            .filter(|z| z.len() < raw.len());
+        let (codec, table) = match &zst {
+            Some(z) => (1u8, z.as_slice()),
+            None => (0u8, raw.as_slice()),
+        };
+        // (a reader rejects sizes that overflow; tests write them)
+        let raw_len = self.files.iter().fold(0u64, |a, f| a.wrapping_add(f.size));
+        let mut b = Vec::with_capacity(BLOCK_FIXED_LEN + table.len() + 4);
+        b.push(TAG_BLOCK);
+        b.push(codec);
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(&(self.files.len() as u32).to_le_bytes());
+        b.extend_from_slice(&self.chunks.to_le_bytes());
+        b.extend_from_slice(&(raw.len() as u32).to_le_bytes());
+        b.extend_from_slice(&(table.len() as u32).to_le_bytes());
+        b.extend_from_slice(&raw_len.to_le_bytes());
+        b.extend_from_slice(&self.data_len.to_le_bytes());
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        b.extend_from_slice(table);
+        b.extend_from_slice(&crc32fast::hash(table).to_le_bytes());
+        b
+    }
+}
+
+/// Uncompressed table bytes that `files` take (format-spec 4a), for a
+/// writer that bounds its tables.
+pub fn table_len(files: &[BlockFile]) -> usize {
+    encode_table(files).len()
+}
+
+/// The file table (format-spec 4a): column by column, paths front-coded
+/// against the previous path, times as differences from the previous time.
+pub fn encode_table(files: &[BlockFile]) -> Vec<u8> {
+    let mut b = Vec::new();
+    let mut prev: &str = "";
+    for f in files {
+        let shared = prev
+            .bytes()
+            .zip(f.path.bytes())
+            .take_while(|(a, b)| a == b)
+            .count();
+        put_varint(&mut b, shared as u64);
+        put_varint(&mut b, (f.path.len() - shared) as u64);
+        b.extend_from_slice(&f.path.as_bytes()[shared..]);
+        prev = &f.path;
+    }
+    for f in files {
+        put_varint(&mut b, f.size);
+    }
+    for f in files {
+        put_varint(&mut b, f.mode as u64);
+    }
+    let mut t = 0i64;
+    for f in files {
+        let d = f.mtime_ns.wrapping_sub(t);
+        put_varint(&mut b, ((d << 1) ^ (d >> 63)) as u64);
+        t = f.mtime_ns;
+    }
+    b
+}
+
+/// Decode a file table of `n` files; every byte must be used.
+pub fn decode_table(b: &[u8], n: usize) -> Result<Vec<BlockFile>, CorruptKind> {
+    let bad = |s: String| CorruptKind::BadBlock(s);
+    let mut at = 0usize;
+    let mut files: Vec<BlockFile> = Vec::with_capacity(n.min(b.len() / 5));
+    let mut prev = String::new();
+    for i in 0..n {
+        let shared = get_varint(b, &mut at)?;
+        let len = get_varint(b, &mut at)?;
+        if shared > prev.len() as u64 {
+            return Err(bad(format!("file {i}: shares more than the previous path")));
+        }
+        let total = shared.saturating_add(len);
+        if total == 0 || total > MAX_PATH_LEN as u64 {
+            return Err(CorruptKind::BadLength {
+                field: "path length in a block",
+                value: total,
+            });
+        }
+        let len = len as usize;
+        if b.len() - at < len {
+            return Err(bad("file table ends inside a path".into()));
+        }
+        let mut path = prev.as_bytes()[..shared as usize].to_vec();
+        path.extend_from_slice(&b[at..at + len]);
+        at += len;
+        let path = String::from_utf8(path).map_err(|_| CorruptKind::NotUtf8("path"))?;
+        check_archive_path(&path).map_err(|reason| CorruptKind::BadPath {
+            path: path.clone(),
+            reason,
+        })?;
+        prev.clone_from(&path);
+        files.push(BlockFile {
+            path,
+            mode: 0,
+            mtime_ns: 0,
+            size: 0,
+        });
+    }
+    for f in files.iter_mut() {
+        f.size = get_varint(b, &mut at)?;
+    }
+    for f in files.iter_mut() {
+        let mode = get_varint(b, &mut at)?;
+        if mode & !0o7777 != 0 {
+            return Err(CorruptKind::ReservedBits {
+                field: "entry mode",
+                value: mode,
+            });
+        }
+        f.mode = mode as u32;
+    }
+    let mut t = 0i64;
+    for f in files.iter_mut() {
+        let z = get_varint(b, &mut at)?;
+        let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
+        t = t.wrapping_add(d);
+        f.mtime_ns = t;
+    }
+    if at != b.len() {
+        return Err(bad(format!(
+            "{} bytes left over in the file table",
+            b.len() - at
+        )));
+    }
+    Ok(files)
+}
+
+fn put_varint(b: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        b.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    b.push(v as u8);
+}
+
+/// An unsigned LEB128 number of at most 10 bytes, in its shortest form.
+fn get_varint(b: &[u8], at: &mut usize) -> Result<u64, CorruptKind> {
+    let bad = |s: &str| Err(CorruptKind::BadBlock(s.into()));
+    let mut v = 0u64;
+    for i in 0..10 {
+        let Some(&byte) = b.get(*at) else {
+            return bad("file table ends inside a number");
+        };
+        *at += 1;
+        if i == 9 && byte > 1 {
+            return bad("number in the file table overflows 64 bits");
+        }
+        v |= ((byte & 0x7F) as u64) << (7 * i);
+        if byte & 0x80 == 0 {
+            if byte == 0 && i > 0 {
+                return bad("number in the file table not in its shortest form");
+            }
+            return Ok(v);
+        }
+    }
+    bad("number in the file table longer than 10 bytes")
+}
+
 fn u16_at(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
@@ -572,6 +941,7 @@ mod tests {
     #[test]
     fn header_round_trip_and_reserved_bits() {
         let h = Header {
+            version: VERSION,
             max_chunk: 1 << 20,
             model_hash: ModelHash([7; 16]),
         };

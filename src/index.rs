@@ -384,6 +384,16 @@ pub fn seal(file: &mut File) -> Result<Sealed> {
                 entry_rows.push((offset, chunk_rows.len() as u64));
             }
             Some(Event::Chunk(c)) => chunk_rows.push(c.offset),
+            Some(Event::Block { offset, .. }) => {
+                // (the index's rows are entry records: section 13)
+                return Err(corrupt(
+                    offset,
+                    CorruptKind::BadIndex(
+                        "an archive with solid blocks cannot be indexed (create it with --block-size 0)"
+                            .into(),
+                    ),
+                ));
+            }
             Some(Event::End(end)) => break end,
             None => return Err(Error::internal("reader ended without an end record")),
         }

@@ -38,6 +38,7 @@ pub(crate) mod mem;
 pub mod models;
 pub mod names;
 pub mod pipeline;
+pub mod plan;
 pub mod progress;
 pub mod reader;
 pub mod select;

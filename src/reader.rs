@@ -19,8 +19,9 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::{
-    CodecId, END_LEN, ENTRY_FIXED_LEN, EndRecord, Entry, EntryFixed, EntryKind, FRAME_HEADER_LEN,
-    FrameHeader, HEADER_LEN, Header, TAG_CHUNK, TAG_END, TAG_ENTRY,
+    BLOCK_FIXED_LEN, BlockFixed, CodecId, END_LEN, ENTRY_FIXED_LEN, EndRecord, Entry, EntryFixed,
+    EntryKind, FRAME_HEADER_LEN, FrameHeader, HEADER_LEN, Header, TAG_BLOCK, TAG_CHUNK, TAG_END,
+    TAG_ENTRY, VERSION,
 };
 
 /// Limits a reader enforces beyond the format's own.
@@ -51,7 +52,16 @@ pub enum Event {
         /// Offset of its record.
         offset: u64,
     },
-    /// A chunk frame of the current file.
+    /// A solid block record (format-spec 4a): its files, each a regular
+    /// file entry, whose data follows, one file after another, in the
+    /// chunk frames after it.
+    Block {
+        /// The block's files, in order.
+        files: Vec<Entry>,
+        /// Offset of the record.
+        offset: u64,
+    },
+    /// A chunk frame of the current file or block.
     Chunk(ChunkEvent),
     /// The end record, checked; nothing follows. After concatenated
     /// members (format-spec 12) it is the last member's, with `entries`,
@@ -69,9 +79,10 @@ pub struct ChunkEvent {
     pub payload: Vec<u8>,
     /// Offset of the frame in the archive.
     pub offset: u64,
-    /// Path of the file it belongs to.
+    /// Path of the file it belongs to (in a solid block: the file its
+    /// first byte belongs to).
     pub entry: String,
-    /// Index of the chunk within its file.
+    /// Index of the chunk within its file or block.
     pub index: u64,
 }
 
@@ -104,11 +115,39 @@ enum Node {
     Other,
 }
 
+/// The file (or solid block) whose chunk frames are being read.
 struct OpenFile {
     path: String,
     size: u64,
     got: u64,
     chunks: u64,
+    block: Option<OpenBlock>,
+}
+
+/// What a solid block's frames must still match.
+struct OpenBlock {
+    /// Start offset (within the block's data) and path of each file with
+    /// data, in order.
+    starts: Vec<(u64, String)>,
+    chunks: u64,
+    data_len: u64,
+    data_got: u64,
+    offset: u64,
+}
+
+impl OpenFile {
+    /// The path of the file that holds byte `at` of the data.
+    fn path_at(&self, at: u64) -> &str {
+        match &self.block {
+            Some(b) => {
+                let i = b.starts.partition_point(|(s, _)| *s <= at);
+                b.starts
+                    .get(i.wrapping_sub(1))
+                    .map_or(&self.path, |(_, p)| p)
+            }
+            None => &self.path,
+        }
+    }
 }
 
 /// The streaming reader; see the module docs.
@@ -152,6 +191,7 @@ impl<R: Read> ArchiveReader<R> {
         let mut r = ArchiveReader {
             inner,
             header: Header {
+                version: VERSION,
                 max_chunk: 1,
                 model_hash: Default::default(),
             },
@@ -169,6 +209,7 @@ impl<R: Read> ArchiveReader<R> {
                 version: 1,
                 start: 0,
                 first: Header {
+                    version: VERSION,
                     max_chunk: 1,
                     model_hash: Default::default(),
                 },
@@ -237,7 +278,7 @@ impl<R: Read> ArchiveReader<R> {
     fn corrupt(&self, offset: u64, kind: CorruptKind) -> Error {
         Error::Corrupt {
             offset,
-            entry: self.file.as_ref().map(|f| f.path.clone()),
+            entry: self.file.as_ref().map(|f| f.path_at(f.got).to_owned()),
             chunk: None,
             kind,
         }
@@ -264,17 +305,36 @@ impl<R: Read> ArchiveReader<R> {
         self.read_raw(&mut tag, "a record tag (end record missing)")?;
         if let Some(f) = &self.file
             && tag[0] != TAG_CHUNK
-            && f.got < f.size
         {
-            return Err(self.corrupt(
-                record_offset,
-                CorruptKind::FileTooShort {
-                    declared: f.size,
-                    got: f.got,
-                },
-            ));
+            if f.got < f.size {
+                return Err(self.corrupt(
+                    record_offset,
+                    CorruptKind::FileTooShort {
+                        declared: f.size,
+                        got: f.got,
+                    },
+                ));
+            }
+            if let Some(b) = &f.block
+                && (b.chunks != f.chunks || b.data_len != b.data_got)
+            {
+                let offset = b.offset;
+                return Err(self.corrupt(
+                    offset,
+                    CorruptKind::BadBlock(format!(
+                        "{} chunks in {} bytes declared, {} chunks in {} bytes follow",
+                        b.chunks, b.data_len, f.chunks, b.data_got
+                    )),
+                ));
+            }
         }
         match tag[0] {
+            TAG_BLOCK if self.header.version >= VERSION => {
+                self.hasher.update(&tag);
+                self.offset += 1;
+                self.file = None;
+                self.read_block(record_offset).map(Some)
+            }
             TAG_ENTRY => {
                 self.hasher.update(&tag);
                 self.offset += 1;
@@ -320,9 +380,55 @@ impl<R: Read> ArchiveReader<R> {
                 size: entry.size,
                 got: 0,
                 chunks: 0,
+                block: None,
             });
         }
         Ok(Event::Entry { entry, offset })
+    }
+
+    fn read_block(&mut self, offset: u64) -> Result<Event> {
+        let mut fixed = [0u8; BLOCK_FIXED_LEN];
+        fixed[0] = TAG_BLOCK;
+        self.read_hashed(&mut fixed[1..], "a solid block record")?;
+        let at = |kind| Error::Corrupt {
+            offset,
+            entry: None,
+            chunk: None,
+            kind,
+        };
+        let parsed = BlockFixed::parse(&fixed, self.header.max_chunk).map_err(at)?;
+        let mut rest = vec![0u8; parsed.rest_len()];
+        self.read_hashed(&mut rest, "a solid block record")?;
+        let files = parsed.finish(&rest).map_err(at)?;
+        drop(rest);
+        self.entries += files.len() as u64;
+        if self.entries > self.limits.max_entries {
+            return Err(at(CorruptKind::TooManyEntries(self.limits.max_entries)));
+        }
+        let mut starts = Vec::new();
+        let mut start = 0u64;
+        let files: Vec<Entry> = files.iter().map(|f| f.to_entry()).collect();
+        for entry in &files {
+            self.add_to_tree(entry, offset)?;
+            if entry.size > 0 {
+                starts.push((start, entry.path.clone()));
+            }
+            start += entry.size;
+        }
+        self.file = Some(OpenFile {
+            path: files[0].path.clone(),
+            size: parsed.raw_len,
+            got: 0,
+            chunks: 0,
+            block: Some(OpenBlock {
+                starts,
+                chunks: parsed.chunks as u64,
+                data_len: parsed.data_len,
+                data_got: 0,
+                offset,
+            }),
+        });
+        Ok(Event::Block { files, offset })
     }
 
     /// Check `entry`'s path against the earlier ones and record it. Costs
@@ -394,6 +500,19 @@ impl<R: Read> ArchiveReader<R> {
         let Some(file) = &self.file else {
             return Err(self.corrupt(offset, CorruptKind::ChunkOutsideFile));
         };
+        if let Some(b) = &file.block
+            && (file.chunks >= b.chunks
+                || b.data_got + (FRAME_HEADER_LEN + header.stored_len as usize) as u64 > b.data_len)
+        {
+            let got = (file.chunks, b.data_got);
+            return Err(self.corrupt(
+                offset,
+                CorruptKind::BadBlock(format!(
+                    "chunk frames beyond the {} chunks and {} bytes declared (after {} chunks, {} bytes)",
+                    b.chunks, b.data_len, got.0, got.1
+                )),
+            ));
+        }
         if file.got + header.raw_len as u64 > file.size {
             return Err(self.corrupt(
                 offset,
@@ -420,14 +539,18 @@ impl<R: Read> ArchiveReader<R> {
         self.chunks += 1;
         self.member.tracker.chunk(offset - self.member.start);
         let file = self.file.as_mut().expect("checked above");
+        let entry = file.path_at(file.got).to_owned();
         file.got += header.raw_len as u64;
+        if let Some(b) = file.block.as_mut() {
+            b.data_got += (FRAME_HEADER_LEN + payload.len()) as u64;
+        }
         let index = file.chunks;
         file.chunks += 1;
         Ok(Event::Chunk(ChunkEvent {
             header,
             payload,
             offset,
-            entry: file.path.clone(),
+            entry,
             index,
         }))
     }

@@ -2,8 +2,11 @@
 //! glob, `--strip-components`, writing file data to standard output, and
 //! checking an archive against extraction's link rules without extracting.
 //!
-//! These are [`Sink`]s that sit in front of another one; the archive is
-//! still read and checked in full.
+//! These are [`Sink`]s that sit in front of another one. The archive is
+//! still read in full and its records and stream checksum checked, but the
+//! data of files that are not selected is not decoded: a file of its own
+//! is skipped, and a solid block only when none of its files is selected
+//! ([`Sink::wants`]).
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -172,6 +175,14 @@ impl<'a> Select<'a> {
 impl Sink for Select<'_> {
     fn start(&mut self) -> Result<()> {
         self.inner.start()
+    }
+
+    fn wants(&mut self, entry: &Entry) -> bool {
+        let selected = match self.members.as_mut() {
+            Some(m) => m.selects(&entry.path),
+            None => true,
+        };
+        selected && strip_components(&entry.path, self.strip).is_some() && self.inner.wants(entry)
     }
 
     fn entry(&mut self, entry: &Entry) -> Result<()> {

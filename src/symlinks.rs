@@ -279,7 +279,7 @@ pub fn refused<'a>(
     Ok(out)
 }
 
-fn split_leaf(path: &str) -> (&str, &str) {
+pub(crate) fn split_leaf(path: &str) -> (&str, &str) {
     match path.rfind('/') {
         Some(i) => (&path[..i], &path[i + 1..]),
         None => ("", path),

@@ -1108,6 +1108,7 @@ fn lib_archive(base: &Path, method: lza::create::Method, chunk: u32) -> Vec<u8> 
         chunk_size: chunk,
         method,
         lm: method.uses_lm().then(embedded_coder),
+        ..Default::default()
     };
     lza::create::write_archive(
         Vec::new(),

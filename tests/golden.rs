@@ -250,6 +250,7 @@ fn make_empty() -> Vec<u8> {
         chunk_size: CHUNK,
         method: lza::create::Method::Zstd,
         lm: None,
+        ..Default::default()
     };
     lza::create::write_archive(
         Vec::new(),

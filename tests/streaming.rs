@@ -299,6 +299,7 @@ fn written_archive_streams_through_a_pipe() {
             chunk_size: 1000,
             method: lza::create::Method::Zstd,
             lm: None,
+            ..Default::default()
         };
         lza::create::write_archive(
             tx,

@@ -219,6 +219,16 @@ struct CreateArgs {
     /// Segment size in bytes (the archive's largest chunk).
     #[arg(long = "chunk-size", default_value_t = create::DEFAULT_CHUNK_SIZE, hide = true)]
     chunk_size: u32,
+    /// Solid blocks: files smaller than half of SIZE bytes (K and M
+    /// suffixes) are coded together, up to SIZE bytes per block, so that
+    /// each learns from the others; 0: every file on its own (a version 1
+    /// archive).
+    #[arg(long = "block-size", value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
+    block_size: usize,
+    /// Keep walk order in solid blocks instead of ordering their files by
+    /// extension and name.
+    #[arg(long = "no-solid-sort", hide = true)]
+    no_solid_sort: bool,
     /// Files and directories to archive.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -363,7 +373,25 @@ const CREATE_VALUE_OPTIONS: &[&str] = &[
     "-m",
     "--method",
     "--chunk-size",
+    "--block-size",
 ];
+
+/// A size in bytes, with an optional K or M suffix (powers of 1024).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let (digits, unit) = match s.strip_suffix(['K', 'k']) {
+        Some(d) => (d, 1 << 10),
+        None => match s.strip_suffix(['M', 'm']) {
+            Some(d) => (d, 1 << 20),
+            None => (s, 1),
+        },
+    };
+    digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|&n| n <= 64 << 20)
+        .ok_or_else(|| format!("{s:?} is not a size of at most 64M"))
+}
 
 /// zstd's habit: `lza c -9 ...` is `-l 9`. Numbers past 9 (`-19`) get an
 /// error that says what lza's levels are.
@@ -700,6 +728,10 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
         chunk_size: a.chunk_size,
         method,
         lm,
+        solid: create::Solid {
+            block_size: a.block_size.min(a.chunk_size as usize),
+            sort: !a.no_solid_sort,
+        },
     };
     let total: u64 = sources.iter().map(|s| s.entry.size).sum();
     let to_stdout = a.archive.file == "-";
@@ -1098,6 +1130,8 @@ struct Coded {
     /// Bytes of its frames in the archive (headers included).
     stored: u64,
     codecs: Vec<&'static str>,
+    /// In a solid block: its data is coded with the block's other files.
+    solid: bool,
 }
 
 /// A codec's name in listings.
@@ -1123,8 +1157,8 @@ fn run_list(a: ListArgs) -> anyhow::Result<()> {
     let mut out = BufWriter::new(io::stdout().lock());
     let mut reader = ArchiveReader::new(input, Limits::default())?;
     let hash = reader.header().model_hash;
-    // The entry whose line waits for its chunks (with -v).
-    let mut pending: Option<(Entry, Coded)> = None;
+    // The entries whose lines wait for their chunks (with -v).
+    let mut pending: Option<(Vec<Entry>, Coded)> = None;
     let mut files = 0u64;
     let mut end = None;
     let mut write_err: io::Result<()> = Ok(());
@@ -1135,9 +1169,11 @@ fn run_list(a: ListArgs) -> anyhow::Result<()> {
     };
     loop {
         let ev = reader.next_event()?;
-        let flush = matches!(ev, Some(Event::Entry { .. } | Event::End(_)) | None);
-        if flush && let Some((e, coded)) = pending.take() {
-            emit(long_line(&e, &coded, human), &mut write_err);
+        let flush = !matches!(ev, Some(Event::Chunk(_)));
+        if flush && let Some((entries, coded)) = pending.take() {
+            for e in &entries {
+                emit(long_line(e, &coded, human), &mut write_err);
+            }
         }
         match ev {
             Some(Event::Entry { entry, .. }) => {
@@ -1148,9 +1184,27 @@ fn run_list(a: ListArgs) -> anyhow::Result<()> {
                     continue;
                 }
                 if a.verbose {
-                    pending = Some((entry, Coded::default()));
+                    pending = Some((vec![entry], Coded::default()));
                 } else {
                     emit(escape(&entry.path).into_owned(), &mut write_err);
+                }
+            }
+            Some(Event::Block { files: all, .. }) => {
+                files += all.len() as u64;
+                let chosen: Vec<Entry> = all
+                    .into_iter()
+                    .filter(|e| members.as_mut().is_none_or(|m| m.selects(&e.path)))
+                    .collect();
+                if a.verbose {
+                    let coded = Coded {
+                        solid: true,
+                        ..Coded::default()
+                    };
+                    pending = Some((chosen, coded));
+                } else {
+                    for e in &chosen {
+                        emit(escape(&e.path).into_owned(), &mut write_err);
+                    }
                 }
             }
             Some(Event::Chunk(c)) => {
@@ -1244,7 +1298,14 @@ fn long_line(e: &Entry, coded: &Coded, human: bool) -> String {
         _ => String::new(),
     };
     let size = |n: u64| if human { human_size(n) } else { n.to_string() };
-    let (csize, ratio, codec) = if e.kind == EntryKind::File && e.size > 0 {
+    let (csize, ratio, codec) = if coded.solid {
+        // (a block's files share their chunks)
+        (
+            "-".into(),
+            "-".into(),
+            format!("solid:{}", coded.codecs.join(",")),
+        )
+    } else if e.kind == EntryKind::File && e.size > 0 {
         (
             size(coded.stored),
             format!("{:.1}%", 100.0 * coded.stored as f64 / e.size as f64),

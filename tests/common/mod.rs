@@ -284,6 +284,7 @@ pub fn archive_tree(base: &Path, inputs: &[&str], chunk_size: u32, threads: usiz
         chunk_size,
         method: lza::create::Method::Zstd,
         lm: None,
+        ..Default::default()
     };
     lza::create::write_archive(
         Vec::new(),
