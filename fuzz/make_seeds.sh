@@ -53,6 +53,11 @@ for tree in empty one mixed links big deep; do
         "$lza" c -f "$seeds/gen-$tree-$cs.lza" -C "$t/$tree" --chunk-size "$cs" -T 1 . 2>/dev/null
     done
 done
+# Solid blocks (format-spec 4a): small blocks, so that a tree makes
+# several, with stored and zstd-coded file tables.
+for tree in one mixed links deep; do
+    "$lza" c -f "$seeds/gen-$tree-solid.lza" -C "$t/$tree" --block-size 1K --chunk-size 256 -T 1 -m zstd . 2>/dev/null
+done
 # A level-1 archive, so zstd payloads of another shape appear too.
 "$lza" c -f "$seeds/gen-mixed-l1.lza" -C "$t/mixed" --chunk-size 256 -l 1 -T 1 .
 
@@ -87,14 +92,16 @@ cm_payloads() { # ARCHIVE PREFIX
                 } > "$prefix-$k.bin"
             fi
             off=$((off + 24 + stored)) ;;
+        3) # solid block record: 40 fixed bytes (table_stored_len at 16), table, crc
+            off=$((off + 40 + $(u 4 $((off + 16))) + 4)) ;;
         *) break ;;
         esac
     done
 }
 for tree in mixed big prose; do
-    "$lza" c -f "$work/cm-$tree.lza" -C "$t/$tree" --method cm --chunk-size 8192 -T 1 .
+    "$lza" c -f "$work/cm-$tree.lza" -C "$t/$tree" --method cm --chunk-size 8192 -T 1 --block-size 0 .
     cm_payloads "$work/cm-$tree.lza" "$cm/dec-cm-$tree"
-    "$lza" c -f "$work/fast-$tree.lza" -C "$t/$tree" --method fast --chunk-size 30000 -T 1 .
+    "$lza" c -f "$work/fast-$tree.lza" -C "$t/$tree" --method fast --chunk-size 30000 -T 1 --block-size 0 .
     cm_payloads "$work/fast-$tree.lza" "$cm/dec-fast-$tree"
 done
 for p in 0 1 2 3; do  # 3: preset 7

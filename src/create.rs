@@ -627,7 +627,11 @@ fn write_archive_counted<W: Write>(
         .as_ref()
         .map(|lm| lm.model_hash())
         .unwrap_or(ModelHash::NONE);
-    let solid = opts.solid;
+    // (a block is one segment: at most max_chunk bytes)
+    let solid = Solid {
+        block_size: opts.solid.block_size.min(opts.chunk_size as usize),
+        ..opts.solid
+    };
     let header = Header {
         // an archive without solid blocks is a version 1 archive
         version: if solid.is_on() { VERSION } else { VERSION_1 },

@@ -105,15 +105,19 @@ pub fn decode_group_bytes(batch: usize) -> usize {
 pub struct Solid {
     /// Largest block, in bytes; 0: no blocks.
     pub block_size: usize,
-    /// Order the files of blocks by [`solid_order`] rather than walk order.
+    /// Order the files of blocks by [`solid_order`] rather than walk order
+    /// (off by default: see [`Solid::DEFAULT`]).
     pub sort: bool,
 }
 
 /// Default block size. A block is the unit of parallel work: a block of
 /// 256 KiB to 4 MiB is one chunk of two streams with the default method
 /// (two threads), so a tree of 8 MB of small text files gives 16 threads
-/// work; larger blocks learn more (see format-spec 8.6 for the
-/// measurements).
+/// work. Larger blocks learn more, smaller ones lose: with the default
+/// method, /usr/include/x86_64-linux-gnu (415 files, 1.67 MB) took
+/// 187,312 bytes in 512 KiB blocks, 175,808 in 1 MiB blocks and 168,600
+/// in 4 MiB blocks (its tar as one file: 176,574); candle-core 0.9.2 (105
+/// files, 1.62 MB) 145,325, 141,319 and 137,103 (tar: 149,605).
 pub const DEFAULT_BLOCK_SIZE: usize = 1 << 20;
 
 impl Solid {
@@ -122,10 +126,16 @@ impl Solid {
         block_size: 0,
         sort: false,
     };
-    /// What `lza create` does unless told otherwise.
+    /// What `lza create` does unless told otherwise: 1 MiB blocks in walk
+    /// order. 7-Zip's order by extension made blocks larger on every tree
+    /// measured (1 MiB blocks, default method): /usr/include/x86_64-linux-gnu
+    /// 175,808 bytes against 172,163 in walk order, candle-core 0.9.2
+    /// 141,319 against 140,361, rayon 1.12.0 89,455 against 88,782. The
+    /// walk lists a directory's files together and by name, which already
+    /// puts related files side by side.
     pub const DEFAULT: Solid = Solid {
         block_size: DEFAULT_BLOCK_SIZE,
-        sort: true,
+        sort: false,
     };
 
     /// Whether blocks are made at all.

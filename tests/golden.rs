@@ -243,6 +243,49 @@ fn make_basic(threads: usize) -> Vec<u8> {
     common::archive_tree(tmp.path(), &["basic"], CHUNK, threads)
 }
 
+/// `basic` in solid blocks (format-spec 4a, version 2): blocks of at most
+/// `CHUNK` bytes, so that the small files make several, with `method`.
+fn make_solid(threads: usize, method: lza::create::Method) -> Vec<u8> {
+    let tmp = tempfile::tempdir().unwrap();
+    build_basic(tmp.path());
+    let mut warnings = lza::create::Warnings::default();
+    let sources = lza::create::collect_sources(
+        tmp.path(),
+        &[PathBuf::from("basic")],
+        &lza::create::exclude_set(&[]).unwrap(),
+        &mut warnings,
+    )
+    .unwrap();
+    let opts = lza::create::CreateOptions {
+        threads,
+        chunk_size: 4 * CHUNK,
+        method,
+        solid: lza::create::Solid {
+            block_size: 4 * CHUNK as usize,
+            sort: false,
+        },
+        ..Default::default()
+    };
+    lza::create::write_archive(
+        Vec::new(),
+        &sources,
+        &opts,
+        &mut |_| {},
+        &mut |_| {},
+        &mut warnings,
+    )
+    .unwrap()
+}
+
+/// The solid goldens: with zstd, and with context mixing (whose payloads
+/// `train/cm_ref.py` reproduces).
+fn solid_goldens(threads: usize) -> [(&'static str, Vec<u8>); 2] {
+    [
+        ("solid.lza", make_solid(threads, lza::create::Method::Zstd)),
+        ("solid-cm.lza", make_solid(threads, lza::create::Method::Cm)),
+    ]
+}
+
 fn make_empty() -> Vec<u8> {
     let opts = lza::create::CreateOptions {
         threads: 1,
@@ -271,6 +314,9 @@ fn records(bytes: &[u8]) -> Vec<(u64, String, Option<lza::format::CodecId>)> {
         match ev {
             lza::reader::Event::Entry { entry, offset } => out.push((offset, entry.path, None)),
             lza::reader::Event::Chunk(c) => out.push((c.offset, c.entry, Some(c.header.codec))),
+            lza::reader::Event::Block { files, offset } => {
+                out.extend(files.into_iter().map(|f| (offset, f.path, None)))
+            }
             lza::reader::Event::End(_) => {}
         }
     }
@@ -382,6 +428,7 @@ fn regenerate_golden() {
     let basic = make_basic(1);
     let mut files = vec![("basic.lza", basic.clone()), ("empty.lza", make_empty())];
     files.extend(make_invalid(&basic));
+    files.extend(solid_goldens(1));
     let dir = golden_dir();
     if std::env::var("LZA_REGEN_GOLDEN").as_deref() == Ok("1") {
         fs::create_dir_all(&dir).unwrap();
@@ -417,6 +464,42 @@ fn basic_is_byte_stable() {
         make_empty() == EMPTY_LZA,
         "re-creating empty.lza gave different bytes"
     );
+}
+
+/// The solid goldens (format version 2) re-create byte for byte with any
+/// thread count, list the same entries as `basic.lza` and extract to the
+/// same files.
+#[test]
+fn solid_goldens_are_stable_and_extract() {
+    let again = solid_goldens(3);
+    for (name, bytes) in solid_goldens(1) {
+        let golden = golden(name);
+        assert!(golden == bytes, "re-creating {name} gave different bytes");
+        let threaded = &again.iter().find(|g| g.0 == name).unwrap().1;
+        assert!(golden == *threaded, "{name} with 3 threads differs");
+        assert_eq!(u16::from_le_bytes([golden[8], golden[9]]), 2);
+        let mut got = Vec::new();
+        lza::extract::list_archive(golden.as_slice(), Default::default(), &mut |e: &Entry| {
+            got.push(e.clone())
+        })
+        .unwrap();
+        let mut paths: Vec<&str> = got.iter().map(|e| e.path.as_str()).collect();
+        paths.sort();
+        let mut want: Vec<&str> = BASIC.iter().map(|r| r.0).collect();
+        want.sort();
+        assert_eq!(paths, want, "{name}");
+        assert!(golden.contains(&lza::format::TAG_BLOCK), "{name}");
+        let tmp = tempfile::tempdir().unwrap();
+        common::extract_to(&golden, tmp.path(), false).unwrap();
+        for &(path, kind, _, size, hash, mtime, _) in BASIC {
+            let md = fs::symlink_metadata(tmp.path().join(path)).unwrap();
+            assert_eq!(common::mtime_ns(&md), mtime, "{name}: {path}");
+            if kind == '-' {
+                let data = fs::read(tmp.path().join(path)).unwrap();
+                assert_eq!((data.len() as u64, xxh3_64(&data)), (size, hash), "{path}");
+            }
+        }
+    }
 }
 
 #[test]

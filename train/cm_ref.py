@@ -795,7 +795,9 @@ CHECK_IMAGES = [(2, 0), (37, 1), (300, 0), (512, 1)]
 
 
 def cm_chunks(archive):
-    """Yields (offset, raw_len, payload) for every codec-3 chunk (sections 2-6)."""
+    """Yields (offset, raw_len, payload) for every codec-3 chunk (sections 2-6;
+    a solid block's chunks, section 4a, are ordinary chunks over its files'
+    bytes one after another)."""
     a = archive
     assert a[:8] == b"\x89LZA\r\n\x1a\n", "not an lza archive"
     pos = 40
@@ -805,6 +807,9 @@ def cm_chunks(archive):
             path_len = int.from_bytes(a[pos + 24:pos + 26], "little")
             link_len = int.from_bytes(a[pos + 26:pos + 28], "little")
             pos += 28 + path_len + link_len + 4
+        elif tag == 0x03:
+            table_stored_len = int.from_bytes(a[pos + 16:pos + 20], "little")
+            pos += 40 + table_stored_len + 4
         elif tag == 0x02:
             codec = a[pos + 1]
             raw_len = int.from_bytes(a[pos + 4:pos + 8], "little")

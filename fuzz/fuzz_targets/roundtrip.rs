@@ -1,7 +1,7 @@
 //! An arbitrary small tree (files, directories, symbolic links that stay
 //! inside, hard links; arbitrary contents, modes and mtimes) is materialized,
 //! archived with `collect_sources` + `write_archive` (tiny chunks, 1..=3
-//! threads), extracted, and must come back the same: names, kinds, contents,
+//! threads, solid blocks of several sizes or none), extracted, and must come back the same: names, kinds, contents,
 //! modes masked with 0o755, mtimes, symlink targets and hard-link groups.
 #![no_main]
 
@@ -49,6 +49,7 @@ struct Input {
     threads: u8,
     level: u8,
     extract_threads: u8,
+    block: u8,
 }
 
 const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789._-";
@@ -238,6 +239,11 @@ fuzz_target!(|input: Input| {
             create::Method::Cm,
         ][input.level as usize % 3],
         lm: None,
+        // solid blocks (format-spec 4a) of several sizes, or none
+        solid: create::Solid {
+            block_size: [0, 64, 1000, 1 << 16][input.block as usize % 4],
+            sort: input.block >= 128,
+        },
     };
     let archive = create::write_archive(
         Vec::new(),

@@ -12,7 +12,7 @@
 
 pub mod harness;
 
-use lza::format::{END_LEN, ENTRY_FIXED_LEN, FRAME_HEADER_LEN, HEADER_LEN};
+use lza::format::{BLOCK_FIXED_LEN, END_LEN, ENTRY_FIXED_LEN, FRAME_HEADER_LEN, HEADER_LEN};
 
 /// Largest chunk whose zstd payload [`fixup`] decodes to repair `raw_xxh3`.
 const FIXUP_DECODE_LIMIT: usize = 1 << 20;
@@ -34,7 +34,7 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 }
 
 /// Recompute, in place, every checksum the format carries: the header CRC,
-/// each entry record's CRC, each frame's `raw_xxh3` (stored chunks, and zstd
+/// each entry record's CRC, each solid block record's two CRCs, each frame's `raw_xxh3` (stored chunks, and zstd
 /// chunks that decode within a bound) and CRC, and the end record's counts,
 /// `stream_len`, `stream_xxh3` and CRC. Walks the records leniently and stops
 /// at the first thing it cannot frame; never changes a length or a tag.
@@ -60,6 +60,22 @@ pub fn fixup(buf: &mut [u8]) {
                 put_u32(buf, pos + body, crc);
                 entries += 1;
                 pos += body + 4;
+            }
+            0x03 => {
+                if pos + BLOCK_FIXED_LEN > buf.len() {
+                    return;
+                }
+                let crc = crc32fast::hash(&buf[pos..pos + 36]);
+                put_u32(buf, pos + 36, crc);
+                let table = pos + BLOCK_FIXED_LEN;
+                let stored = u32_at(buf, pos + 16) as usize;
+                if stored > buf.len() - table || buf.len() - table - stored < 4 {
+                    return;
+                }
+                let crc = crc32fast::hash(&buf[table..table + stored]);
+                put_u32(buf, table + stored, crc);
+                entries += u32_at(buf, pos + 4) as u64;
+                pos = table + stored + 4;
             }
             0x02 => {
                 if pos + FRAME_HEADER_LEN > buf.len() {

@@ -225,10 +225,10 @@ struct CreateArgs {
     /// archive).
     #[arg(long = "block-size", value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
     block_size: usize,
-    /// Keep walk order in solid blocks instead of ordering their files by
-    /// extension and name.
-    #[arg(long = "no-solid-sort", hide = true)]
-    no_solid_sort: bool,
+    /// Order the files of solid blocks by extension, then name (7-Zip's
+    /// solid order) instead of walk order.
+    #[arg(long = "solid-sort", hide = true)]
+    solid_sort: bool,
     /// Files and directories to archive.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -730,7 +730,7 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
         lm,
         solid: create::Solid {
             block_size: a.block_size.min(a.chunk_size as usize),
-            sort: !a.no_solid_sort,
+            sort: a.solid_sort,
         },
     };
     let total: u64 = sources.iter().map(|s| s.entry.size).sum();
