@@ -223,9 +223,12 @@ fn create(
     extra: &[&str],
     envs: &[(&str, &str)],
 ) -> Vec<u8> {
+    // (every file on its own: these tests pin the per-file coding policy
+    // of format-spec 8.6; solid blocks are tests/solid.rs's)
     let mut args = vec![
         "c",
-        "--method",
+        "--block-size",
+        "0","--method",
         method,
         "-f",
         archive.to_str().unwrap(),
@@ -324,7 +327,8 @@ fn every_method_round_trips_and_uses_context_mixing() {
             let piped = ok(lza(
                 &[
                     "c",
-                    "--method",
+                    "--block-size",
+                    "0","--method",
                     method,
                     "-f",
                     "-",
@@ -525,7 +529,8 @@ fn create_golden_from(method: &str, base: &Path, tree: &str, path: &Path) {
     ok(lza(
         &[
             "c",
-            "--method",
+            "--block-size",
+            "0","--method",
             method,
             "-T",
             "2",

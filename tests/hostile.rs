@@ -882,6 +882,7 @@ fn rejects_bad_magic_version_and_header_crc() {
     let mut h = HeaderSpec::default();
     h.magic[1] = b'X';
     assert_eq!(corrupt(&header_only(h)), (0, CorruptKind::BadMagic));
+    // (versions 1 and 2 are read)
     let h = HeaderSpec {
         version: 3,
         ..Default::default()

@@ -92,7 +92,8 @@ fn archives_are_identical_across_kernels_threads_and_batches() {
         ok(lza(
             &[
                 "c",
-                "-m",
+                "--block-size",
+                "0","-m",
                 "lm",
                 "-f",
                 a.to_str().unwrap(),
@@ -153,7 +154,8 @@ fn unknown_kernel_path_is_an_error() {
     let out = lza(
         &[
             "c",
-            "-f",
+            "--block-size",
+            "0","-f",
             a.to_str().unwrap(),
             "-C",
             tmp.path().to_str().unwrap(),
@@ -181,7 +183,8 @@ fn missing_or_wrong_model_is_refused_before_writing() {
     let piped = ok(lza(
         &[
             "c",
-            "-f",
+            "--block-size",
+            "0","-f",
             "-",
             "--model",
             test_model.to_str().unwrap(),
@@ -248,7 +251,8 @@ fn invalid_model_file_is_refused() {
     let out = lza(
         &[
             "c",
-            "-f",
+            "--block-size",
+            "0","-f",
             a.to_str().unwrap(),
             "--model",
             bad.to_str().unwrap(),
@@ -314,7 +318,8 @@ fn golden_archive_with_language_model_chunks() {
     ok(lza(
         &[
             "c",
-            "-m",
+            "--block-size",
+            "0","-m",
             "lm",
             "-f",
             again.to_str().unwrap(),
@@ -339,7 +344,8 @@ fn regenerate_lm_golden() {
     ok(lza(
         &[
             "c",
-            "-m",
+            "--block-size",
+            "0","-m",
             "lm",
             "-f",
             path.to_str().unwrap(),
@@ -360,7 +366,8 @@ fn file_archive_without_model_chunks_names_no_model() {
     ok(lza(
         &[
             "c",
-            "-m",
+            "--block-size",
+            "0","-m",
             "lm",
             "-f",
             a.to_str().unwrap(),
