@@ -228,7 +228,8 @@ fn create(
     let mut args = vec![
         "c",
         "--block-size",
-        "0","--method",
+        "0",
+        "--method",
         method,
         "-f",
         archive.to_str().unwrap(),
@@ -328,7 +329,8 @@ fn every_method_round_trips_and_uses_context_mixing() {
                 &[
                     "c",
                     "--block-size",
-                    "0","--method",
+                    "0",
+                    "--method",
                     method,
                     "-f",
                     "-",
@@ -530,7 +532,8 @@ fn create_golden_from(method: &str, base: &Path, tree: &str, path: &Path) {
         &[
             "c",
             "--block-size",
-            "0","--method",
+            "0",
+            "--method",
             method,
             "-T",
             "2",

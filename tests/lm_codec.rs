@@ -93,7 +93,8 @@ fn archives_are_identical_across_kernels_threads_and_batches() {
             &[
                 "c",
                 "--block-size",
-                "0","-m",
+                "0",
+                "-m",
                 "lm",
                 "-f",
                 a.to_str().unwrap(),
@@ -155,7 +156,8 @@ fn unknown_kernel_path_is_an_error() {
         &[
             "c",
             "--block-size",
-            "0","-f",
+            "0",
+            "-f",
             a.to_str().unwrap(),
             "-C",
             tmp.path().to_str().unwrap(),
@@ -184,7 +186,8 @@ fn missing_or_wrong_model_is_refused_before_writing() {
         &[
             "c",
             "--block-size",
-            "0","-f",
+            "0",
+            "-f",
             "-",
             "--model",
             test_model.to_str().unwrap(),
@@ -252,7 +255,8 @@ fn invalid_model_file_is_refused() {
         &[
             "c",
             "--block-size",
-            "0","-f",
+            "0",
+            "-f",
             a.to_str().unwrap(),
             "--model",
             bad.to_str().unwrap(),
@@ -319,7 +323,8 @@ fn golden_archive_with_language_model_chunks() {
         &[
             "c",
             "--block-size",
-            "0","-m",
+            "0",
+            "-m",
             "lm",
             "-f",
             again.to_str().unwrap(),
@@ -345,7 +350,8 @@ fn regenerate_lm_golden() {
         &[
             "c",
             "--block-size",
-            "0","-m",
+            "0",
+            "-m",
             "lm",
             "-f",
             path.to_str().unwrap(),
@@ -367,7 +373,8 @@ fn file_archive_without_model_chunks_names_no_model() {
         &[
             "c",
             "--block-size",
-            "0","-m",
+            "0",
+            "-m",
             "lm",
             "-f",
             a.to_str().unwrap(),
