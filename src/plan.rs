@@ -511,30 +511,27 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
         .iter()
         .zip(plans)
         .zip(trials)
-        .map(|((s, plan), trial)| {
-            let frames = match plan {
-                Plan::Done(frames) => frames,
-                Plan::Lm(whole, zstd_pieces, _) => {
-                    let mut frames = Vec::new();
-                    let n = lm_pieces(s.data.len(), c.method);
-                    for (piece, zstd_piece) in s.data.chunks(n).zip(zstd_pieces) {
-                        let payload = coded.next().expect("one result per piece");
-                        let cm = Frame::new(CodecId::ContextMixing, piece, payload);
-                        frames.push(smaller(cm, zstd_piece));
-                    }
-                    let total: usize = frames.iter().map(Frame::encoded_len).sum();
-                    let single = match trial {
-                        Some(cm) => smaller(cm, whole),
-                        None => whole,
-                    };
-                    if total < single.encoded_len() {
-                        frames
-                    } else {
-                        vec![single]
-                    }
+        .map(|((s, plan), trial)| match plan {
+            Plan::Done(frames) => frames,
+            Plan::Lm(whole, zstd_pieces, _) => {
+                let mut frames = Vec::new();
+                let n = lm_pieces(s.data.len(), c.method);
+                for (piece, zstd_piece) in s.data.chunks(n).zip(zstd_pieces) {
+                    let payload = coded.next().expect("one result per piece");
+                    let cm = Frame::new(CodecId::ContextMixing, piece, payload);
+                    frames.push(smaller(cm, zstd_piece));
                 }
-            };
-            frames
+                let total: usize = frames.iter().map(Frame::encoded_len).sum();
+                let single = match trial {
+                    Some(cm) => smaller(cm, whole),
+                    None => whole,
+                };
+                if total < single.encoded_len() {
+                    frames
+                } else {
+                    vec![single]
+                }
+            }
         })
         .collect()
 }
