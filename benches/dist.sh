@@ -19,7 +19,8 @@
 #     link targets, modes, mtimes),
 #   - the ratio cost of sharding: archive size per shard size (1, 4, 16, 64
 #     MiB and one shard), against one shard.
-# WORKERS="1 4 16" and SHARDS="1 4 16 64 0" (MiB, 0 = one shard) override
+# WORKERS="1 4 16" and SHARDS="1 4 16 64 0" (MiB, fractions allowed, 0 = one
+# shard) override
 # the lists; SHARD_MIB (default 8) is the shard size of the worker runs,
 # whose archives must come out identical; METHOD (default "default") the lza
 # method. Pick a TREE of at least 16 x SHARD_MIB so that 16 workers have a
@@ -91,9 +92,9 @@ def snapshot(top):
 def main():
     tree, out = sys.argv[1], sys.argv[2]
     workers = [int(w) for w in os.environ["WORKERS"].split()]
-    shards = [int(s) for s in os.environ["SHARDS"].split()]
+    shards = [float(s) for s in os.environ["SHARDS"].split()]
     method = os.environ["METHOD"]
-    shard_mib = int(os.environ["SHARD_MIB"])
+    shard_mib = float(os.environ["SHARD_MIB"])
     root, name = os.path.split(tree.rstrip("/"))
 
     want = snapshot(tree)
@@ -106,7 +107,7 @@ def main():
     for w in workers:
         arc = os.path.join(out, "w%d.lza" % w)
         c = lza.dist.create(arc, [name], root=root, engine="dask", workers=w, method=method,
-                            shard_size=shard_mib << 20)
+                            shard_size=int(shard_mib * (1 << 20)))
         dest = os.path.join(out, "x%d" % w)
         shutil.rmtree(dest, ignore_errors=True)
         x = lza.dist.extract(arc, dest, engine="dask", workers=w)
@@ -126,7 +127,7 @@ def main():
     for s in sorted(shards, key=lambda s: -s if s else -(1 << 40)):
         arc = os.path.join(out, "s.lza")
         c = lza.dist.create(arc, [name], root=root, engine="dask", workers=max(workers), method=method,
-                            shard_size=(s << 20) if s else (1 << 62))
+                            shard_size=int(s * (1 << 20)) if s else (1 << 62))
         base = base or c["archive_bytes"]
         results["shards"].append({"shard_mib": s, "shards": c["shards"], "archive": c["archive_bytes"]})
         print("%10s %8d %12d %+9.2f%%" % (s or "one", c["shards"], c["archive_bytes"],
