@@ -2,7 +2,7 @@
 //! comparing builds on a busy machine: codes each file `REPS` times (default
 //! 3) each way and prints the fastest run of each, with the payload's CRC-32
 //! (equal CRCs: the same payload).
-//! `cargo run --release --example cm_speed -- [fast|normal|normal2|binary] FILE...`
+//! `cargo run --release --example cm_speed -- [fast|normal|normal2|binary|text-fast] FILE...`
 use std::time::Instant;
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -10,6 +10,7 @@ fn main() {
         Some("fast") => lza::cm::FAST,
         Some("normal") => lza::cm::NORMAL,
         Some("binary") => lza::cm::BINARY,
+        Some("text-fast") => lza::cm::TEXT_FAST,
         _ => lza::cm::NORMAL2,
     };
     let reps: usize = std::env::var("REPS")

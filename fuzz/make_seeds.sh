@@ -104,7 +104,7 @@ for tree in mixed big prose; do
     "$lza" c -f "$work/fast-$tree.lza" -C "$t/$tree" --method fast --chunk-size 30000 -T 1 --block-size 0 .
     cm_payloads "$work/fast-$tree.lza" "$cm/dec-fast-$tree"
 done
-for p in 0 1 2 3; do  # 3: preset 7
+for p in 0 1 2 3 4; do  # 3: preset 7, 4: preset 9
     printf "\\x8$p" > "$cm/rt-$p-empty.bin"
     { printf "\\xc$p"; cat "$t/mixed/d/text.txt"; } > "$cm/rt-$p-text.bin"
     { printf "\\x8$p"; head -c 6000 format-spec.md; } > "$cm/rt-$p-spec.bin"

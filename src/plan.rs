@@ -52,7 +52,7 @@ impl Method {
     pub fn preset(self) -> crate::cm::Preset {
         match self {
             Method::Fast => crate::cm::FAST,
-            _ => crate::cm::NORMAL2,
+            _ => crate::cm::TEXT_FAST,
         }
     }
 
@@ -198,12 +198,12 @@ pub(crate) struct Segment {
 }
 
 /// Code `raw` by context mixing without the language model (format-spec
-/// 8.6): `preset`, or preset 7 instead of 3 for what is not text; after the
+/// 8.6): `preset`, or preset 7 instead of 3 or 9 for what is not text; after the
 /// x86 filter where it looks like x86 code; otherwise also as a 16-bit
 /// image where it looks like one, keeping the smaller.
 pub(crate) fn encode_cm(raw: &[u8], preset: crate::cm::Preset) -> Frame {
-    // Preset 3 becomes preset 7 (sparse contexts) for what is not text.
-    let preset = if preset == crate::cm::NORMAL2 && !codec::looks_like_text(raw) {
+    // Presets 3 and 9 become preset 7 (sparse contexts) for what is not text.
+    let preset = if preset != crate::cm::FAST && !codec::looks_like_text(raw) {
         crate::cm::BINARY
     } else {
         preset

@@ -289,14 +289,14 @@ fn every_method_round_trips_and_uses_context_mixing() {
                     assert_eq!(prose[0].raw_len as u64, len.div_ceil(2), "{what}");
                 }
                 assert!(short.iter().all(|c| cm(c, 0x85)), "{what}");
-                // The log: zstd already codes it well, so preset 1 alone.
-                assert!(log.len() == 1 && cm(&log[0], 0x03), "{what}");
+                // The log: zstd already codes it well, so preset 9 alone.
+                assert!(log.len() == 1 && cm(&log[0], 0x09), "{what}");
                 assert_eq!(model_hash(&bytes), embedded_hash());
             }
             "cm" => {
-                assert!(prose.len() == 1 && cm(&prose[0], 0x03), "{what}");
-                assert!(log.len() == 1 && cm(&log[0], 0x03), "{what}");
-                assert!(short.len() == 1 && cm(&short[0], 0x03), "{what}");
+                assert!(prose.len() == 1 && cm(&prose[0], 0x09), "{what}");
+                assert!(log.len() == 1 && cm(&log[0], 0x09), "{what}");
+                assert!(short.len() == 1 && cm(&short[0], 0x09), "{what}");
                 assert!(
                     model_hash(&bytes).is_none(),
                     "{method}: model hash not zero"
@@ -366,7 +366,7 @@ fn no_model_default_is_the_cm_method() {
     );
     let b = create("cm", tmp.path(), &tmp.path().join("b.lza"), &[], &[]);
     assert!(a == b, "--no-model differs from --method cm");
-    assert!(chunks(&a).iter().any(|c| c.head == Some(0x03)));
+    assert!(chunks(&a).iter().any(|c| c.head == Some(0x09)));
 }
 
 // ---- determinism ---------------------------------------------------------
@@ -564,8 +564,8 @@ fn golden_archives_with_context_mixing_chunks() {
                 .collect()
         };
         let (text, log) = match method {
-            "default" => (Some(0x85), Some(0x03)),
-            "cm" => (Some(0x03), Some(0x03)),
+            "default" => (Some(0x85), Some(0x09)),
+            "cm" => (Some(0x09), Some(0x09)),
             _ => (Some(0x00), Some(0x00)),
         };
         let n = if method == "default" { 2 } else { 1 };
@@ -607,11 +607,13 @@ fn golden_archives_with_context_mixing_chunks() {
 /// presets 3 and 4 existed (made by `regenerate_cm_goldens` at commit
 /// 0385131), and with preset 4, before preset 5 existed (commit a433954).
 /// The encoder no longer writes these presets, but they stay valid
-/// (format-spec 8.5), so these must keep decoding.
-const LEGACY_GOLDENS: [(&str, u8, u8); 3] = [
+/// (format-spec 8.5), so these must keep decoding; and with preset 3,
+/// which the cm method wrote for text before preset 9 existed.
+const LEGACY_GOLDENS: [(&str, u8, u8); 4] = [
     ("testdata/golden/cm-default-presets-1-2.lza", 0x82, 0x01),
     ("testdata/golden/cm-normal-preset-1.lza", 0x01, 0x01),
     ("testdata/golden/cm-default-preset-4.lza", 0x84, 0x03),
+    ("testdata/golden/cm-normal-preset-3.lza", 0x03, 0x03),
 ];
 
 #[test]
@@ -946,7 +948,7 @@ fn decode_error(bytes: &[u8], model: bool, at: u64) -> String {
 #[test]
 fn unknown_preset_id_is_an_error_naming_it() {
     let raw = b"hello, hello";
-    for id in [9u8, 0x49, 0x7F] {
+    for id in [10u8, 0x4A, 0x7F] {
         let (bytes, at) = one_chunk(
             header(1024, false),
             raw,
@@ -960,7 +962,7 @@ fn unknown_preset_id_is_an_error_naming_it() {
         );
     }
     // With the model flag and the model at hand: the id is still checked.
-    for id in [0x89u8, 0xFF] {
+    for id in [0x8Au8, 0xFF] {
         let (bytes, at) = one_chunk(
             header(1024, true),
             raw,
@@ -979,7 +981,7 @@ fn unknown_preset_id_is_an_error_naming_it() {
         header(1024, false),
         raw,
         raw.len() as u32,
-        vec![9, 1, 2, 3, 4],
+        vec![10, 1, 2, 3, 4],
     );
     let a = tmp.path().join("a.lza");
     fs::write(&a, &bytes).unwrap();
@@ -991,7 +993,7 @@ fn unknown_preset_id_is_an_error_naming_it() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("unknown preset byte 0x09") && err.contains("f.txt"),
+        err.contains("unknown preset byte 0x0a") && err.contains("f.txt"),
         "{err}"
     );
     assert!(!dest.join("f.txt").exists());
@@ -1233,7 +1235,7 @@ fn every_payload_flip_fails(method: lza::create::Method, prose_len: usize, want_
 
 #[test]
 fn every_payload_flip_of_a_cm_archive_fails() {
-    every_payload_flip_fails(lza::create::Method::Cm, 1000, &[0x03]);
+    every_payload_flip_fails(lza::create::Method::Cm, 1000, &[0x09]);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Reference coder for lza's context-mixing chunks (format-spec.md section 8).
 
-Written from the spec text alone (sections 8.1-8.5, 8.7 and 8.8), presets 0-7, without the
+Written from the spec text alone (sections 8.1-8.5, 8.7 and 8.8), presets 0-7 and 9, without the
 language model (preset byte bit 7 clear).  The preset byte is: bits 0-5 preset id, bit 6
 the x86 filter (8.7; decode undoes it), bit 7 the model.  Preset 5 (with-model-3) is
 preset 4 plus the line-column context and the class weight set d; its class APM A6, like A3, is
@@ -46,6 +46,10 @@ Preset 5 was added from the 8.4/8.5 text alone and gave byte-identical payloads 
 lza on the first try (train/README.md lists the inputs).  Without the model q = bitpos,
 so set d's index is 2368 + 64 class(c1) + 9 bitpos here: a swap of "8 bitpos" and "q"
 in an implementation would not show without the model.
+
+Preset 9 (text-fast: preset 3's table with fewer contexts and the falling mixer rate of 8.4,
+"Mixer rate") was added from the 8.4/8.5 text alone; its payloads, plain and x86-filtered, were
+byte-identical with lza's on the first try (the sample above, README.txt, 3 KB of alice29.txt).
 
 The x86 filter (8.7) was added from the spec text alone, and its payloads
 (encode-x86) were byte-identical with lza's encode_x86 on the first try for 54
@@ -252,6 +256,10 @@ PRESETS[6] = dict(PRESETS[3], name="image-16", orders=[2, 3], words=False, token
 IMAGE = 6
 # preset 7 = preset 3 plus 5 sparse contexts after the orders (8.4)
 PRESETS[7] = dict(PRESETS[3], name="binary", sparse=True)
+# preset 9 = preset 3 with orders 2, 3, 4, 6, no line prefix, records or match APM, S = 6 and
+# the falling mixer rate
+PRESETS[9] = dict(PRESETS[3], name="text-fast", orders=[2, 3, 4, 6], line_prefix=False, records=False,
+                  apm_match=False, S=6, decay=True)
 
 
 def char_class(v):
@@ -323,6 +331,9 @@ class Predictor:
         self.class_set = cfg["class_set"]  # set d
         self.line_column = cfg["line_column"]
         self.R = cfg["R"]
+        # the mixers' rate in sixteenths: 16 R, or falling from 48 (8.4, "Mixer rate")
+        self.decay = cfg.get("decay", False)
+        self.r16 = 48 if self.decay else 16 * self.R
         self.m = cfg["m"]
         L = ceil_log2(raw_len)
         self.B = clamp(L + cfg["S"], 16, cfg["max_table_log"])
@@ -596,7 +607,7 @@ class Predictor:
             self.MM[self._mm] = counter_update(self.MM[self._mm], y)
         x = self.x
         for S, d in zip(self.sets, self.dots):
-            err = ((4095 if y else 0) - (squash(d) >> 4)) * self.R
+            err = (((4095 if y else 0) - (squash(d) >> 4)) * self.r16) >> 4
             w = self.W[S]
             for j in range(self.N):
                 v = w[j] + ((x[j] * err + 2048) >> 12)
@@ -623,6 +634,8 @@ class Predictor:
 
     def _end_byte(self, byte):
         self.hist.append(byte)
+        if self.decay:
+            self.r16 = max(10, 48 - (len(self.hist) >> 12))
         self.c8 = ((self.c8 << 8) | byte) & M64
         if byte == 10:
             self.line_prev = self.line

@@ -21,8 +21,8 @@ pub mod model;
 mod tables;
 
 pub use model::{
-    BINARY, FAST, IMAGE16, Image, NORMAL, NORMAL2, Predictor, Preset, WITH_LM, WITH_LM2, WITH_LM3,
-    WITH_LM3_2, lm_byte_bits,
+    BINARY, FAST, IMAGE16, Image, NORMAL, NORMAL2, PRESETS, Predictor, Preset, TEXT_FAST, WITH_LM,
+    WITH_LM2, WITH_LM3, WITH_LM3_2, lm_byte_bits,
 };
 
 /// Payload header flag: the language model takes part.
@@ -316,18 +316,29 @@ mod tests {
         v
     }
 
+    /// The table holds each preset at its id, and ids past it are unknown.
+    #[test]
+    fn preset_table_is_indexed_by_id() {
+        for (i, p) in PRESETS.iter().enumerate() {
+            assert_eq!(p.id as usize, i, "{}", p.name);
+            assert_eq!(Preset::from_id(i as u8), Some(*p));
+        }
+        assert_eq!(Preset::from_id(PRESETS.len() as u8), None);
+        assert_eq!(decode(&[10, 0, 0, 0, 0], 1), Err(CmError::BadPreset(10)));
+    }
+
     #[test]
     fn round_trip_both_presets() {
         let data = sample();
         for preset in [
-            FAST, NORMAL, NORMAL2, WITH_LM2, WITH_LM3, WITH_LM3_2, BINARY,
+            FAST, NORMAL, NORMAL2, WITH_LM2, WITH_LM3, WITH_LM3_2, BINARY, TEXT_FAST,
         ] {
             let c = encode(&data, preset);
             assert!(c.len() * 8 < data.len(), "{} -> {}", data.len(), c.len());
             assert_eq!(decode(&c, data.len()).unwrap(), data);
         }
         for len in [0usize, 1, 2, 7, 100] {
-            for preset in [NORMAL, NORMAL2, BINARY, WITH_LM3_2] {
+            for preset in [NORMAL, NORMAL2, BINARY, WITH_LM3_2, TEXT_FAST] {
                 let c = encode(&data[..len], preset);
                 assert_eq!(decode(&c, len).unwrap(), &data[..len]);
             }
@@ -415,8 +426,8 @@ mod tests {
         assert!(!looks_like_x86(&code[..4000]), "too short to judge");
         // an unknown preset id with the flag is still an unknown preset
         assert_eq!(
-            decode(&[0x49, 0, 0, 0, 0], 3),
-            Err(CmError::BadPreset(0x49))
+            decode(&[0x4A, 0, 0, 0, 0], 3),
+            Err(CmError::BadPreset(0x4A))
         );
     }
 
@@ -537,7 +548,7 @@ mod tests {
         let data = sample();
         let c = encode(&data[..5000], NORMAL);
         assert_eq!(decode(&[], 10), Err(CmError::Empty));
-        assert_eq!(decode(&[9, 0, 0, 0, 0], 10), Err(CmError::BadPreset(9)));
+        assert_eq!(decode(&[10, 0, 0, 0, 0], 10), Err(CmError::BadPreset(10)));
         assert!(decode(&c[..c.len() - 1], 5000).is_err());
         let mut long = c.clone();
         long.push(1);
