@@ -12,6 +12,81 @@
 /// Inputs per group.
 pub const LANES: usize = 8;
 
+/// Most weight sets one prediction mixes (a, b, c and d).
+pub const MAX_SETS: usize = 4;
+
+/// The gated linear mixer (format-spec 8.4, "Mixing"): the inputs of the
+/// current bit, the weight sets, the sets the context selected and their
+/// dot products, and the learning rate.
+pub struct Mixer {
+    /// The inputs, `lanes` of them (those past the preset's last are 0).
+    pub x: Vec<i32>,
+    /// Weight sets of `lanes` weights each, one after another.
+    w: Vec<i32>,
+    /// The selected sets' offsets into `w`, `k` of them.
+    sets: [usize; MAX_SETS],
+    k: usize,
+    /// The selected sets' dot products.
+    dots: [i32; MAX_SETS],
+    /// The rate in sixteenths.
+    pub rate16: i32,
+    path: Path,
+}
+
+impl Mixer {
+    /// `sets` weight sets over `inputs` inputs, input 0's weights 0 and
+    /// the others' `2^14`.
+    pub fn new(sets: usize, inputs: usize, rate16: i32) -> Mixer {
+        let lanes = inputs.next_multiple_of(LANES);
+        let mut w = vec![0i32; sets * lanes];
+        for set in w.chunks_mut(lanes) {
+            for wi in set.iter_mut().take(inputs).skip(1) {
+                *wi = 1 << 14;
+            }
+        }
+        Mixer {
+            x: vec![0; lanes],
+            w,
+            sets: [0; MAX_SETS],
+            k: 0,
+            dots: [0; MAX_SETS],
+            rate16,
+            path: Path::detect(),
+        }
+    }
+
+    /// Selects the weight sets `sets` (at most [`MAX_SETS`]) and returns
+    /// their dot products with the inputs.
+    #[inline(always)]
+    pub fn mix(&mut self, sets: &[usize]) -> &[i32] {
+        let n = self.x.len();
+        self.k = sets.len();
+        for (o, &s) in self.sets.iter_mut().zip(sets) {
+            *o = s * n;
+        }
+        self.path.dots(
+            &self.w,
+            &self.sets[..self.k],
+            &self.x,
+            &mut self.dots[..self.k],
+        );
+        &self.dots[..self.k]
+    }
+
+    /// Trains the selected sets on `bit`: each by its own error, `((bit ?
+    /// 4095 : 0) - (squash(dot) >> 4)) * rate16 >> 4`.
+    #[inline(always)]
+    pub fn train(&mut self, bit: u32) {
+        let t = (bit << 12) as i32 - bit as i32;
+        let mut err = [0i32; MAX_SETS];
+        for (e, &d) in err.iter_mut().zip(&self.dots[..self.k]) {
+            *e = ((t - (super::tables::squash(d) >> 4)) * self.rate16) >> 4;
+        }
+        self.path
+            .trains(&mut self.w, &self.sets[..self.k], &self.x, &err[..self.k]);
+    }
+}
+
 /// Weight bound (16.16 fixed point).
 pub const MAX_WEIGHT: i32 = 1 << 22;
 
@@ -51,7 +126,7 @@ impl Path {
 
     /// `clamp(sum(w[i] * x[i]) >> 16, -2047, 2047)`, the products and sum in
     /// 64 bits.
-    #[inline(always)]
+    #[cfg(test)]
     pub fn dot(self, w: &[i32], x: &[i32]) -> i32 {
         assert!(w.len() == x.len() && w.len().is_multiple_of(LANES));
         #[cfg(target_arch = "x86_64")]
@@ -63,10 +138,48 @@ impl Path {
         dot_portable(w, x)
     }
 
+    /// [`Path::dot`] of the weights at each offset of `sets` in `w` (as many
+    /// as `x` has inputs) into `out`.
+    #[inline(always)]
+    pub fn dots(self, w: &[i32], sets: &[usize], x: &[i32], out: &mut [i32]) {
+        let n = x.len();
+        assert!(n.is_multiple_of(LANES) && sets.len() == out.len());
+        assert!(sets.iter().all(|&s| s + n <= w.len()));
+        #[cfg(target_arch = "x86_64")]
+        if self == Path::Avx2 {
+            // SAFETY: Path::Avx2 is only chosen where the CPU has AVX2; the
+            // lengths and offsets are checked above.
+            unsafe { dots_avx2(w, sets, x, out) };
+            return;
+        }
+        for (o, &s) in out.iter_mut().zip(sets) {
+            *o = dot_portable(&w[s..s + n], x);
+        }
+    }
+
+    /// [`Path::train`] of the weights at each offset of `sets` in `w` (as
+    /// many as `x` has inputs, the sets apart) by the error of the same
+    /// index in `errs`.
+    #[inline(always)]
+    pub fn trains(self, w: &mut [i32], sets: &[usize], x: &[i32], errs: &[i32]) {
+        let n = x.len();
+        assert!(n.is_multiple_of(LANES) && sets.len() == errs.len());
+        assert!(sets.iter().all(|&s| s + n <= w.len()));
+        #[cfg(target_arch = "x86_64")]
+        if self == Path::Avx2 {
+            // SAFETY: as in `dots`.
+            unsafe { trains_avx2(w, sets, x, errs) };
+            return;
+        }
+        for (&s, &e) in sets.iter().zip(errs) {
+            train_portable(&mut w[s..s + n], x, e);
+        }
+    }
+
     /// `w[i] = clamp(w[i] + ((x[i] * err + 2048) >> 12), -MAX_WEIGHT,
     /// MAX_WEIGHT)`, in 32 bits (`|x[i]| <= 2047`, `|err| < 2^14`: no
     /// product overflows).
-    #[inline(always)]
+    #[cfg(test)]
     pub fn train(self, w: &mut [i32], x: &[i32], err: i32) {
         assert!(w.len() == x.len() && w.len().is_multiple_of(LANES));
         #[cfg(target_arch = "x86_64")]
@@ -95,6 +208,40 @@ fn train_portable(w: &mut [i32], x: &[i32], err: i32) {
     }
 }
 
+/// [`Path::dots`] with AVX2, in one call (the calls into code built for
+/// AVX2 are not inlined: one per set took about 12% of the time of coding
+/// calgary/book1 with preset 9, perf).
+///
+/// # Safety
+///
+/// The CPU must have AVX2; `x.len()` must be a multiple of [`LANES`] and
+/// every `s + x.len()` of `sets` at most `w.len()`; `out` as long as
+/// `sets`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn dots_avx2(w: &[i32], sets: &[usize], x: &[i32], out: &mut [i32]) {
+    let n = x.len();
+    for (o, &s) in out.iter_mut().zip(sets) {
+        // SAFETY: as the caller promises.
+        *o = unsafe { dot_avx2(&w[s..s + n], x) };
+    }
+}
+
+/// [`Path::trains`] with AVX2, in one call.
+///
+/// # Safety
+///
+/// As [`dots_avx2`], with `errs` as long as `sets`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn trains_avx2(w: &mut [i32], sets: &[usize], x: &[i32], errs: &[i32]) {
+    let n = x.len();
+    for (&s, &e) in sets.iter().zip(errs) {
+        // SAFETY: as the caller promises.
+        unsafe { train_avx2(&mut w[s..s + n], x, e) };
+    }
+}
+
 /// [`dot_portable`] with AVX2: signed 32 x 32 -> 64-bit products of the even
 /// and the odd lanes, summed in four 64-bit lanes (exact: at most 32
 /// products below 2^34 each).
@@ -105,6 +252,7 @@ fn train_portable(w: &mut [i32], x: &[i32], err: i32) {
 /// multiple of [`LANES`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+#[inline]
 unsafe fn dot_avx2(w: &[i32], x: &[i32]) -> i32 {
     use std::arch::x86_64::*;
     let mut acc = _mm256_setzero_si256();
@@ -135,6 +283,7 @@ unsafe fn dot_avx2(w: &[i32], x: &[i32]) -> i32 {
 /// As [`dot_avx2`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+#[inline]
 unsafe fn train_avx2(w: &mut [i32], x: &[i32], err: i32) {
     use std::arch::x86_64::*;
     let e = _mm256_set1_epi32(err);
@@ -209,6 +358,27 @@ mod tests {
                 let mut got = w.clone();
                 p.train(&mut got, &x, err);
                 assert_eq!(got, want_w, "{p:?} train, round {round}");
+            }
+            // several sets at once: each as alone (the last set is `w`
+            // again, after two others of other values)
+            let all: Vec<i32> = w.iter().rev().chain(&want_w).chain(&w).copied().collect();
+            let sets = [0, n, 2 * n];
+            let errs = [err, -err, err];
+            let mut want_all = all.clone();
+            for (&s, &e) in sets.iter().zip(&errs) {
+                train_portable(&mut want_all[s..s + n], &x, e);
+            }
+            let want_dots: Vec<i32> = sets
+                .iter()
+                .map(|&s| dot_portable(&all[s..s + n], &x))
+                .collect();
+            for p in &paths {
+                let mut out = [0; 3];
+                p.dots(&all, &sets, &x, &mut out);
+                assert_eq!(out[..], want_dots[..], "{p:?} dots, round {round}");
+                let mut got = all.clone();
+                p.trains(&mut got, &sets, &x, &errs);
+                assert_eq!(got, want_all, "{p:?} trains, round {round}");
             }
         }
     }

@@ -4,7 +4,7 @@
 //! arithmetic only, in a fixed order: encoder and decoder compute the same
 //! probabilities on every platform.
 
-use super::mixer::{LANES, Path};
+use super::mixer::Mixer;
 use super::tables::{RATES, STRETCH, squash, stretch16};
 
 /// Most hashed contexts a preset may use (preset 7: 21).
@@ -441,13 +441,15 @@ impl Apm {
     }
 }
 
-/// The state of one stream that a two-stream predictor keeps apart: its
+/// The state of one stream, which a two-stream predictor keeps apart: its
 /// history and everything computed from it (format-spec 8.4, "Two
-/// streams"). The predictor holds the current stream's in its own fields
-/// and the other's here, and swaps them after each byte.
+/// streams"). The predictor codes with the current stream's and keeps the
+/// other's aside, swapping the two after each byte.
 #[derive(Default)]
 struct Stream {
+    /// The bytes coded so far.
     hist: Vec<u8>,
+    /// The last eight bytes.
     c8: u64,
     word: u64,
     word_prev: u64,
@@ -455,17 +457,93 @@ struct Stream {
     token: u64,
     token_sep: u64,
     line_hash: u64,
+    /// Start of the current line and of the line before it.
     line: usize,
     line_prev: usize,
-    mm_tab: Vec<u32>,
-    mm_ptr: usize,
-    mm_len: usize,
-    mm_byte: u32,
-    mm_miss: bool,
-    rec_pos: Vec<[u32; 4]>,
-    rec_len: usize,
-    rec_cand: [usize; 2],
-    rec_count: [u32; 2],
+    /// The match model's table and state.
+    mm: Match,
+    /// Record length detection.
+    rec: Records,
+}
+
+impl Stream {
+    fn new(cap: usize, mm_log: u32, records: bool) -> Stream {
+        Stream {
+            hist: Vec::with_capacity(cap),
+            mm: Match {
+                tab: table(1 << mm_log, 0),
+                ..Match::default()
+            },
+            rec: Records {
+                pos: if records {
+                    vec![[0; 4]; 256]
+                } else {
+                    Vec::new()
+                },
+                ..Records::default()
+            },
+            ..Stream::default()
+        }
+    }
+}
+
+/// The match model's state of one stream (format-spec 8.4, "Match
+/// model"): the table of positions by hash of the last bytes, the match
+/// followed, and its predicted byte.
+#[derive(Default)]
+struct Match {
+    tab: Vec<u32>,
+    /// Where the predicted byte is in the history.
+    ptr: usize,
+    /// Length of the match (0: none).
+    len: usize,
+    /// The predicted byte with a leading 1.
+    byte: u32,
+    /// A bit of this byte differed from the predicted byte's.
+    miss: bool,
+}
+
+/// Record length detection (format-spec 8.4, "Records").
+#[derive(Default)]
+struct Records {
+    /// Last four positions (1-based) of each byte value.
+    pos: Vec<[u32; 4]>,
+    /// The record length (0: none).
+    len: usize,
+    cand: [usize; 2],
+    count: [u32; 2],
+}
+
+impl Records {
+    /// After byte `b` was appended at position `pos` (1-based): a distance
+    /// that separated the last five occurrences of a byte value is a
+    /// candidate; a candidate seen 16 more times than its rival becomes
+    /// the record length.
+    fn update(&mut self, pos: u32, b: u8) {
+        let cp = &mut self.pos[b as usize];
+        let r = pos - cp[0];
+        if cp[3] != 0 && r > 1 && r == cp[0] - cp[1] && r == cp[1] - cp[2] && r == cp[2] - cp[3] {
+            let r = r as usize;
+            if r == self.cand[0] {
+                self.count[0] += 1;
+            } else if r == self.cand[1] {
+                self.count[1] += 1;
+            } else if self.count[0] > self.count[1] {
+                self.cand[1] = r;
+                self.count[1] = 1;
+            } else {
+                self.cand[0] = r;
+                self.count[0] = 1;
+            }
+        }
+        *cp = [pos, cp[0], cp[1], cp[2]];
+        for i in 0..2 {
+            if self.count[i] > 15 && self.len != self.cand[i] {
+                self.len = self.cand[i];
+                self.count = [0, 0];
+            }
+        }
+    }
 }
 
 /// The predictor for one chunk. It owns the chunk's history (the bytes
@@ -473,17 +551,12 @@ struct Stream {
 pub struct Predictor {
     preset: Preset,
     nh: usize,
-    hist: Vec<u8>,
+    /// The current stream.
+    s: Stream,
     // bit state
     c0: u32,
     nib: u32,
     bitpos: u32,
-    c8: u64,
-    word: u64,
-    word_prev: u64,
-    /// Start of the current line and of the line before it.
-    line: usize,
-    line_prev: usize,
     // direct tables
     t0: Vec<u32>,
     t1: Vec<u32>,
@@ -494,13 +567,8 @@ pub struct Predictor {
     sm: Vec<u32>,
     ctx: [u64; MAX_HASHED],
     bucket: [usize; MAX_HASHED],
-    // match model
-    mm_tab: Vec<u32>,
+    // match model: the streams' tables have `mm_mask + 1` entries
     mm_mask: usize,
-    mm_ptr: usize,
-    mm_len: usize,
-    mm_byte: u32,
-    mm_miss: bool,
     mm_sm: Vec<u32>,
     mm_cx: usize,
     // language model
@@ -508,23 +576,9 @@ pub struct Predictor {
     cum: [u32; 257],
     lm_st: i32,
     lm_bits: Option<[u16; 8]>,
-    // mixer
-    x: [i32; MAX_INPUTS],
+    /// Number of mixer inputs.
     nin: usize,
-    /// `nin` rounded up to whole groups of the mixer's lanes (the inputs
-    /// past `nin` stay 0).
-    nlanes: usize,
-    /// The code that runs the mixer's arithmetic.
-    mix: Path,
-    w: Vec<i32>,
-    set_a: usize,
-    set_b: usize,
-    set_c: usize,
-    dot_c: i32,
-    dot_a: i32,
-    dot_b: i32,
-    set_d: usize,
-    dot_d: i32,
+    mx: Mixer,
     // APMs
     apm1: Apm,
     apm2: Apm,
@@ -533,18 +587,6 @@ pub struct Predictor {
     apm5: Apm,
     apm6: Apm,
     pr: u32,
-    /// The mixers' rate in sixteenths.
-    rate16: i32,
-    // contexts of the second revision (presets 3 and 4)
-    word_prev2: u64,
-    token: u64,
-    token_sep: u64,
-    line_hash: u64,
-    /// Last four positions (1-based) of each byte value.
-    rec_pos: Vec<[u32; 4]>,
-    rec_len: usize,
-    rec_cand: [usize; 2],
-    rec_count: [u32; 2],
     // image contexts (preset 6)
     image: Option<Image>,
     /// Mixer set c's selector: the byte's half and the local texture.
@@ -580,24 +622,19 @@ impl Predictor {
         let (table_log, mm_log) = table_logs(preset, raw_len);
         let lines = 1usize << (table_log - 6);
         let nin = 3 + nh + 2 + if lm { 2 } else { 0 };
-        let mut w = vec![0i32; preset.weight_sets() * MAX_INPUTS];
-        for set in w.chunks_mut(MAX_INPUTS) {
-            for wi in set.iter_mut().take(nin).skip(1) {
-                *wi = 1 << 14;
-            }
-        }
+        // with two streams, the first is the chunk's first ceil(n / 2) bytes
+        let split = if preset.two_streams {
+            raw_len.div_ceil(2)
+        } else {
+            raw_len
+        };
         let mut p = Predictor {
             preset,
             nh,
-            hist: Vec::with_capacity(raw_len),
+            s: Stream::new(split, mm_log, preset.records),
             c0: 1,
             nib: 1,
             bitpos: 0,
-            c8: 0,
-            word: 0,
-            word_prev: 0,
-            line: 0,
-            line_prev: 0,
             t0: vec![COUNTER_INIT; 256],
             t1: vec![COUNTER_INIT; 65536],
             ht: table(lines, Line([[0; 16]; 4])),
@@ -605,31 +642,23 @@ impl Predictor {
             sm: (0..nh).flat_map(|_| state_map_init()).collect(),
             ctx: [0; MAX_HASHED],
             bucket: [0; MAX_HASHED],
-            mm_tab: table(1 << mm_log, 0),
             mm_mask: (1 << mm_log) - 1,
-            mm_ptr: 0,
-            mm_len: 0,
-            mm_byte: 0,
-            mm_miss: false,
             mm_sm: vec![COUNTER_INIT; 64],
             mm_cx: usize::MAX,
             lm,
             cum: [0; 257],
             lm_st: 0,
             lm_bits: None,
-            x: [0; MAX_INPUTS],
             nin,
-            nlanes: nin.next_multiple_of(LANES),
-            mix: Path::detect(),
-            w,
-            set_a: 0,
-            set_b: 0,
-            set_c: 0,
-            dot_c: 0,
-            dot_a: 0,
-            dot_b: 0,
-            set_d: 0,
-            dot_d: 0,
+            mx: Mixer::new(
+                preset.weight_sets(),
+                nin,
+                if preset.mixer_decay {
+                    48
+                } else {
+                    preset.mixer_rate * 16
+                },
+            ),
             apm1: Apm::new(256),
             apm2: Apm::new(1 << 16),
             apm3: Apm::new(if lm { 1 << 13 } else { 1 }),
@@ -637,41 +666,16 @@ impl Predictor {
             apm5: Apm::new(if preset.apm_match { 64 << 8 } else { 1 }),
             apm6: Apm::new(if lm && preset.apm_class { 1 << 16 } else { 1 }),
             pr: 32768,
-            rate16: if preset.mixer_decay {
-                48
-            } else {
-                preset.mixer_rate * 16
-            },
-            word_prev2: 0,
-            token: 0,
-            token_sep: 0,
-            line_hash: 0,
-            rec_pos: if preset.records {
-                vec![[0; 4]; 256]
-            } else {
-                Vec::new()
-            },
-            rec_len: 0,
-            rec_cand: [0; 2],
-            rec_count: [0; 2],
             image,
             img_sel: 0,
             img_apm2: 0,
             img_apm4: 0,
-            other: None,
+            other: preset
+                .two_streams
+                .then(|| Box::new(Stream::new(raw_len - split, mm_log, preset.records))),
             second: false,
-            split: raw_len,
+            split,
         };
-        if preset.two_streams {
-            p.split = raw_len.div_ceil(2);
-            p.hist = Vec::with_capacity(p.split);
-            p.other = Some(Box::new(Stream {
-                hist: Vec::with_capacity(raw_len - p.split),
-                mm_tab: table(1 << mm_log, 0),
-                rec_pos: p.rec_pos.clone(),
-                ..Stream::default()
-            }));
-        }
         p.byte_contexts();
         p.predict();
         p
@@ -704,13 +708,13 @@ impl Predictor {
 
     /// How many bytes were coded so far (of both streams).
     pub fn coded(&self) -> usize {
-        self.hist.len() + self.other.as_ref().map_or(0, |o| o.hist.len())
+        self.s.hist.len() + self.other.as_ref().map_or(0, |o| o.hist.len())
     }
 
     /// Which stream the next byte belongs to (0: the chunk's first half,
     /// 1: its second; always 0 with one stream) and its index in it.
     pub fn next_in_stream(&self) -> (usize, usize) {
-        (self.second as usize, self.hist.len())
+        (self.second as usize, self.s.hist.len())
     }
 
     /// The bytes coded so far, taken.
@@ -721,7 +725,7 @@ impl Predictor {
     /// The bytes coded so far, taken out (the predictor is spent): with two
     /// streams, the first followed by the second.
     pub fn take_history(&mut self) -> Vec<u8> {
-        let mut h = std::mem::take(&mut self.hist);
+        let mut h = std::mem::take(&mut self.s.hist);
         if let Some(o) = self.other.as_mut() {
             let mut o = std::mem::take(&mut o.hist);
             if self.second {
@@ -890,44 +894,44 @@ impl Predictor {
     fn contexts(&mut self) {
         let mut k = 0;
         for &o in self.preset.orders {
-            self.ctx[k] = order_context(self.c8, o);
+            self.ctx[k] = order_context(self.s.c8, o);
             k += 1;
         }
         if self.preset.code {
             // bytes 1 and 3, 3 and 4, 1 and 5, 2 back; the last two bytes
             // and the position mod 4
-            let c8 = self.c8;
+            let c8 = self.s.c8;
             self.ctx[k] = hash2(c8 & 0xFF_00FF, 0x7001);
             self.ctx[k + 1] = hash2(c8 & 0xFFFF_0000, 0x7002);
             self.ctx[k + 2] = hash2(c8 & 0xFF_0000_00FF, 0x7003);
             self.ctx[k + 3] = hash2(c8 & 0xFF00, 0x7004);
-            self.ctx[k + 4] = hash2(c8 & 0xFFFF, 0x7010 + (self.hist.len() & 3) as u64);
+            self.ctx[k + 4] = hash2(c8 & 0xFFFF, 0x7010 + (self.s.hist.len() & 3) as u64);
             k += 5;
         }
         if self.preset.words {
-            let c1 = self.c8 & 0xFF;
-            self.ctx[k] = hash2(self.word, 0x100 + if self.word == 0 { c1 } else { 0 });
-            self.ctx[k + 1] = hash2(self.word, self.word_prev.wrapping_add(0x200));
+            let c1 = self.s.c8 & 0xFF;
+            self.ctx[k] = hash2(self.s.word, 0x100 + if self.s.word == 0 { c1 } else { 0 });
+            self.ctx[k + 1] = hash2(self.s.word, self.s.word_prev.wrapping_add(0x200));
             k += 2;
             if self.preset.tokens {
-                self.ctx[k] = hash2(self.token, self.token_sep + 0x500);
+                self.ctx[k] = hash2(self.s.token, self.s.token_sep + 0x500);
                 self.ctx[k + 1] = hash2(
-                    hash2(self.word, self.word_prev),
-                    self.word_prev2.wrapping_add(0x600),
+                    hash2(self.s.word, self.s.word_prev),
+                    self.s.word_prev2.wrapping_add(0x600),
                 );
                 k += 2;
             }
         }
         if self.preset.line_prefix {
-            self.ctx[k] = hash2(self.line_hash, 0x800);
+            self.ctx[k] = hash2(self.s.line_hash, 0x800);
             k += 1;
         }
         if self.preset.records {
-            let pos = self.hist.len();
-            let r = self.rec_len;
+            let pos = self.s.hist.len();
+            let r = self.s.rec.len;
             let at = |d: usize| {
                 if r > 0 && pos >= d {
-                    self.hist[pos - d] as u64
+                    self.s.hist[pos - d] as u64
                 } else {
                     0x100
                 }
@@ -936,24 +940,27 @@ impl Predictor {
             let salt = (r as u64) << 12;
             let col = if r > 0 { (pos % r).min(1023) as u64 } else { 0 };
             self.ctx[k] = hash2(above << 9 | above2, salt + 0xB00);
-            self.ctx[k + 1] = hash2(above << 9 | (self.c8 & 0xFF), salt + 0xC00);
+            self.ctx[k + 1] = hash2(above << 9 | (self.s.c8 & 0xFF), salt + 0xC00);
             self.ctx[k + 2] = hash2(col << 9 | above, salt + 0xD00);
             k += 3;
         }
         if self.preset.columns {
-            let pos = self.hist.len();
-            let col = pos - self.line;
-            let above = if self.line_prev + col < self.line {
-                self.hist[self.line_prev + col] as u64
+            let pos = self.s.hist.len();
+            let col = pos - self.s.line;
+            let above = if self.s.line_prev + col < self.s.line {
+                self.s.hist[self.s.line_prev + col] as u64
             } else {
                 0x100
             };
-            self.ctx[k] = hash2((col.min(255) as u64) << 9 | above, 0x300 + (self.c8 & 0xFF));
-            self.ctx[k + 1] = hash2((self.c8 >> 8) & 0xFFFF, 0x400);
+            self.ctx[k] = hash2(
+                (col.min(255) as u64) << 9 | above,
+                0x300 + (self.s.c8 & 0xFF),
+            );
+            self.ctx[k + 1] = hash2((self.s.c8 >> 8) & 0xFFFF, 0x400);
             k += 2;
         }
         if self.preset.line_column {
-            let col = self.hist.len() - self.line;
+            let col = self.s.hist.len() - self.s.line;
             self.ctx[k] = hash2(col.min(255) as u64, 0xF00);
             k += 1;
         }
@@ -972,7 +979,7 @@ impl Predictor {
             return 0;
         }
         let at = img.first as usize + 2 * i as usize;
-        self.hist[at] as i32 | (self.hist[at + 1] as i32) << 8
+        self.s.hist[at] as i32 | (self.s.hist[at + 1] as i32) << 8
     }
 
     /// The median predictor (LOCO-I) of sample `i` from its neighbours.
@@ -996,7 +1003,7 @@ impl Predictor {
     /// The 14 image contexts (format-spec 8.8) at a byte boundary, into
     /// `ctx[k..]`, and the image's mixer and APM selectors.
     fn image_contexts(&mut self, k: usize, img: Image) {
-        let pos = self.hist.len();
+        let pos = self.s.hist.len();
         let first = img.first as usize;
         if pos < first {
             for j in 0..IMAGE_CONTEXTS {
@@ -1055,7 +1062,7 @@ impl Predictor {
         } else {
             // the high byte, given the low byte l: the high byte that
             // brings each prediction nearest
-            let l = self.hist[pos - 1] as i32;
+            let l = self.s.hist[pos - 1] as i32;
             let eh = |p: i32| ((p - l + 128) >> 8).clamp(0, 255) as u64;
             let (l, lq) = (l as u64, (l >> 4) as u64);
             self.img_apm2 = eh(med) as usize;
@@ -1092,49 +1099,49 @@ impl Predictor {
 
     /// Match model, after byte `b` was appended to the history.
     fn match_update(&mut self) {
-        let pos = self.hist.len();
-        if self.mm_len > 0 {
-            if !self.mm_miss && self.hist[self.mm_ptr] == self.hist[pos - 1] {
-                self.mm_len = (self.mm_len + 1).min(65535);
-                self.mm_ptr += 1;
+        let pos = self.s.hist.len();
+        if self.s.mm.len > 0 {
+            if !self.s.mm.miss && self.s.hist[self.s.mm.ptr] == self.s.hist[pos - 1] {
+                self.s.mm.len = (self.s.mm.len + 1).min(65535);
+                self.s.mm.ptr += 1;
             } else {
-                self.mm_len = 0;
+                self.s.mm.len = 0;
             }
         }
         let min = self.preset.match_min;
         if pos >= min {
-            let h = self.match_slot(self.c8);
-            if self.mm_len == 0 {
-                let cand = self.mm_tab[h] as usize;
+            let h = self.match_slot(self.s.c8);
+            if self.s.mm.len == 0 {
+                let cand = self.s.mm.tab[h] as usize;
                 if cand > 0 {
                     let mut l = 0;
                     while l < MATCH_VERIFY
                         && l < cand
-                        && self.hist[cand - 1 - l] == self.hist[pos - 1 - l]
+                        && self.s.hist[cand - 1 - l] == self.s.hist[pos - 1 - l]
                     {
                         l += 1;
                     }
                     if l >= min {
-                        self.mm_len = l;
-                        self.mm_ptr = cand;
+                        self.s.mm.len = l;
+                        self.s.mm.ptr = cand;
                     }
                 }
             }
-            self.mm_tab[h] = pos as u32;
+            self.s.mm.tab[h] = pos as u32;
         }
-        self.mm_miss = false;
-        if self.mm_len > 0 {
-            self.mm_byte = self.hist[self.mm_ptr] as u32 | 0x100;
+        self.s.mm.miss = false;
+        if self.s.mm.len > 0 {
+            self.s.mm.byte = self.s.hist[self.s.mm.ptr] as u32 | 0x100;
         }
     }
 
     fn byte_update(&mut self) {
         let b = (self.c0 & 0xFF) as u8;
-        self.hist.push(b);
-        self.c8 = (self.c8 << 8) | b as u64;
+        self.s.hist.push(b);
+        self.s.c8 = (self.s.c8 << 8) | b as u64;
         if b == b'\n' {
-            self.line_prev = self.line;
-            self.line = self.hist.len();
+            self.s.line_prev = self.s.line;
+            self.s.line = self.s.hist.len();
         }
         self.c0 = 1;
         self.nib = 1;
@@ -1142,32 +1149,32 @@ impl Predictor {
         if self.preset.words {
             let l = b.to_ascii_lowercase();
             if l.is_ascii_lowercase() || b >= 0x80 {
-                self.word =
-                    (self.word.wrapping_add(l as u64 + 1)).wrapping_mul(0x2F0F_3D8B_5A1C_6E27);
-            } else if self.word != 0 {
-                self.word_prev2 = self.word_prev;
-                self.word_prev = self.word;
-                self.word = 0;
+                self.s.word =
+                    (self.s.word.wrapping_add(l as u64 + 1)).wrapping_mul(0x2F0F_3D8B_5A1C_6E27);
+            } else if self.s.word != 0 {
+                self.s.word_prev2 = self.s.word_prev;
+                self.s.word_prev = self.s.word;
+                self.s.word = 0;
             }
             if self.preset.tokens {
                 if b.is_ascii_alphanumeric() || b >= 0x80 {
-                    self.token =
-                        (self.token.wrapping_add(b as u64 + 1)).wrapping_mul(0x2F0F_3D8B_5A1C_6E27);
+                    self.s.token = (self.s.token.wrapping_add(b as u64 + 1))
+                        .wrapping_mul(0x2F0F_3D8B_5A1C_6E27);
                 } else {
-                    self.token_sep = (self.token_sep << 8 | b as u64) & 0xFFFF;
-                    self.token = 0;
+                    self.s.token_sep = (self.s.token_sep << 8 | b as u64) & 0xFFFF;
+                    self.s.token = 0;
                 }
             }
         }
         if self.preset.line_prefix {
-            self.line_hash = if b == b'\n' {
+            self.s.line_hash = if b == b'\n' {
                 0
             } else {
-                (self.line_hash.wrapping_add(b as u64 + 1)).wrapping_mul(0x2F0F_3D8B_5A1C_6E27)
+                (self.s.line_hash.wrapping_add(b as u64 + 1)).wrapping_mul(0x2F0F_3D8B_5A1C_6E27)
             };
         }
         if self.preset.records {
-            self.record_update(b);
+            self.s.rec.update(self.s.hist.len() as u32, b);
         }
         if self.other.is_some() {
             self.match_update();
@@ -1190,89 +1197,40 @@ impl Predictor {
     #[inline(always)]
     fn update_rate(&mut self) {
         if self.preset.mixer_decay {
-            self.rate16 = (48 - (self.coded() >> 12) as i32).max(10);
+            self.mx.rate16 = (48 - (self.coded() >> 12) as i32).max(10);
         }
     }
 
     /// Two streams: makes the other stream the current one.
     fn swap_streams(&mut self) {
         let o = self.other.as_mut().expect("two streams");
-        std::mem::swap(&mut self.hist, &mut o.hist);
-        std::mem::swap(&mut self.c8, &mut o.c8);
-        std::mem::swap(&mut self.word, &mut o.word);
-        std::mem::swap(&mut self.word_prev, &mut o.word_prev);
-        std::mem::swap(&mut self.word_prev2, &mut o.word_prev2);
-        std::mem::swap(&mut self.token, &mut o.token);
-        std::mem::swap(&mut self.token_sep, &mut o.token_sep);
-        std::mem::swap(&mut self.line_hash, &mut o.line_hash);
-        std::mem::swap(&mut self.line, &mut o.line);
-        std::mem::swap(&mut self.line_prev, &mut o.line_prev);
-        std::mem::swap(&mut self.mm_tab, &mut o.mm_tab);
-        std::mem::swap(&mut self.mm_ptr, &mut o.mm_ptr);
-        std::mem::swap(&mut self.mm_len, &mut o.mm_len);
-        std::mem::swap(&mut self.mm_byte, &mut o.mm_byte);
-        std::mem::swap(&mut self.mm_miss, &mut o.mm_miss);
-        std::mem::swap(&mut self.rec_pos, &mut o.rec_pos);
-        std::mem::swap(&mut self.rec_len, &mut o.rec_len);
-        std::mem::swap(&mut self.rec_cand, &mut o.rec_cand);
-        std::mem::swap(&mut self.rec_count, &mut o.rec_count);
+        std::mem::swap(&mut self.s, o);
         self.second = !self.second;
-    }
-
-    /// Record length detection (format-spec 8.4, "Records"), after byte `b`
-    /// was appended: a distance that separated the last five occurrences of
-    /// a byte value is a candidate; a candidate seen 16 more times than its
-    /// rival becomes the record length.
-    fn record_update(&mut self, b: u8) {
-        let pos = self.hist.len() as u32;
-        let cp = &mut self.rec_pos[b as usize];
-        let r = pos - cp[0];
-        if cp[3] != 0 && r > 1 && r == cp[0] - cp[1] && r == cp[1] - cp[2] && r == cp[2] - cp[3] {
-            let r = r as usize;
-            if r == self.rec_cand[0] {
-                self.rec_count[0] += 1;
-            } else if r == self.rec_cand[1] {
-                self.rec_count[1] += 1;
-            } else if self.rec_count[0] > self.rec_count[1] {
-                self.rec_cand[1] = r;
-                self.rec_count[1] = 1;
-            } else {
-                self.rec_cand[0] = r;
-                self.rec_count[0] = 1;
-            }
-        }
-        *cp = [pos, cp[0], cp[1], cp[2]];
-        for i in 0..2 {
-            if self.rec_count[i] > 15 && self.rec_len != self.rec_cand[i] {
-                self.rec_len = self.rec_cand[i];
-                self.rec_count = [0, 0];
-            }
-        }
     }
 
     /// Compute the inputs, mix and refine: sets `self.pr`.
     #[inline(always)]
     fn predict(&mut self) {
-        let c1 = (self.c8 & 0xFF) as usize;
+        let c1 = (self.s.c8 & 0xFF) as usize;
         let mut n = 0;
-        self.x[n] = 256;
+        self.mx.x[n] = 256;
         n += 1;
-        self.x[n] = counter_stretch(self.t0[self.c0 as usize]);
+        self.mx.x[n] = counter_stretch(self.t0[self.c0 as usize]);
         n += 1;
-        self.x[n] = counter_stretch(self.t1[c1 << 8 | self.c0 as usize]);
+        self.mx.x[n] = counter_stretch(self.t1[c1 << 8 | self.c0 as usize]);
         n += 1;
         for i in 0..self.nh {
             let b = self.bucket[i];
             let st = self.ht[b >> 2].0[b & 3][self.nib as usize] as usize;
-            self.x[n] = counter_stretch(self.sm[i * 256 + st]);
+            self.mx.x[n] = counter_stretch(self.sm[i * 256 + st]);
             n += 1;
         }
         // match model
         let mut mstate = 0;
         self.mm_cx = usize::MAX;
-        if self.mm_len > 0 && !self.mm_miss {
-            let expect = (self.mm_byte >> (7 - self.bitpos)) & 1;
-            let l = self.mm_len;
+        if self.s.mm.len > 0 && !self.s.mm.miss {
+            let expect = (self.s.mm.byte >> (7 - self.bitpos)) & 1;
+            let l = self.s.mm.len;
             let lq = if l < 16 {
                 l
             } else {
@@ -1280,8 +1238,8 @@ impl Predictor {
             };
             self.mm_cx = lq * 2 + expect as usize;
             let st = counter_stretch(self.mm_sm[self.mm_cx]);
-            self.x[n] = st;
-            self.x[n + 1] = if expect == 1 {
+            self.mx.x[n] = st;
+            self.mx.x[n + 1] = if expect == 1 {
                 lq as i32 * 32
             } else {
                 -(lq as i32) * 32
@@ -1294,8 +1252,8 @@ impl Predictor {
                 3
             };
         } else {
-            self.x[n] = 0;
-            self.x[n + 1] = 0;
+            self.mx.x[n] = 0;
+            self.mx.x[n + 1] = 0;
         }
         n += 2;
         let mut lmq = self.bitpos as usize;
@@ -1306,47 +1264,37 @@ impl Predictor {
             };
             let st = stretch16(p);
             self.lm_st = st;
-            self.x[n] = st;
-            self.x[n + 1] = (p as i32 - 32768) >> 4;
+            self.mx.x[n] = st;
+            self.mx.x[n + 1] = (p as i32 - 32768) >> 4;
             n += 2;
             lmq = (st.unsigned_abs() as usize >> 8).min(7);
         }
         debug_assert_eq!(n, self.nin);
-        let nl = self.nlanes;
-        // two weight sets: by partial byte, by match state and model confidence
-        self.set_a = self.c0 as usize;
-        self.dot_a = self
-            .mix
-            .dot(&self.w[self.set_a * MAX_INPUTS..][..nl], &self.x[..nl]);
+        // weight sets: by partial byte; then by match state and model
+        // confidence, by the last byte (or the image's texture) and bit
+        // position, and by byte class
         if self.preset.single_mixer {
-            let pm = squash(self.dot_a) as u32;
+            let pm = squash(self.mx.mix(&[self.c0 as usize])[0]) as u32;
             let p2 = self.apm2.refine(pm, self.c0 as usize | c1 << 8);
             self.pr = ((pm + 3 * p2 + 2) >> 2).clamp(1, 65535);
             self.prefetch_next();
             return;
         }
-        self.set_b = 256 + mstate * 8 + lmq;
-        self.dot_b = self
-            .mix
-            .dot(&self.w[self.set_b * MAX_INPUTS..][..nl], &self.x[..nl]);
-        self.set_c = 320
+        let set_b = 256 + mstate * 8 + lmq;
+        let set_c = 320
             + if self.preset.image {
                 self.img_sel << 3 | self.bitpos as usize
             } else {
                 c1 << 3 | self.bitpos as usize
             };
-        self.dot_c = self
-            .mix
-            .dot(&self.w[self.set_c * MAX_INPUTS..][..nl], &self.x[..nl]);
         let s = if self.preset.class_set {
-            self.set_d =
+            let set_d =
                 WEIGHT_SETS + (byte_class(c1 as u8) << 6 | (self.bitpos as usize) << 3 | lmq);
-            self.dot_d = self
-                .mix
-                .dot(&self.w[self.set_d * MAX_INPUTS..][..nl], &self.x[..nl]);
-            (self.dot_a + self.dot_b + self.dot_c + self.dot_d) / 4
+            let d = self.mx.mix(&[self.c0 as usize, set_b, set_c, set_d]);
+            (d[0] + d[1] + d[2] + d[3]) / 4
         } else {
-            (self.dot_a + self.dot_b + self.dot_c) / 3
+            let d = self.mx.mix(&[self.c0 as usize, set_b, set_c]);
+            (d[0] + d[1] + d[2]) / 3
         };
         let pm = squash(s) as u32;
         let p1 = self.apm1.refine(pm, self.c0 as usize);
@@ -1396,7 +1344,7 @@ impl Predictor {
     #[inline(always)]
     fn prefetch_next(&self) {
         let c0 = self.c0 as usize;
-        let c1 = (self.c8 & 0xFF) as usize;
+        let c1 = (self.s.c8 & 0xFF) as usize;
         let likely = (self.pr >= 32768) as usize;
         if self.bitpos < 7 {
             let next = c0 << 1;
@@ -1405,8 +1353,8 @@ impl Predictor {
             if self.preset.apm_order2 {
                 self.apm4.prefetch(next | self.apm4_h() << 8, 2);
             }
-            if self.preset.apm_match && self.mm_len > 0 && !self.mm_miss {
-                let m = self.mm_cx & !1 | (self.mm_byte >> (6 - self.bitpos)) as usize & 1;
+            if self.preset.apm_match && self.s.mm.len > 0 && !self.s.mm.miss {
+                let m = self.mm_cx & !1 | (self.s.mm.byte >> (6 - self.bitpos)) as usize & 1;
                 self.apm5.prefetch(next | m << 8, 2);
             }
             if self.bitpos == 3 {
@@ -1425,8 +1373,8 @@ impl Predictor {
                     self.apm4.prefetch(1 | h << 8, 1);
                 }
             }
-            let c8 = self.c8 << 8 | next_byte(c0, likely) as u64;
-            crate::mem::prefetch(&self.mm_tab[self.match_slot(c8)]);
+            let c8 = self.s.c8 << 8 | next_byte(c0, likely) as u64;
+            crate::mem::prefetch(&self.s.mm.tab[self.match_slot(c8)]);
             for (i, &o) in self.preset.orders.iter().enumerate() {
                 let (line, _) = self.bucket_key_of(order_context(c8, o), i, 0);
                 crate::mem::prefetch(&self.ht[line]);
@@ -1441,7 +1389,7 @@ impl Predictor {
         if self.preset.image {
             self.img_apm4
         } else {
-            ((self.c8 & 0xFFFF).wrapping_mul(0x9E37_79B9) >> 8) as usize & 0xFF
+            ((self.s.c8 & 0xFFFF).wrapping_mul(0x9E37_79B9) >> 8) as usize & 0xFF
         }
     }
 
@@ -1449,7 +1397,7 @@ impl Predictor {
     #[inline(always)]
     pub fn update(&mut self, bit: u32) {
         counter_update(&mut self.t0[self.c0 as usize], bit);
-        let c1 = (self.c8 & 0xFF) as usize;
+        let c1 = (self.s.c8 & 0xFF) as usize;
         counter_update(&mut self.t1[c1 << 8 | self.c0 as usize], bit);
         for i in 0..self.nh {
             let b = self.bucket[i];
@@ -1459,40 +1407,13 @@ impl Predictor {
         }
         if self.mm_cx != usize::MAX {
             counter_update(&mut self.mm_sm[self.mm_cx], bit);
-            if (self.mm_byte >> (7 - self.bitpos)) & 1 != bit {
-                self.mm_miss = true;
+            if (self.s.mm.byte >> (7 - self.bitpos)) & 1 != bit {
+                self.s.mm.miss = true;
             }
         }
         // mixers: error in 12 bits
-        let n = self.nlanes;
-        let t = (bit << 12) as i32 - bit as i32;
-        let pa = squash(self.dot_a) >> 4;
-        self.mix.train(
-            &mut self.w[self.set_a * MAX_INPUTS..][..n],
-            &self.x[..n],
-            ((t - pa) * self.rate16) >> 4,
-        );
+        self.mx.train(bit);
         if !self.preset.single_mixer {
-            let pb = squash(self.dot_b) >> 4;
-            let pc = squash(self.dot_c) >> 4;
-            self.mix.train(
-                &mut self.w[self.set_b * MAX_INPUTS..][..n],
-                &self.x[..n],
-                ((t - pb) * self.rate16) >> 4,
-            );
-            self.mix.train(
-                &mut self.w[self.set_c * MAX_INPUTS..][..n],
-                &self.x[..n],
-                ((t - pc) * self.rate16) >> 4,
-            );
-            if self.preset.class_set {
-                let pd = squash(self.dot_d) >> 4;
-                self.mix.train(
-                    &mut self.w[self.set_d * MAX_INPUTS..][..n],
-                    &self.x[..n],
-                    ((t - pd) * self.rate16) >> 4,
-                );
-            }
             self.apm1.update(bit, APM_RATE);
             if self.preset.apm_order2 {
                 self.apm4.update(bit, APM_RATE);
@@ -1603,9 +1524,9 @@ mod tests {
     fn record_length_is_detected_and_pays() {
         let data = records();
         let (with, p) = code(&data, NORMAL2);
-        assert_eq!(p.rec_len, 37);
+        assert_eq!(p.s.rec.len, 37);
         let (without, p) = code(&data, NORMAL);
-        assert_eq!(p.rec_len, 0);
+        assert_eq!(p.s.rec.len, 0);
         assert!(with < without, "records {with} B, without {without} B");
     }
 }
