@@ -1529,11 +1529,9 @@ fn lm_bit_p(cum: &[u32; 257], c0: u32, k: u32) -> u32 {
     let mid = lo + (1 << (7 - k));
     let all = (cum[hi] - cum[lo]) as u64;
     let ones = (cum[hi] - cum[mid]) as u64;
-    if all == 0 {
-        32768
-    } else {
-        ((ones << 16) / all).clamp(1, 65535) as u32
-    }
+    (ones << 16)
+        .checked_div(all)
+        .map_or(32768, |q| q.clamp(1, 65535) as u32)
 }
 
 /// The model's probabilities for the 8 bits of `byte` given its
