@@ -41,11 +41,7 @@ pub enum DecodeError {
 /// Whether a context-mixing payload uses the language model (its first
 /// byte has [`crate::cm::FLAG_LM`]); false for other codecs.
 pub fn uses_model(header: &FrameHeader, payload: &[u8]) -> bool {
-    match header.codec {
-        CodecId::LanguageModel => true,
-        CodecId::ContextMixing => payload.first().is_some_and(|b| b & crate::cm::FLAG_LM != 0),
-        _ => false,
-    }
+    header.uses_model(payload)
 }
 
 /// A coded chunk: its frame header and payload.

@@ -35,8 +35,8 @@ pub struct CreateOptions {
     /// The language-model codec for text, if any (used by the methods that
     /// use a model).
     pub lm: Option<Arc<dyn TextCoder>>,
-    /// Solid blocks for small files ([`Solid::OFF`]: every file on its own,
-    /// a version 1 archive).
+    /// Solid blocks for small files ([`Solid::OFF`]: every file on its own;
+    /// a version 1 archive unless the method needs version 2).
     pub solid: Solid,
 }
 
@@ -633,8 +633,13 @@ fn write_archive_counted<W: Write>(
         ..opts.solid
     };
     let header = Header {
-        // an archive without solid blocks is a version 1 archive
-        version: if solid.is_on() { VERSION } else { VERSION_1 },
+        // version 1 where nothing in the archive needs version 2: no solid
+        // block and no context-mixing preset 9
+        version: if solid.is_on() || opts.method.needs_version_2() {
+            VERSION
+        } else {
+            VERSION_1
+        },
         max_chunk: opts.chunk_size,
         model_hash,
     };

@@ -223,6 +223,10 @@ pub enum CorruptKind {
     /// A language-model chunk in an archive whose header names no model.
     #[error("language-model chunk but the header names no model")]
     NoModel,
+    /// A context-mixing preset that the archive's format version lacks
+    /// (preset 9 in a version 1 archive, format-spec 8.5).
+    #[error("context-mixing preset {0} in a version 1 archive")]
+    PresetNotInVersion(u8),
     /// More entries than the limit allows.
     #[error("more than {0} entries")]
     TooManyEntries(u64),

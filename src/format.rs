@@ -29,6 +29,24 @@ pub const MAX_LM_CHUNK: u32 = 64 << 10;
 /// each stream of a context-mixing chunk that uses the model (format-spec
 /// 8.4): normative, so a decoder makes the same resets.
 pub const LM_RESET: usize = 16 << 10;
+
+/// Bit 7 of a context-mixing payload's first byte: the chunk is coded with
+/// the language model (format-spec 8.5).
+pub const CM_FLAG_LM: u8 = 0x80;
+
+/// Bit 6 of a context-mixing payload's first byte: the x86 filter
+/// (format-spec 8.7).
+pub const CM_FLAG_X86: u8 = 0x40;
+
+/// The highest context-mixing preset id a version 1 archive may use:
+/// preset 9 came with version 2 (format-spec 8.5), and a version 1 reader
+/// refuses it.
+pub const MAX_V1_CM_PRESET: u8 = 8;
+
+/// The preset id of a context-mixing payload whose first byte is `first`.
+pub fn cm_preset_id(first: u8) -> u8 {
+    first & !(CM_FLAG_LM | CM_FLAG_X86)
+}
 /// Longest path or link target, in bytes.
 pub const MAX_PATH_LEN: usize = 4096;
 /// Length of a chunk frame header (tag to frame_crc).
@@ -460,6 +478,17 @@ pub fn max_stored_len(raw_len: u32) -> u64 {
 }
 
 impl FrameHeader {
+    /// Whether this chunk needs the language model: a language-model
+    /// chunk, or a context-mixing chunk whose payload's first byte has
+    /// [`CM_FLAG_LM`]; false for other codecs.
+    pub fn uses_model(&self, payload: &[u8]) -> bool {
+        match self.codec {
+            CodecId::LanguageModel => true,
+            CodecId::ContextMixing => payload.first().is_some_and(|b| b & CM_FLAG_LM != 0),
+            _ => false,
+        }
+    }
+
     /// Serialize the 24 frame header bytes.
     pub fn to_bytes(&self) -> [u8; FRAME_HEADER_LEN] {
         let mut b = [0u8; FRAME_HEADER_LEN];

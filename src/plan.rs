@@ -56,6 +56,13 @@ impl Method {
         }
     }
 
+    /// Whether the method may code text with a context-mixing preset that
+    /// version 1 lacks (preset 9, text-fast): then the archive is version 2.
+    pub fn needs_version_2(self) -> bool {
+        self.preset().id > crate::format::MAX_V1_CM_PRESET
+            && !matches!(self, Method::Zstd | Method::Lm)
+    }
+
     /// Largest chunk that uses the language model.
     pub fn lm_piece(self) -> usize {
         crate::cm::MAX_CM_LM_CHUNK

@@ -20,8 +20,8 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{CorruptKind, Error, Result};
 use crate::format::{
     BLOCK_FIXED_LEN, BlockFixed, CodecId, END_LEN, ENTRY_FIXED_LEN, EndRecord, Entry, EntryFixed,
-    EntryKind, FRAME_HEADER_LEN, FrameHeader, HEADER_LEN, Header, TAG_BLOCK, TAG_CHUNK, TAG_END,
-    TAG_ENTRY, VERSION,
+    EntryKind, FRAME_HEADER_LEN, FrameHeader, HEADER_LEN, Header, MAX_V1_CM_PRESET, TAG_BLOCK,
+    TAG_CHUNK, TAG_END, TAG_ENTRY, VERSION, cm_preset_id,
 };
 
 /// Limits a reader enforces beyond the format's own.
@@ -533,8 +533,14 @@ impl<R: Read> ArchiveReader<R> {
         }
         let mut payload = vec![0u8; header.stored_len as usize];
         self.read_hashed(&mut payload, "a chunk payload")?;
-        if crate::codec::uses_model(&header, &payload) && self.header.model_hash.is_none() {
+        if header.uses_model(&payload) && self.header.model_hash.is_none() {
             return Err(self.corrupt(offset, CorruptKind::NoModel));
+        }
+        if header.codec == CodecId::ContextMixing && self.member.version < VERSION {
+            let id = payload.first().map_or(0, |&b| cm_preset_id(b));
+            if id > MAX_V1_CM_PRESET {
+                return Err(self.corrupt(offset, CorruptKind::PresetNotInVersion(id)));
+            }
         }
         self.chunks += 1;
         self.member.tracker.chunk(offset - self.member.start);

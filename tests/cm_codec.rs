@@ -891,8 +891,10 @@ fn one_chunk(header: HeaderSpec, raw: &[u8], raw_len: u32, payload: Vec<u8>) -> 
     (b.finish(), at)
 }
 
+/// A version 2 header (every preset id of format-spec 8.5 is valid in it).
 fn header(max_chunk: u32, model: bool) -> HeaderSpec {
     HeaderSpec {
+        version: 2,
         max_chunk,
         model_hash: if model { embedded_hash().0 } else { [0; 16] },
         ..HeaderSpec::default()
@@ -1247,4 +1249,63 @@ fn every_payload_flip_of_a_fast_archive_fails() {
 fn every_payload_flip_of_a_default_archive_fails() {
     // Smaller: every flip runs the model over the text again.
     every_payload_flip_fails(lza::create::Method::Default, 500, &[0x85]);
+}
+
+/// Preset 9 came with format version 2: `-m cm` writes a version 2 archive
+/// even without solid blocks, and the same chunk under a version 1 header
+/// is refused by name, where a version 1 reader would not know the preset.
+#[test]
+fn preset_9_needs_version_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = common::text(20_000, 9);
+    fs::create_dir(tmp.path().join("in")).unwrap();
+    fs::write(tmp.path().join("in/t.txt"), &text).unwrap();
+    let arch = tmp.path().join("a.lza");
+    let base = tmp.path().to_str().unwrap();
+    for (method, version) in [("cm", 2u16), ("fast", 1), ("zstd", 1), ("cm", 2)] {
+        let _ = fs::remove_file(&arch);
+        ok(lza(
+            &[
+                "c",
+                "-m",
+                method,
+                "--block-size",
+                "0",
+                "-f",
+                arch.to_str().unwrap(),
+                "-C",
+                base,
+                "in",
+            ],
+            &[],
+        ));
+        let bytes = fs::read(&arch).unwrap();
+        assert_eq!(
+            u16::from_le_bytes([bytes[8], bytes[9]]),
+            version,
+            "-m {method}"
+        );
+    }
+    let mut bytes = fs::read(&arch).unwrap();
+    let heads: Vec<u8> = {
+        let mut r = ArchiveReader::new(&bytes[..], Limits::default()).unwrap();
+        let mut v = Vec::new();
+        while let Some(ev) = r.next_event().unwrap() {
+            if let Event::Chunk(c) = ev {
+                assert_eq!(c.header.codec, CodecId::ContextMixing);
+                v.push(c.payload[0]);
+            }
+        }
+        v
+    };
+    assert_eq!(heads, vec![9], "one chunk of preset 9");
+    common::decode(&bytes).unwrap();
+    bytes[8..10].copy_from_slice(&1u16.to_le_bytes());
+    let crc = crc32fast::hash(&bytes[..36]);
+    bytes[36..40].copy_from_slice(&crc.to_le_bytes());
+    let (_, kind) = common::corrupt_kind(common::decode(&bytes));
+    assert!(
+        matches!(kind, CorruptKind::PresetNotInVersion(9)),
+        "{kind:?}"
+    );
 }

@@ -221,8 +221,7 @@ struct CreateArgs {
     chunk_size: u32,
     /// Solid blocks: files smaller than half of SIZE bytes (K and M
     /// suffixes) are coded together, up to SIZE bytes per block, so that
-    /// each learns from the others; 0: every file on its own (a version 1
-    /// archive).
+    /// each learns from the others; 0: every file on its own.
     #[arg(long = "block-size", value_name = "SIZE", default_value = "1M", value_parser = parse_size)]
     block_size: usize,
     /// Order the files of solid blocks by extension, then name (7-Zip's

@@ -26,11 +26,11 @@ pub use model::{
 };
 
 /// Payload header flag: the language model takes part.
-pub const FLAG_LM: u8 = 0x80;
+pub const FLAG_LM: u8 = crate::format::CM_FLAG_LM;
 
 /// Payload header flag: the chunk's bytes were coded after the x86 filter
 /// (format-spec 8.7), which the decoder undoes.
-pub const FLAG_X86: u8 = 0x40;
+pub const FLAG_X86: u8 = crate::format::CM_FLAG_X86;
 
 /// Largest chunk that may use the language model (format-spec 8.1).
 pub const MAX_CM_LM_CHUNK: usize = 4 << 20;
