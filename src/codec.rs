@@ -1,5 +1,6 @@
-//! Chunk codecs as the container sees them: stored and zstd, the calls
-//! into context mixing and the language model, and the frame they produce.
+//! Chunk codecs as the container sees them: frames, stored and zstd coding,
+//! the calls into context mixing and the language model, and the
+//! `TextCoder` seam through which the archive layer reaches the model.
 //! The codecs themselves live in [`crate::cm`] and [`crate::lm`]; the
 //! choice between them is made in [`crate::plan`].
 

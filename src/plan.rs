@@ -62,11 +62,6 @@ impl Method {
         self.preset().id > crate::format::MAX_V1_CM_PRESET
             && !matches!(self, Method::Zstd | Method::Lm)
     }
-
-    /// Largest chunk that uses the language model.
-    pub fn lm_piece(self) -> usize {
-        crate::cm::MAX_CM_LM_CHUNK
-    }
 }
 
 /// `a` if its payload is smaller than `b`'s, else `b` (ties go to `b`, the
@@ -94,7 +89,7 @@ pub fn in_flight_bytes(threads: usize, max_chunk: usize) -> usize {
 pub fn model_group_bytes(batch: usize, method: Method) -> usize {
     match method {
         Method::Lm => batch * LM_CHUNK_SIZE,
-        m => batch.min(crate::cmlm::CM_SLOTS) * m.lm_piece(),
+        _ => batch.min(crate::cmlm::CM_SLOTS) * crate::cm::MAX_CM_LM_CHUNK,
     }
 }
 
@@ -263,16 +258,16 @@ const CM_MIN_GAIN: f64 = 0.02;
 
 /// The piece length that cuts a segment's text into context-mixing chunks
 /// that use the language model (format-spec 8.6): as few pieces of at most
-/// `method.lm_piece()` bytes as can be; with the default method, an even
+/// `cm::MAX_CM_LM_CHUNK` bytes as can be; with the default method, an even
 /// number of them above that size, so that two threads share the file.
 /// The cut depends only on the segment's length.
 pub fn lm_pieces(len: usize, method: Method) -> usize {
     match method {
         Method::Default if !lm_preset(len, method).two_streams && len >= 64 << 10 => {
-            let n = len.div_ceil(method.lm_piece());
+            let n = len.div_ceil(crate::cm::MAX_CM_LM_CHUNK);
             len.div_ceil(n + n % 2)
         }
-        _ => split_len(len, method.lm_piece(), usize::MAX),
+        _ => split_len(len, crate::cm::MAX_CM_LM_CHUNK, usize::MAX),
     }
 }
 
@@ -293,7 +288,7 @@ const TWO_STREAMS_FROM: usize = 256 << 10;
 /// is novels one after another: its first 3.4 MB as two streams, 671,180
 /// bytes; one stream, 665,343; in two pieces, 671,895).
 pub fn lm_preset(len: usize, method: Method) -> crate::cm::Preset {
-    if method == Method::Default && (TWO_STREAMS_FROM..=method.lm_piece()).contains(&len) {
+    if method == Method::Default && (TWO_STREAMS_FROM..=crate::cm::MAX_CM_LM_CHUNK).contains(&len) {
         crate::cm::WITH_LM3_2
     } else {
         crate::cm::WITH_LM3

@@ -1136,11 +1136,8 @@ struct Coded {
 /// A codec's name in listings.
 fn codec_name(codec: CodecId, uses_model: bool) -> &'static str {
     match (codec, uses_model) {
-        (CodecId::Stored, _) => "stored",
-        (CodecId::Zstd, _) => "zstd",
-        (CodecId::LanguageModel, _) => "lm",
         (CodecId::ContextMixing, true) => "cm+lm",
-        (CodecId::ContextMixing, false) => "cm",
+        (c, _) => c.name(),
     }
 }
 
