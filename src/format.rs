@@ -6,8 +6,6 @@
 //! path syntax). Cross-record rules (a chunk belongs to a file, sizes add up,
 //! totals in the end record) live in [`crate::reader`].
 
-use crate::error::CorruptKind;
-
 /// The 8 magic bytes that start every archive (`\x89LZA\r\n\x1a\n`).
 pub const MAGIC: [u8; 8] = [0x89, b'L', b'Z', b'A', 0x0D, 0x0A, 0x1A, 0x0A];
 /// The newest format version this code reads and writes (version 2 adds
@@ -961,6 +959,133 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// What exactly is wrong with a corrupt archive: the rules of this module
+/// and of the readers above it (re-exported as `error::CorruptKind`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CorruptKind {
+    /// The stream does not start with lza's magic.
+    #[error("not an lza archive (bad magic)")]
+    BadMagic,
+    /// A version this build does not read.
+    #[error("unsupported format version {0}")]
+    UnsupportedVersion(u16),
+    /// A structure's CRC or a data checksum does not match.
+    #[error("{0} checksum mismatch")]
+    ChecksumMismatch(&'static str),
+    /// A reserved field is not zero.
+    #[error("reserved bits set in {field} ({value:#x})")]
+    ReservedBits {
+        /// Which field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// `max_chunk` is zero or above the format's limit.
+    #[error("max_chunk {0} out of range (1..=64 MiB)")]
+    MaxChunkOutOfRange(u32),
+    /// An entry kind code this version does not define.
+    #[error("unknown entry kind {0}")]
+    UnknownEntryKind(u8),
+    /// A length field is out of range.
+    #[error("{field} {value} out of range")]
+    BadLength {
+        /// Which field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// A string field is not UTF-8.
+    #[error("{0} is not UTF-8")]
+    NotUtf8(&'static str),
+    /// A path breaks the path rules.
+    #[error("bad path {path:?}: {reason}")]
+    BadPath {
+        /// The path.
+        path: String,
+        /// The rule.
+        reason: &'static str,
+    },
+    /// A codec id this version does not define.
+    #[error("unknown codec {0}")]
+    UnknownCodec(u8),
+    /// A chunk larger than the header's `max_chunk`, or empty.
+    #[error("chunk of {raw_len} bytes outside 1..={max_chunk} declared in the header")]
+    ChunkTooLarge {
+        /// The chunk's raw length.
+        raw_len: u32,
+        /// The header's limit.
+        max_chunk: u32,
+    },
+    /// A record tag this version does not define.
+    #[error("unknown record tag {0:#04x}")]
+    UnknownTag(u8),
+    /// The stream ended inside a structure.
+    #[error("truncated archive: stream ends inside {0}")]
+    Truncated(&'static str),
+    /// Bytes follow the end record.
+    #[error("data after the end record")]
+    TrailingData,
+    /// A chunk frame outside a file's data.
+    #[error("chunk frame does not belong to a file entry")]
+    ChunkOutsideFile,
+    /// A file's chunks go past its declared size.
+    #[error("chunks exceed the file's declared size of {declared} bytes")]
+    FileTooLong {
+        /// Declared size.
+        declared: u64,
+    },
+    /// A file's chunks end before its declared size.
+    #[error("file data ends after {got} of {declared} declared bytes")]
+    FileTooShort {
+        /// Declared size.
+        declared: u64,
+        /// Bytes present.
+        got: u64,
+    },
+    /// A path appears twice.
+    #[error("duplicate path {0:?}")]
+    DuplicatePath(String),
+    /// A path conflicts with an earlier entry (e.g. below a file or symlink).
+    #[error("path {path:?} conflicts with an earlier entry: {reason}")]
+    PathConflict {
+        /// The path.
+        path: String,
+        /// How.
+        reason: &'static str,
+    },
+    /// A hard link whose target is not an earlier file of the archive.
+    #[error("hard link target {0:?} is not an earlier file in the archive")]
+    HardlinkTarget(String),
+    /// A chunk's payload does not decode.
+    #[error("chunk payload does not decode: {0}")]
+    Decode(String),
+    /// The end record disagrees with what was read.
+    #[error("end record mismatch: {0}")]
+    EndMismatch(&'static str),
+    /// A language-model chunk in an archive whose header names no model.
+    #[error("language-model chunk but the header names no model")]
+    NoModel,
+    /// A context-mixing preset that the archive's format version lacks
+    /// (preset 9 in a version 1 archive, format-spec 8.5).
+    #[error("context-mixing preset {0} in a version 1 archive")]
+    PresetNotInVersion(u8),
+    /// More entries than the limit allows.
+    #[error("more than {0} entries")]
+    TooManyEntries(u64),
+    /// A trailing index that is malformed or disagrees with the records
+    /// it describes (format-spec 13).
+    #[error("bad index: {0}")]
+    BadIndex(String),
+    /// A concatenated member that may not follow the ones before it
+    /// (format-spec 12).
+    #[error("concatenated member {0}")]
+    BadMember(&'static str),
+    /// A solid block record breaks a rule of format-spec 4a.
+    #[error("bad solid block: {0}")]
+    BadBlock(String),
 }
 
 #[cfg(test)]
