@@ -49,10 +49,13 @@ pub fn limits_for(data: &[u8]) -> Limits {
     let mut cm = 0u64;
     if let Ok(mut r) = lza::reader::ArchiveReader::new(data, limits) {
         while let Ok(Some(event)) = r.next_event() {
-            if let lza::reader::Event::Chunk(c) = event {
-                if c.header.codec == lza::format::CodecId::ContextMixing {
-                    cm += c.header.raw_len as u64;
+            match event {
+                lza::reader::Event::Chunk(c)
+                    if c.header.codec == lza::format::CodecId::ContextMixing =>
+                {
+                    cm += c.header.raw_len as u64
                 }
+                _ => {}
             }
         }
     }
@@ -242,13 +245,16 @@ pub fn extract_with(data: &[u8], existing: bool, planted: bool, overwrite: bool)
         std::fs::remove_dir(&victim).unwrap();
         for (name, _) in PLANTED {
             let p = dest.join(name);
-            // Nested, not a let chain: the fuzz crate is edition 2021.
-            if let Ok(md) = std::fs::symlink_metadata(&p) {
-                if md.file_type().is_symlink()
-                    && ours.contains(&(md.ino(), md.ctime(), md.ctime_nsec()))
+            // A guarded match, not a let chain: the fuzz crate is edition
+            // 2021 and the tests that include this file are 2024.
+            match std::fs::symlink_metadata(&p) {
+                Ok(md)
+                    if md.file_type().is_symlink()
+                        && ours.contains(&(md.ino(), md.ctime(), md.ctime_nsec())) =>
                 {
-                    std::fs::remove_file(&p).unwrap();
+                    std::fs::remove_file(&p).unwrap()
                 }
+                _ => {}
             }
         }
     }
