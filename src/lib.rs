@@ -8,11 +8,12 @@
 //! - format: [`format`](mod@format) (bytes on disk, no file-system policy), [`error`];
 //! - container: [`reader`] (strict sequential parsing), [`index`]
 //!   (concatenated archives, the trailing index);
-//! - coding plan: `create::Method` and the choice of presets and pieces;
 //! - codecs: [`codec`] (frames, stored, zstd), [`cm`] (context mixing),
 //!   [`lm`] (the language model as a probability source behind
 //!   [`lm::StepBackend`]), [`cmlm`] (context mixing with the model),
 //!   [`models`] (where models come from);
+//! - coding plan: [`plan`] (method, presets, pieces, trials, solid
+//!   blocks: format-spec 8.6), above the codecs it chooses between;
 //! - archive I/O: [`create`], [`extract`], [`select`], [`symlinks`].
 //!
 //! The `lza` binary (`src/cli/`: arguments, messages, `lza bench`) is a
