@@ -24,7 +24,7 @@
 //! which the stream checksum does not cover, and appending the index), and
 //! [`concatenate`] joins sealed members into one archive.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
@@ -35,9 +35,11 @@ use std::path::Path;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use crate::error::{CorruptKind, Error, Result};
+use crate::extract::Sink;
 use crate::format::{
-    END_LEN, ENTRY_FIXED_LEN, EndRecord, Entry, EntryFixed, EntryKind, FRAME_HEADER_LEN,
-    FrameHeader, HEADER_LEN, Header, MAGIC, TAG_CHUNK, TAG_END, TAG_ENTRY,
+    BLOCK_FIXED_LEN, BlockFixed, END_LEN, ENTRY_FIXED_LEN, EndRecord, Entry, EntryFixed, EntryKind,
+    FRAME_HEADER_LEN, FrameHeader, HEADER_LEN, Header, MAGIC, TAG_BLOCK, TAG_CHUNK, TAG_END,
+    TAG_ENTRY,
 };
 use crate::reader::{ArchiveReader, Event, Limits};
 
@@ -135,9 +137,11 @@ impl Footer {
         if f.member_len < min {
             return Err(bad("member length too small for its rows"));
         }
-        // A chunk frame takes at least 25 bytes and an entry record 33:
-        // rows the member cannot hold are refused before any is allocated.
-        if f.chunks > f.member_len / 25 || f.entries > f.member_len / 33 {
+        // A chunk frame takes at least 25 bytes: rows the member cannot
+        // hold are refused before any is allocated. Entry rows are bounded
+        // by `member_len` above (16 bytes each): the files of a solid block
+        // may take less than a byte each in its coded file table.
+        if f.chunks > f.member_len / 25 {
             return Err(bad("more rows than the member can hold"));
         }
         Ok(f)
@@ -166,7 +170,8 @@ impl Default for Tracker {
 }
 
 impl Tracker {
-    /// An entry record at `offset` in the member.
+    /// An entry record at `offset` in the member, or one file of a solid
+    /// block record at `offset` (a row per file, format-spec 13.1).
     pub fn entry(&mut self, offset: u64) {
         self.entry_rows.update(&offset.to_le_bytes());
         self.entry_rows.update(&self.chunks.to_le_bytes());
@@ -384,15 +389,11 @@ pub fn seal(file: &mut File) -> Result<Sealed> {
                 entry_rows.push((offset, chunk_rows.len() as u64));
             }
             Some(Event::Chunk(c)) => chunk_rows.push(c.offset),
-            Some(Event::Block { offset, .. }) => {
-                // (the index's rows are entry records: section 13)
-                return Err(corrupt(
-                    offset,
-                    CorruptKind::BadIndex(
-                        "an archive with solid blocks cannot be indexed (create it with --block-size 0)"
-                            .into(),
-                    ),
-                ));
+            Some(Event::Block { offset, files }) => {
+                // A row per file, all pointing at the block record
+                // (format-spec 13.1).
+                let before = chunk_rows.len() as u64;
+                entry_rows.extend(files.iter().map(|_| (offset, before)));
             }
             Some(Event::End(end)) => break end,
             None => return Err(Error::internal("reader ended without an end record")),
@@ -501,13 +502,37 @@ pub struct IndexedEntry {
     pub entry: Entry,
     /// Which member holds it.
     pub member: usize,
-    /// Offset of its record.
+    /// Offset of its record (for a file of a solid block: the block's).
     pub offset: u64,
     /// Offset of the next record (the next entry or the end record): the
-    /// entry's chunks lie before it.
+    /// entry's chunks (or its block's) lie before it.
     pub next: u64,
-    /// Its chunk frames.
+    /// Its chunk frames (of a block's file: the block's).
     pub chunks: u64,
+    /// Where it lies in a solid block, if it is a block's file.
+    pub block: Option<InBlock>,
+}
+
+/// A file's place in its solid block (format-spec 4a).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InBlock {
+    /// Its position in the block's file table.
+    pub file: u32,
+    /// The block's files.
+    pub files: u32,
+    /// The block's `raw_len`.
+    pub raw_len: u64,
+}
+
+impl IndexedEntry {
+    /// Archive bytes this entry stands for: its record and frames; a
+    /// block's bytes count once, on its first file.
+    pub fn bytes(&self) -> u64 {
+        match self.block {
+            Some(b) if b.file > 0 => 0,
+            _ => self.next - self.offset,
+        }
+    }
 }
 
 /// Every member of an indexed archive file, first to last.
@@ -673,11 +698,14 @@ impl ArchiveIndex {
         // Offsets from the member's start were added: a row beyond the
         // member overflowed or is caught by the bounds below.
         let first = start + HEADER_LEN as u64;
+        // Offsets never decrease; equal ones are the files of one block
+        // and share their first chunk too (the block's frames are checked
+        // against the block record in `entries`).
         let mut prev_off = None;
         let mut prev_first = 0u64;
         for (i, &(off, fc)) in entry_rows.iter().enumerate() {
             let ok = off < end_offset
-                && prev_off.is_none_or(|p| off > p)
+                && prev_off.is_none_or(|p| off > p || (off == p && fc == prev_first))
                 && fc >= prev_first
                 && fc <= footer.chunks
                 && (i > 0 || (off == first && fc == 0));
@@ -724,33 +752,64 @@ impl ArchiveIndex {
         self.members.iter().map(|m| m.end.raw_bytes).sum()
     }
 
-    /// Every entry, read through the index: each entry record and each
-    /// chunk frame header is read and checked (tag, CRC, reserved bits,
-    /// lengths), the records must tile each member exactly from its header
-    /// to its end record, a file's chunks must add up to its size, and the
-    /// paths must obey the rules across the whole archive (format-spec 4).
-    /// Payloads are not read: their checksums are checked on extraction.
+    /// Every entry, read through the index: each entry record, each solid
+    /// block record and each chunk frame header is read and checked (tag,
+    /// CRC, reserved bits, lengths), the records must tile each member
+    /// exactly from its header to its end record, a file's chunks must add
+    /// up to its size (a block's to its `raw_len` and `data_len`), the rows
+    /// of a block's files must be consecutive and as many as its files, and
+    /// the paths must obey the rules across the whole archive (format-spec
+    /// 4). Payloads are not read: their checksums are checked on
+    /// extraction.
     pub fn entries<F: ReadAt + ?Sized>(&self, f: &F, limits: Limits) -> Result<Vec<IndexedEntry>> {
         let mut out = Vec::with_capacity(self.entry_count().min(1 << 20) as usize);
         let mut paths = PathRules::default();
         let mut raw_total = 0u64;
         for (mi, m) in self.members.iter().enumerate() {
-            for (i, &(off, fc)) in m.entry_rows.iter().enumerate() {
-                let (next, next_fc) = match m.entry_rows.get(i + 1) {
-                    Some(&(n, nfc)) => (n, nfc),
-                    None => (m.end_offset, m.chunk_rows.len() as u64),
-                };
-                let entry = read_entry_at(f, off)?;
+            let rows = &m.entry_rows;
+            let mut i = 0;
+            while i < rows.len() {
+                let (off, fc) = rows[i];
+                let rec = read_record_at(f, off, m.header.max_chunk)?;
+                let n = rec.files.len();
+                let name = rec.files[0].path.clone();
                 let loc = |kind| Error::Corrupt {
                     offset: off,
-                    entry: Some(entry.path.clone()),
+                    entry: Some(name.clone()),
                     chunk: None,
                     kind,
                 };
-                if out.len() as u64 >= limits.max_entries {
+                if let Some(b) = &rec.block {
+                    if rows.len() - i < n || rows[i..i + n].iter().any(|&r| r != (off, fc)) {
+                        return Err(loc(CorruptKind::BadIndex(format!(
+                            "entry row {i}: fewer consecutive rows at the block record than its {n} files"
+                        ))));
+                    }
+                    if rows.get(i + n).is_some_and(|&(o, _)| o == off) {
+                        return Err(loc(CorruptKind::BadIndex(format!(
+                            "entry row {i}: more rows at the block record than its {n} files"
+                        ))));
+                    }
+                    if b.chunks as u64 > m.chunk_rows.len() as u64 - fc {
+                        return Err(loc(CorruptKind::BadIndex(
+                            "block has more chunks than the index has rows".into(),
+                        )));
+                    }
+                } else if rows.get(i + 1).is_some_and(|&(o, _)| o == off) {
+                    return Err(loc(CorruptKind::BadIndex(format!(
+                        "entry row {}: same offset as an entry record",
+                        i + 1
+                    ))));
+                }
+                let (next, next_fc) = match rows.get(i + n) {
+                    Some(&(o, nfc)) => (o, nfc),
+                    None => (m.end_offset, m.chunk_rows.len() as u64),
+                };
+                if out.len() as u64 + n as u64 > limits.max_entries {
                     return Err(loc(CorruptKind::TooManyEntries(limits.max_entries)));
                 }
-                let mut at = off + record_len(&entry);
+                let data_at = off + rec.len;
+                let mut at = data_at;
                 let mut got = 0u64;
                 for (j, &c) in m.chunk_rows[fc as usize..next_fc as usize]
                     .iter()
@@ -758,11 +817,11 @@ impl ArchiveIndex {
                 {
                     let chunk_at = |kind| Error::Corrupt {
                         offset: c,
-                        entry: Some(entry.path.clone()),
+                        entry: Some(name.clone()),
                         chunk: Some(j as u64),
                         kind,
                     };
-                    if c != at || entry.kind != EntryKind::File {
+                    if c != at || (rec.block.is_none() && rec.files[0].kind != EntryKind::File) {
                         return Err(chunk_at(CorruptKind::BadIndex(
                             "chunk row does not follow the previous record".into(),
                         )));
@@ -783,9 +842,20 @@ impl ArchiveIndex {
                         "records do not reach the next indexed record".into(),
                     )));
                 }
-                if got != entry.size {
+                let size = match &rec.block {
+                    Some(b) => {
+                        if next_fc - fc != b.chunks as u64 || at - data_at != b.data_len {
+                            return Err(loc(CorruptKind::BadIndex(
+                                "block's chunk rows differ from its chunks and data_len".into(),
+                            )));
+                        }
+                        b.raw_len
+                    }
+                    None => rec.files[0].size,
+                };
+                if got != size {
                     return Err(loc(CorruptKind::FileTooShort {
-                        declared: entry.size,
+                        declared: size,
                         got,
                     }));
                 }
@@ -796,14 +866,27 @@ impl ArchiveIndex {
                         limits.max_size
                     )));
                 }
-                paths.add(&entry).map_err(loc)?;
-                out.push(IndexedEntry {
-                    entry,
-                    member: mi,
-                    offset: off,
-                    next,
-                    chunks: next_fc - fc,
-                });
+                for (k, entry) in rec.files.into_iter().enumerate() {
+                    paths.add(&entry).map_err(|kind| Error::Corrupt {
+                        offset: off,
+                        entry: Some(entry.path.clone()),
+                        chunk: None,
+                        kind,
+                    })?;
+                    out.push(IndexedEntry {
+                        entry,
+                        member: mi,
+                        offset: off,
+                        next,
+                        chunks: next_fc - fc,
+                        block: rec.block.as_ref().map(|b| InBlock {
+                            file: k as u32,
+                            files: n as u32,
+                            raw_len: b.raw_len,
+                        }),
+                    });
+                }
+                i += n;
             }
         }
         Ok(out)
@@ -811,7 +894,9 @@ impl ArchiveIndex {
 
     /// Split `entries` (from [`ArchiveIndex::entries`]) into at most
     /// `parts` contiguous ranges of about equal archive bytes. A hard link
-    /// stays in the range of its target, which must be extracted before it.
+    /// stays in the range of its target, which must be extracted before it,
+    /// and a solid block's files stay in one range: a cut inside a block
+    /// would make two ranges decode the whole block.
     pub fn plan(entries: &[IndexedEntry], parts: usize) -> Vec<Range<usize>> {
         let n = entries.len();
         if n == 0 {
@@ -821,6 +906,10 @@ impl ArchiveIndex {
         let mut depth = vec![0i64; n + 1];
         let mut first_file: HashMap<&str, usize> = HashMap::new();
         for (i, e) in entries.iter().enumerate() {
+            if e.block.is_some_and(|b| b.file > 0) {
+                depth[i] += 1;
+                depth[i + 1] -= 1;
+            }
             match e.entry.kind {
                 EntryKind::File => {
                     first_file.entry(e.entry.path.as_str()).or_insert(i);
@@ -834,7 +923,7 @@ impl ArchiveIndex {
                 _ => {}
             }
         }
-        let total: u64 = entries.iter().map(|e| e.next - e.offset).sum();
+        let total: u64 = entries.iter().map(IndexedEntry::bytes).sum();
         let target = total.div_ceil(parts.max(1) as u64).max(1);
         let mut out = Vec::new();
         let mut start = 0;
@@ -847,7 +936,7 @@ impl ArchiveIndex {
                 start = i;
                 acc = 0;
             }
-            acc += entries[i].next - entries[i].offset;
+            acc += entries[i].bytes();
         }
         out.push(start..n);
         out
@@ -861,6 +950,12 @@ impl ArchiveIndex {
     /// the files in parallel, then the directories once, so that their
     /// times are set last). Reading it with
     /// [`crate::extract::read_archive`] checks every record again.
+    ///
+    /// A solid block is passed whole when any of its files is selected:
+    /// where `range` starts or ends inside a block, the stream holds files
+    /// outside the range too, and [`RangeReader::wanted`] names the ones
+    /// selected, for a [`RangeFilter`] in front of the sink (the block is
+    /// decoded once, only the selected files are written).
     pub fn range_reader<'a, F: ReadAt + ?Sized>(
         &'a self,
         f: &'a F,
@@ -875,15 +970,37 @@ impl ArchiveIndex {
                 None => e.entry.kind != EntryKind::Directory,
             })
             .collect::<Vec<_>>();
-        let chunks = pick.iter().map(|e| e.chunks).sum();
-        let raw_bytes = pick.iter().map(|e| e.entry.size).sum();
-        let pick = pick.iter().map(|e| (e.offset, e.next)).collect();
+        // One piece per record: a block's files share theirs.
+        let mut pieces: Vec<(u64, u64, u64)> = Vec::new();
+        let (mut chunks, mut raw_bytes) = (0, 0);
+        let mut partial = false;
+        let mut in_block = 0u32;
+        for (k, e) in pick.iter().enumerate() {
+            let same = k > 0 && pick[k - 1].offset == e.offset && e.block.is_some();
+            if let Some(b) = e.block {
+                in_block = if same { in_block + 1 } else { 1 };
+                let last = pick.get(k + 1).is_none_or(|n| n.offset != e.offset);
+                partial |= last && in_block != b.files;
+            }
+            if same {
+                continue;
+            }
+            let (n, raw) = match e.block {
+                Some(b) => (b.files as u64, b.raw_len),
+                None => (1, e.entry.size),
+            };
+            pieces.push((e.offset, e.next, n));
+            chunks += e.chunks;
+            raw_bytes += raw;
+        }
+        let wanted = partial.then(|| pick.iter().map(|e| e.entry.path.clone()).collect());
         let first = &self.members[0];
         RangeReader {
             f,
             head: first.header_bytes.to_vec(),
             head_at: 0,
-            pick,
+            pick: pieces,
+            wanted,
             at: 0,
             pos: None,
             hasher: Xxh3::new(),
@@ -929,19 +1046,55 @@ fn record_len(e: &Entry) -> u64 {
     (ENTRY_FIXED_LEN + e.path.len() + e.link.len() + 4) as u64
 }
 
-fn read_entry_at<F: ReadAt + ?Sized>(f: &F, off: u64) -> Result<Entry> {
-    let mut fixed = [0u8; ENTRY_FIXED_LEN];
-    pread(f, &mut fixed, off)?;
-    if fixed[0] != TAG_ENTRY {
-        return Err(corrupt(
+/// The record an entry row points at: an entry record, or a solid block
+/// record with its files.
+struct Record {
+    /// One entry, or the block's files in table order.
+    files: Vec<Entry>,
+    /// The block record's fixed part, for a block.
+    block: Option<BlockFixed>,
+    /// Bytes of the record (before its chunk frames).
+    len: u64,
+}
+
+fn read_record_at<F: ReadAt + ?Sized>(f: &F, off: u64, max_chunk: u32) -> Result<Record> {
+    let mut tag = [0u8; 1];
+    pread(f, &mut tag, off)?;
+    match tag[0] {
+        TAG_ENTRY => {
+            let mut fixed = [0u8; ENTRY_FIXED_LEN];
+            pread(f, &mut fixed, off)?;
+            let parsed = EntryFixed::parse(&fixed).map_err(|k| corrupt(off, k))?;
+            let mut rest = vec![0u8; parsed.rest_len()];
+            pread(f, &mut rest, off + ENTRY_FIXED_LEN as u64)?;
+            let e = parsed.finish(&fixed, &rest).map_err(|k| corrupt(off, k))?;
+            Ok(Record {
+                len: record_len(&e),
+                files: vec![e],
+                block: None,
+            })
+        }
+        TAG_BLOCK => {
+            let mut fixed = [0u8; BLOCK_FIXED_LEN];
+            pread(f, &mut fixed, off)?;
+            let parsed = BlockFixed::parse(&fixed, max_chunk).map_err(|k| corrupt(off, k))?;
+            // The table is at most 16 MiB (checked by `parse`).
+            let mut rest = vec![0u8; parsed.rest_len()];
+            pread(f, &mut rest, off + BLOCK_FIXED_LEN as u64)?;
+            let files = parsed.finish(&rest).map_err(|k| corrupt(off, k))?;
+            Ok(Record {
+                files: files.iter().map(|b| b.to_entry()).collect(),
+                len: (BLOCK_FIXED_LEN + rest.len()) as u64,
+                block: Some(parsed),
+            })
+        }
+        _ => Err(corrupt(
             off,
-            CorruptKind::BadIndex("entry row does not point at an entry record".into()),
-        ));
+            CorruptKind::BadIndex(
+                "entry row does not point at an entry or solid block record".into(),
+            ),
+        )),
     }
-    let parsed = EntryFixed::parse(&fixed).map_err(|k| corrupt(off, k))?;
-    let mut rest = vec![0u8; parsed.rest_len()];
-    pread(f, &mut rest, off + ENTRY_FIXED_LEN as u64)?;
-    parsed.finish(&fixed, &rest).map_err(|k| corrupt(off, k))
 }
 
 /// The path rules of format-spec 4 over a whole listing: unique paths, no
@@ -1008,7 +1161,9 @@ pub struct RangeReader<'a, F: ReadAt + ?Sized> {
     f: &'a F,
     head: Vec<u8>,
     head_at: usize,
-    pick: Vec<(u64, u64)>,
+    /// Per record passed: its offset, the next record's, its entries.
+    pick: Vec<(u64, u64, u64)>,
+    wanted: Option<HashSet<String>>,
     at: usize,
     /// Position inside `pick[at]`.
     pos: Option<u64>,
@@ -1018,6 +1173,69 @@ pub struct RangeReader<'a, F: ReadAt + ?Sized> {
     entries: u64,
     chunks: u64,
     raw_bytes: u64,
+}
+
+impl<F: ReadAt + ?Sized> RangeReader<'_, F> {
+    /// The paths of the selected entries when the stream holds others too
+    /// (a range that starts or ends inside a solid block); `None` when it
+    /// holds exactly the selected entries.
+    pub fn wanted(&self) -> Option<HashSet<String>> {
+        self.wanted.clone()
+    }
+}
+
+/// Passes to the sink behind it only the entries named in `wanted` (from
+/// [`RangeReader::wanted`]); the other files of a block are decoded with
+/// the block (their data is checked) but not written.
+pub struct RangeFilter<'a> {
+    inner: &'a mut dyn Sink,
+    wanted: HashSet<String>,
+    passing: bool,
+    passed: u64,
+}
+
+impl<'a> RangeFilter<'a> {
+    /// Filter what reaches `inner` by `wanted`.
+    pub fn new(inner: &'a mut dyn Sink, wanted: HashSet<String>) -> RangeFilter<'a> {
+        RangeFilter {
+            inner,
+            wanted,
+            passing: false,
+            passed: 0,
+        }
+    }
+
+    /// Entries passed on.
+    pub fn passed(&self) -> u64 {
+        self.passed
+    }
+}
+
+impl Sink for RangeFilter<'_> {
+    fn start(&mut self) -> Result<()> {
+        self.inner.start()
+    }
+    fn wants(&mut self, entry: &Entry) -> bool {
+        self.wanted.contains(&entry.path) && self.inner.wants(entry)
+    }
+    fn entry(&mut self, entry: &Entry) -> Result<()> {
+        self.passing = self.wanted.contains(&entry.path);
+        if !self.passing {
+            return Ok(());
+        }
+        self.passed += 1;
+        self.inner.entry(entry)
+    }
+    fn data(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.passing {
+            self.inner.data(bytes)
+        } else {
+            Ok(())
+        }
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.inner.finish()
+    }
 }
 
 impl<F: ReadAt + ?Sized> Read for RangeReader<'_, F> {
@@ -1032,12 +1250,12 @@ impl<F: ReadAt + ?Sized> Read for RangeReader<'_, F> {
             return Ok(n);
         }
         while self.at < self.pick.len() {
-            let (start, end) = self.pick[self.at];
+            let (start, end, n) = self.pick[self.at];
             let pos = *self.pos.get_or_insert(start);
             if pos >= end {
                 self.at += 1;
                 self.pos = None;
-                self.entries += 1;
+                self.entries += n;
                 continue;
             }
             let n = (buf.len() as u64).min(end - pos) as usize;

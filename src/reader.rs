@@ -410,6 +410,8 @@ impl<R: Read> ArchiveReader<R> {
         let files: Vec<Entry> = files.iter().map(|f| f.to_entry()).collect();
         for entry in &files {
             self.add_to_tree(entry, offset)?;
+            // A row per file of the block, at the block record (format-spec 13.1).
+            self.member.tracker.entry(offset - self.member.start);
             if entry.size > 0 {
                 starts.push((start, entry.path.clone()));
             }
