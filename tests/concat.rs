@@ -481,14 +481,20 @@ fn golden_path(name: &str) -> PathBuf {
 }
 
 /// `concat.lza`: two sealed members (trees "one" and "two"), then
-/// `bad-index.lza`: the first member with an entry row moved.
+/// `bad-index.lza`: the first member with an entry row moved, and
+/// `solid-index.lza`: a sealed member with solid blocks of 2 KiB.
 fn make_goldens() -> Vec<(&'static str, Vec<u8>)> {
-    let (_dir, a, b) = two_trees();
+    let (dir, a, b) = two_trees();
     let mut bad = a.clone();
     let i = index_start(&bad);
     bad[i + 8 + 16] ^= 1;
     refresh_footer(&mut bad);
-    vec![("concat.lza", cat(&[&a, &b])), ("bad-index.lza", bad)]
+    let solid = solid_sealed(dir.path(), "s", 2048);
+    vec![
+        ("concat.lza", cat(&[&a, &b])),
+        ("bad-index.lza", bad),
+        ("solid-index.lza", solid),
+    ]
 }
 
 #[test]
@@ -554,4 +560,273 @@ fn bad_index_golden_is_rejected() {
         CorruptKind::BadIndex("entry rows differ from the member's entry records".into())
     );
     assert!(matches!(index_kind(&b).1, CorruptKind::BadIndex(_)));
+}
+
+// ---- indexes over solid blocks ----------------------------------------------------
+
+/// A tree of small files that go into solid blocks of `block` bytes (at
+/// most 4 KiB, the chunk size, with zstd), a directory, a
+/// symbolic link, a file too large for a block and a hard link to a file
+/// of a block, sealed.
+fn solid_sealed(base: &Path, name: &str, block: usize) -> Vec<u8> {
+    let root = base.join(name);
+    for i in 0..14u64 {
+        let data = if i % 3 == 0 {
+            common::Rng::new(i).bytes(200 + 50 * i as usize)
+        } else {
+            common::text(300 + 120 * i as usize, i)
+        };
+        write_file(&root.join(format!("s/f{i:02}")), &data, 0o644);
+    }
+    write_file(&root.join("big.txt"), &common::text(9000, 99), 0o600);
+    fs::create_dir_all(root.join("emptydir")).unwrap();
+    std::os::unix::fs::symlink("s/f01", root.join("link")).unwrap();
+    fs::hard_link(root.join("s/f04"), root.join("hard")).unwrap();
+    common::fix_mtimes(&root, 1_700_000_000_000_000_000);
+    let mut warnings = lza::create::Warnings::default();
+    let sources = lza::create::collect_sources(
+        base,
+        &[PathBuf::from(name)],
+        &lza::create::exclude_set(&[]).unwrap(),
+        &mut warnings,
+    )
+    .unwrap();
+    let opts = lza::create::CreateOptions {
+        threads: 2,
+        chunk_size: 4096,
+        method: lza::create::Method::Zstd,
+        solid: lza::create::Solid {
+            block_size: block,
+            sort: false,
+        },
+        ..Default::default()
+    };
+    let bytes = lza::create::write_archive(
+        Vec::new(),
+        &sources,
+        &opts,
+        &mut |_| {},
+        &mut |_| {},
+        &mut warnings,
+    )
+    .unwrap();
+    seal_bytes(&bytes)
+}
+
+/// Extract `range` of an indexed archive (all but directories) into `dest`,
+/// through [`index::RangeFilter`] where the range cuts a block. Returns
+/// the entries written and whether a filter was needed.
+fn extract_range(
+    bytes: &[u8],
+    range: std::ops::Range<usize>,
+    only: Option<EntryKind>,
+    dest: &Path,
+) -> (u64, bool) {
+    let idx = ArchiveIndex::open(bytes).unwrap().unwrap();
+    let entries = idx.entries(bytes, Limits::default()).unwrap();
+    let rr = idx.range_reader(bytes, &entries, range, only);
+    let wanted = rr.wanted();
+    let filtered = wanted.is_some();
+    let mut w = lza::extract::DestWriter::new(dest, true);
+    let mut n = 0u64;
+    let opts = lza::extract::ReadOptions::default();
+    match wanted {
+        Some(wanted) => {
+            let mut f = index::RangeFilter::new(&mut w, wanted);
+            lza::extract::read_archive(rr, &opts, &mut f, &mut |_| {}, &mut |_| {}).unwrap();
+            n = f.passed();
+        }
+        None => {
+            lza::extract::read_archive(rr, &opts, &mut w, &mut |_| n += 1, &mut |_| {}).unwrap()
+        }
+    }
+    (n, filtered)
+}
+
+/// The first block of at least 3 files: (row of its first file, files).
+fn some_block(entries: &[index::IndexedEntry]) -> (usize, usize) {
+    let i = entries
+        .iter()
+        .position(|e| e.block.is_some_and(|b| b.file == 0 && b.files >= 3))
+        .expect("a block of 3 files or more");
+    (i, entries[i].block.unwrap().files as usize)
+}
+
+#[test]
+fn index_covers_solid_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = solid_sealed(dir.path(), "t", 4096);
+    // Front to back, the index is checked against the records.
+    scan(&a).unwrap();
+    let listed = paths(&a);
+    assert_eq!(indexed_paths(&a).unwrap(), listed);
+    let idx = ArchiveIndex::open(&a[..]).unwrap().unwrap();
+    let entries = idx.entries(&a[..], Limits::default()).unwrap();
+    let blocks = entries
+        .iter()
+        .filter(|e| e.block.is_some_and(|b| b.file == 0))
+        .count();
+    assert!(blocks >= 2, "{blocks} blocks");
+    // Rows of a block's files share the block record's offset; others
+    // strictly increase.
+    for w in entries.windows(2) {
+        let one_block = w[1].block.is_some_and(|b| b.file > 0);
+        assert_eq!(w[0].offset == w[1].offset, one_block);
+        assert!(w[0].offset <= w[1].offset);
+    }
+    let want = files(&a);
+
+    // One file from the middle of a block.
+    let (b0, n) = some_block(&entries);
+    let mid = b0 + 1;
+    let out = tempfile::tempdir().unwrap();
+    assert_eq!(extract_range(&a, mid..mid + 1, None, out.path()), (1, true));
+    let path = &entries[mid].entry.path;
+    assert_eq!(&fs::read(out.path().join(path)).unwrap(), &want[path]);
+    let mut written = Vec::new();
+    common::walk(out.path(), &mut written);
+    let written_files: Vec<_> = written.iter().filter(|p| p.is_file()).collect();
+    assert_eq!(written_files.len(), 1, "{written:?}");
+
+    // A range split inside a block, extracted in two parts, then the
+    // directories: the same tree as a whole extraction.
+    let cut = b0 + n / 2;
+    let parts = tempfile::tempdir().unwrap();
+    let (n1, f1) = extract_range(&a, 0..cut, None, parts.path());
+    let (n2, f2) = extract_range(&a, cut..entries.len(), None, parts.path());
+    assert!(f1 && f2);
+    extract_range(
+        &a,
+        0..entries.len(),
+        Some(EntryKind::Directory),
+        parts.path(),
+    );
+    let dirs = entries
+        .iter()
+        .filter(|e| e.entry.kind == EntryKind::Directory)
+        .count() as u64;
+    assert_eq!(n1 + n2 + dirs, entries.len() as u64);
+    assert_same_tree(&dir.path().join("t"), &parts.path().join("t"));
+
+    // The planner never cuts inside a block.
+    for k in 1..=8 {
+        let plan = ArchiveIndex::plan(&entries, k);
+        assert_eq!(plan.last().unwrap().end, entries.len());
+        for r in &plan {
+            assert!(
+                entries[r.start].block.is_none_or(|b| b.file == 0),
+                "{k} parts: cut at {}",
+                r.start
+            );
+            let rr = idx.range_reader(&a[..], &entries, r.clone(), None);
+            assert!(rr.wanted().is_none());
+        }
+    }
+}
+
+/// Rewrite entry row `row` of a single sealed member to `(off, first)`.
+fn set_row(b: &mut [u8], row: usize, off: u64, first: u64) {
+    let at = index_start(b) + 8 + 16 * row;
+    b[at..at + 8].copy_from_slice(&off.to_le_bytes());
+    b[at + 8..at + 16].copy_from_slice(&first.to_le_bytes());
+    refresh_footer(b);
+}
+
+#[test]
+fn bad_rows_of_block_files_are_rejected() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = solid_sealed(dir.path(), "t", 4096);
+    let idx = ArchiveIndex::open(&a[..]).unwrap().unwrap();
+    let m = &idx.members[0];
+    let entries = idx.entries(&a[..], Limits::default()).unwrap();
+    let (b0, n) = some_block(&entries);
+    let (boff, bfc) = m.entry_rows[b0];
+    let after = m.entry_rows.get(b0 + n).copied();
+    let mut cases: Vec<(&str, Vec<u8>, &str)> = Vec::new();
+    // The last row of the block swapped with the row after it: the
+    // block's rows are not consecutive (offsets decrease).
+    if let Some((o, fc)) = after {
+        let mut b = a.clone();
+        set_row(&mut b, b0 + n - 1, o, fc);
+        set_row(&mut b, b0 + n, boff, bfc);
+        cases.push(("not consecutive", b, "out of order"));
+        // The row after the block at the block: one row too many.
+        let mut b = a.clone();
+        set_row(&mut b, b0 + n, boff, bfc);
+        cases.push(("more rows", b, "more rows at the block record"));
+        // The block's last row moved on to the next record: one too few.
+        let mut b = a.clone();
+        set_row(&mut b, b0 + n - 1, o, fc);
+        cases.push(("fewer rows", b, "fewer consecutive rows"));
+    }
+    // The block's rows but the first pointing at its first chunk frame:
+    // in order, but the block record has one row for its files.
+    let frame = m.chunk_rows[bfc as usize];
+    let mut b = a.clone();
+    for r in b0 + 1..b0 + n {
+        set_row(&mut b, r, frame, bfc);
+    }
+    cases.push(("into the frames", b, "fewer consecutive rows"));
+    // Every row of the block at its first frame: the record before no
+    // longer reaches the next row.
+    let mut b = a.clone();
+    for r in b0..b0 + n {
+        set_row(&mut b, r, frame, bfc);
+    }
+    cases.push(("at a frame", b, "do not reach the next indexed record"));
+    assert!(cases.len() >= 4);
+    for (what, b, says) in cases {
+        let (_, kind) = corrupt_kind(decode(&b));
+        assert_eq!(
+            kind,
+            CorruptKind::BadIndex("entry rows differ from the member's entry records".into()),
+            "{what}"
+        );
+        match index_kind(&b).1 {
+            CorruptKind::BadIndex(m) => assert!(m.contains(says), "{what}: {m}"),
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn solid_members_concatenate() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = solid_sealed(dir.path(), "one", 4096);
+    let b = solid_sealed(dir.path(), "two", 2048);
+    let c = cat(&[&a, &b]);
+    let listed = paths(&c);
+    assert_eq!(indexed_paths(&c).unwrap(), listed);
+    let mut want = files(&a);
+    want.extend(files(&b));
+    assert_eq!(files(&c), want);
+}
+
+#[test]
+fn solid_index_golden_lists_and_extracts() {
+    let g = fs::read(golden_path("solid-index.lza")).unwrap();
+    let listed = paths(&g);
+    assert_eq!(indexed_paths(&g).unwrap(), listed);
+    let idx = ArchiveIndex::open(&g[..]).unwrap().unwrap();
+    let entries = idx.entries(&g[..], Limits::default()).unwrap();
+    let m = &idx.members[0];
+    // Rows of block files: equal offsets at a block record (tag 0x03).
+    let in_blocks = entries.iter().filter(|e| e.block.is_some()).count();
+    assert!(in_blocks >= 8, "{in_blocks}");
+    for e in entries.iter().filter(|e| e.block.is_some()) {
+        assert_eq!(g[e.offset as usize], lza::format::TAG_BLOCK);
+    }
+    assert_eq!(m.entry_rows.len(), entries.len());
+    let files = files(&g);
+    assert_eq!(files["s/s/f05"], common::text(300 + 120 * 5, 5));
+    assert_eq!(files["s/s/f03"], common::Rng::new(3).bytes(350));
+    // "s/hard" comes first in the walk: "s/s/f04" is the link to it, a
+    // file of a block.
+    let link = entries.iter().find(|e| e.entry.path == "s/s/f04").unwrap();
+    assert_eq!(link.entry.kind, EntryKind::Hardlink);
+    let target = entries
+        .iter()
+        .find(|e| e.entry.path == link.entry.link)
+        .unwrap();
+    assert!(target.block.is_some());
 }

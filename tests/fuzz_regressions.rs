@@ -101,6 +101,18 @@ fn replay_decode_inputs() {
     }
 }
 
+/// The decode target's index checks (lists and ranges through the index,
+/// a file from inside a solid block) on an indexed archive with blocks.
+#[test]
+fn decode_target_on_indexed_solid_golden() {
+    let data = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/golden/solid-index.lza"),
+    )
+    .unwrap();
+    assert!(lza::index::ArchiveIndex::open(&data[..]).unwrap().is_some());
+    harness::decode_checked(&data);
+}
+
 #[test]
 fn replay_extract_inputs() {
     for (path, data) in inputs("extract-") {
