@@ -140,6 +140,7 @@ fn create_impl(
     index: bool,
     only: Option<&[String]>,
     keep_model_hash: bool,
+    block_size: usize,
 ) -> lza::Result<(u64, u64, Vec<String>)> {
     let mut warnings = Warnings::default();
     let mut sources =
@@ -156,11 +157,16 @@ fn create_impl(
     } else {
         None
     };
+    let chunk_size = CreateOptions::default().chunk_size;
     let opts = CreateOptions {
         threads,
         level,
         method,
         lm,
+        solid: lza::plan::Solid {
+            block_size: block_size.min(chunk_size as usize),
+            sort: false,
+        },
         ..CreateOptions::default()
     };
     // Read and write: sealing reads the archive back.
@@ -206,17 +212,20 @@ fn create_impl(
 }
 
 /// create(archive, paths, *, root=".", method="default", level=6,
-/// threads=0, index=True, only=None, keep_model_hash=False) -> dict
+/// threads=0, index=True, only=None, keep_model_hash=False,
+/// block_size=1048576) -> dict
 ///
 /// Archive `paths` (relative to `root`, directories with their contents)
 /// into the file `archive`. With `index`, the archive is version 2 with a
 /// trailing index (it can be concatenated with others and read by ranges).
 /// `only`: keep just these archive paths of what the walk finds.
 /// `keep_model_hash`: the header names the model even when no chunk used
-/// it (shards to be concatenated must agree, format-spec 12.2). Returns
+/// it (shards to be concatenated must agree, format-spec 12.2).
+/// `block_size`: largest solid block of small files (format-spec 4a), as
+/// `lza create --block-size`; 0 archives every file on its own. Returns
 /// {"entries", "bytes", "warnings"}.
 #[pyfunction]
-#[pyo3(signature = (archive, paths, *, root=".".into(), method="default", level=6, threads=0, index=true, only=None, keep_model_hash=false))]
+#[pyo3(signature = (archive, paths, *, root=".".into(), method="default", level=6, threads=0, index=true, only=None, keep_model_hash=false, block_size=lza::plan::DEFAULT_BLOCK_SIZE))]
 #[allow(clippy::too_many_arguments)]
 fn create(
     py: Python<'_>,
@@ -229,6 +238,7 @@ fn create(
     index: bool,
     only: Option<Vec<String>>,
     keep_model_hash: bool,
+    block_size: usize,
 ) -> PyResult<Py<PyDict>> {
     let method = method_of(method)?;
     if !(1..=9).contains(&level) {
@@ -247,6 +257,7 @@ fn create(
                 index,
                 only.as_deref(),
                 keep_model_hash,
+                block_size,
             )
         })
         .map_err(to_py)?;
@@ -352,7 +363,7 @@ fn plan(py: Python<'_>, archive: PathBuf, parts: usize) -> PyResult<Vec<(usize, 
         Ok(ArchiveIndex::plan(&entries, parts)
             .into_iter()
             .map(|r| {
-                let bytes = entries[r.clone()].iter().map(|e| e.next - e.offset).sum();
+                let bytes = entries[r.clone()].iter().map(|e| e.bytes()).sum();
                 (r.start, r.end, bytes)
             })
             .collect())
@@ -435,13 +446,29 @@ fn extract(
         }
         let only = directories.then_some(EntryKind::Directory);
         let r = idx.range_reader(&f, &entries, start..stop, only);
-        read_into(
-            BufReader::with_capacity(1 << 20, r),
-            &idx.members[0].header,
-            threads,
-            max_size,
-            &mut sink,
-        )
+        let header = &idx.members[0].header;
+        match r.wanted() {
+            // The part starts or ends inside a solid block: the block is
+            // decoded whole, only the part's files are written.
+            Some(wanted) => {
+                let mut filter = index::RangeFilter::new(&mut sink, wanted);
+                read_into(
+                    BufReader::with_capacity(1 << 20, r),
+                    header,
+                    threads,
+                    max_size,
+                    &mut filter,
+                )?;
+                Ok(filter.passed())
+            }
+            None => read_into(
+                BufReader::with_capacity(1 << 20, r),
+                header,
+                threads,
+                max_size,
+                &mut sink,
+            ),
+        }
     })
     .map_err(to_py)
 }
@@ -500,6 +527,8 @@ fn compress(
                 false,
                 None,
                 false,
+                // One file: no block (the blob stays a version 1 archive).
+                0,
             )?;
             std::fs::read(&archive).map_err(|e| Error::io(&archive, e))
         })
