@@ -55,6 +55,8 @@ for tree in empty one mixed links big deep; do
 done
 # Solid blocks (format-spec 4a): small blocks, so that a tree makes
 # several, with stored and zstd-coded file tables.
+# (Written to files, these archives carry a trailing index, format-spec 13,
+# so the decode target also reads them through it.)
 for tree in one mixed links deep; do
     "$lza" c -f "$seeds/gen-$tree-solid.lza" -C "$t/$tree" --block-size 1K --chunk-size 256 -T 1 -m zstd . 2>/dev/null
 done

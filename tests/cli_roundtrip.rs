@@ -175,10 +175,37 @@ fn roundtrip_by_pipe_matches_file() {
         .output()
         .unwrap();
     assert!(piped.status.success());
+    // A file gets a trailing index (format-spec 13), a pipe none; with
+    // --no-index the file holds the pipe's bytes.
+    let no_index = f.create("n.lza", &["-T", "3", "--no-index"]);
     assert!(
-        piped.stdout == fs::read(&a).unwrap(),
+        piped.stdout == fs::read(&no_index).unwrap(),
         "pipe and file archives differ"
     );
+    let filed = fs::read(&a).unwrap();
+    let idx = lza::index::ArchiveIndex::open(&filed[..])
+        .unwrap()
+        .expect("a file archive has an index");
+    assert_eq!(idx.members.len(), 1);
+    let end = idx.members[0].end_offset as usize + lza::format::END_LEN;
+    // The version field (8..10) and the header CRC (36..40) aside.
+    assert_eq!(filed[10..36], piped.stdout[10..36]);
+    assert_eq!(filed[40..end], piped.stdout[40..]);
+    // list through the index equals list front to back (from the pipe).
+    let by_index = ok(&["t", p(&a)]).stdout;
+    let mut child = Command::new(LZA)
+        .args(["t", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let bytes = filed.clone();
+    let feeder = std::thread::spawn(move || stdin.write_all(&bytes).unwrap());
+    let streamed = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    assert!(streamed.status.success());
+    assert_eq!(by_index, streamed.stdout);
 
     // Reading from a pipe: list and verify take stdin.
     for cmd in ["t", "verify"] {

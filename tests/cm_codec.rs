@@ -224,11 +224,13 @@ fn create(
     envs: &[(&str, &str)],
 ) -> Vec<u8> {
     // (every file on its own: these tests pin the per-file coding policy
-    // of format-spec 8.6; solid blocks are tests/solid.rs's)
+    // of format-spec 8.6; solid blocks are tests/solid.rs's; no index, so
+    // that the bytes compare with goldens and pipes)
     let mut args = vec![
         "c",
         "--block-size",
         "0",
+        "--no-index",
         "--method",
         method,
         "-f",
@@ -330,6 +332,7 @@ fn every_method_round_trips_and_uses_context_mixing() {
                     "c",
                     "--block-size",
                     "0",
+                    "--no-index",
                     "--method",
                     method,
                     "-f",
@@ -533,6 +536,7 @@ fn create_golden_from(method: &str, base: &Path, tree: &str, path: &Path) {
             "c",
             "--block-size",
             "0",
+            "--no-index",
             "--method",
             method,
             "-T",
@@ -1271,6 +1275,8 @@ fn preset_9_needs_version_2() {
                 method,
                 "--block-size",
                 "0",
+                // (an index would make every file archive version 2)
+                "--no-index",
                 "-f",
                 arch.to_str().unwrap(),
                 "-C",

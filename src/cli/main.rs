@@ -228,6 +228,12 @@ struct CreateArgs {
     /// solid order) instead of walk order.
     #[arg(long = "solid-sort", hide = true)]
     solid_sort: bool,
+    /// Write no trailing index (format-spec 13). By default an archive
+    /// written to a file gets one, which makes it version 2 and lets `lza
+    /// list` and ranges read it without reading the data; an archive
+    /// written to standard output never has one.
+    #[arg(long = "no-index")]
+    no_index: bool,
     /// Files and directories to archive.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -821,8 +827,14 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
                 &mut on_progress,
                 &mut warnings,
             )?;
-            let n = out.n;
-            let tmp = out.inner.into_inner().map_err(|e| e.into_error())?;
+            let mut n = out.n;
+            let mut tmp = out.inner.into_inner().map_err(|e| e.into_error())?;
+            if !a.no_index {
+                // Read back through the streaming reader and indexed
+                // (format-spec 13), as `lza::index::seal` does for any
+                // finished archive.
+                n = lza::index::seal(tmp.as_file_mut())?.len;
+            }
             tmp.as_file()
                 .sync_all()
                 .with_context(|| format!("{}: sync", path.display()))?;
@@ -938,12 +950,16 @@ fn open_input(file: &str) -> anyhow::Result<(Box<dyn Read>, Option<u64>)> {
     }
 }
 
-/// The total data size in the end record of the archive file `f`.
+/// The total data size in the end record of the archive file `f` (in the
+/// end records its indexes lead to, for an indexed archive).
 fn declared_total(f: &mut File) -> Option<u64> {
     let len = f.metadata().ok()?.len();
     let end_len = lza::format::END_LEN as u64;
     if !f.metadata().ok()?.is_file() || len < end_len {
         return None;
+    }
+    if let Ok(Some(idx)) = lza::index::ArchiveIndex::open(&*f) {
+        return Some(idx.raw_bytes());
     }
     f.seek(SeekFrom::Start(len - end_len)).ok()?;
     let mut b = [0u8; lza::format::END_LEN];
@@ -1148,6 +1164,14 @@ fn run_list(a: ListArgs) -> anyhow::Result<()> {
     } else {
         Some(Members::new(&members, false)?)
     };
+    if !a.verbose && archive != "-" {
+        let f = File::open(&archive).with_context(|| format!("{archive}: cannot open"))?;
+        if f.metadata().is_ok_and(|m| m.is_file())
+            && let Some(idx) = lza::index::ArchiveIndex::open(&f)?
+        {
+            return list_indexed(&f, &idx, members);
+        }
+    }
     let (input, _) = open_input(&archive)?;
     let human = a.human || io::stdout().is_terminal();
     let mut out = BufWriter::new(io::stdout().lock());
@@ -1225,7 +1249,12 @@ fn run_list(a: ListArgs) -> anyhow::Result<()> {
     if a.verbose
         && let Some(end) = end
     {
-        let archive_len = end.stream_len + lza::format::END_LEN as u64;
+        // A file's length counts its indexes too; from a pipe, the bytes
+        // up to the last end record.
+        let archive_len = std::fs::metadata(&archive)
+            .ok()
+            .filter(|m| archive != "-" && m.is_file())
+            .map_or(end.stream_len + lza::format::END_LEN as u64, |m| m.len());
         let size = |n| if human { human_size(n) } else { n.to_string() };
         let ratio = if end.raw_bytes == 0 {
             "-".to_string()
@@ -1255,6 +1284,33 @@ fn run_list(a: ListArgs) -> anyhow::Result<()> {
         }
     }
     write_err.and_then(|_| out.flush())?;
+    Ok(())
+}
+
+/// `lza list` of a file with indexes (format-spec 13): the paths from the
+/// entry and block records the indexes point to, each checked, without
+/// reading the data (`lza verify` reads everything).
+fn list_indexed(
+    f: &File,
+    idx: &lza::index::ArchiveIndex,
+    mut members: Option<Members>,
+) -> anyhow::Result<()> {
+    let entries = idx.entries(f, Limits::default())?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    for e in &entries {
+        if members.as_mut().is_none_or(|m| m.selects(&e.entry.path)) {
+            writeln!(out, "{}", escape(&e.entry.path))?;
+        }
+    }
+    out.flush()?;
+    if let Some(m) = &members {
+        for name in m.unmatched() {
+            warn(format_args!("{name}: not found in archive"));
+        }
+        if !m.unmatched().is_empty() {
+            bail!("{} member name(s) not found", m.unmatched().len());
+        }
+    }
     Ok(())
 }
 
