@@ -830,3 +830,24 @@ fn solid_index_golden_lists_and_extracts() {
         .unwrap();
     assert!(target.block.is_some());
 }
+
+/// An archive of an empty directory, written to a file, is too short for
+/// the index's search from the end to find a footer: it is still sealed,
+/// listed and extracted (the search means "no index", never "corrupt").
+#[test]
+fn empty_tree_to_a_file_seals_lists_and_extracts() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("empty")).unwrap();
+    let a = tmp.path().join("a.lza");
+    let (ap, base) = (a.to_str().unwrap(), tmp.path().join("empty"));
+    common::ok(common::lza(
+        &["c", "-f", ap, "-C", base.to_str().unwrap(), "."],
+        &[],
+    ));
+    common::ok(common::lza(&["t", "-f", ap], &[]));
+    let out = tmp.path().join("out");
+    common::ok(common::lza(
+        &["x", "-f", ap, "-C", out.to_str().unwrap()],
+        &[],
+    ));
+}
