@@ -3,6 +3,7 @@
 //! delays and faults, and the golden payload of two streams.
 
 use super::*;
+use crate::lm::tests::{lcg_bytes, sample_chunks};
 use crate::lm::{KernelPath, Model, model};
 use std::sync::Arc;
 
@@ -15,18 +16,6 @@ fn test_model() -> Arc<Model> {
     let bytes = std::fs::read(TEST_MODEL)
         .expect("testdata/models/test-gru.safetensors (train/make_test_model.py)");
     Arc::new(Model::from_bytes(&bytes).unwrap())
-}
-
-fn lcg_bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (s >> 56) as u8
-        })
-        .collect()
 }
 
 /// Decodes with the two-thread split as [`decode_paired`] does, with the
@@ -49,35 +38,6 @@ fn split(
     codec.decode_split_with(&mut coder, raw_len, chains, alone_from, run, chaos)?;
     cm::finish(&dec)?;
     Ok(pred.take_history())
-}
-
-/// Chunks of all the kinds the archive will see, plus edge cases.
-fn sample_chunks() -> Vec<Vec<u8>> {
-    let text = b"The quick brown fox jumps over the lazy dog. It was the best of times, it was the worst of times.\n\
-        fn main() { println!(\"hello, world\"); }\n<xml attr=\"1\">&amp;</xml>\n"
-        .repeat(40);
-    let mut v = vec![
-        text[..3000].to_vec(),
-        Vec::new(),
-        b"a".to_vec(),
-        vec![0u8],
-        vec![255u8],
-        "grüße, ☃, 日本語 — “quotes”\r\n".repeat(20).into_bytes(),
-        vec![
-            0xC3, 0x28, 0xA0, 0xA1, 0xE2, 0x28, 0xA1, 0xF0, 0x28, 0x8C, 0xBC, 0xFF, 0xFE,
-        ], // invalid UTF-8
-        // binary-looking text: hex dump and base64
-        (0..400u32)
-            .map(|i| format!("{:08x}: {:02x} {:02x}\n", i * 16, i % 251, (i * 7) % 256))
-            .collect::<String>()
-            .into_bytes(),
-        lcg_bytes(700, 1), // random bytes
-        vec![b' '; 1000],
-        Vec::new(),
-        text[100..100 + crate::lm::TRAINED_CONTEXT.min(text.len() - 100)].to_vec(),
-    ];
-    v.push(lcg_bytes(2, 9));
-    v
 }
 
 /// Context-mixing chunks that use the model: the batched encoder (model

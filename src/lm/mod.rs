@@ -512,4 +512,4 @@ impl LmCodec {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

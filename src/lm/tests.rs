@@ -16,7 +16,7 @@ fn test_model() -> Arc<Model> {
     Arc::new(Model::from_bytes(&bytes).unwrap())
 }
 
-fn lcg_bytes(n: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn lcg_bytes(n: usize, seed: u64) -> Vec<u8> {
     let mut s = seed;
     (0..n)
         .map(|_| {
@@ -29,7 +29,7 @@ fn lcg_bytes(n: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Chunks of all the kinds the archive will see, plus edge cases.
-fn sample_chunks() -> Vec<Vec<u8>> {
+pub(crate) fn sample_chunks() -> Vec<Vec<u8>> {
     let text = b"The quick brown fox jumps over the lazy dog. It was the best of times, it was the worst of times.\n\
         fn main() { println!(\"hello, world\"); }\n<xml attr=\"1\">&amp;</xml>\n"
         .repeat(40);
