@@ -213,16 +213,20 @@ pub(crate) fn encode_cm(raw: &[u8], preset: crate::cm::Preset) -> Frame {
     let payload = if crate::cm::looks_like_x86(raw) {
         crate::cm::encode_x86(raw, preset)
     } else {
-        let plain = crate::cm::encode(raw, preset);
-        // What looks like a 16-bit image is coded both ways; the smaller
-        // payload is kept.
+        // What looks like a 16-bit image is coded both ways, side by side;
+        // the smaller payload is kept.
         match crate::cm::guess_image(raw) {
             Some(image) if preset != crate::cm::FAST => {
-                // (the plain coding counts these bytes for progress)
-                let img = crate::progress::uncounted(|| crate::cm::encode_image(raw, image));
+                // (the plain coding counts these bytes for progress, unless
+                // the caller counts none)
+                let counted = crate::progress::counted();
+                let (plain, img) = rayon::join(
+                    || crate::progress::counted_as(counted, || crate::cm::encode(raw, preset)),
+                    || crate::progress::uncounted(|| crate::cm::encode_image(raw, image)),
+                );
                 if img.len() < plain.len() { img } else { plain }
             }
-            _ => plain,
+            _ => crate::cm::encode(raw, preset),
         }
     };
     Frame::new(CodecId::ContextMixing, raw, payload)
@@ -394,6 +398,11 @@ enum Plan {
     /// each piece's zstd frame, and whether to try the segment as one
     /// chunk without the model too.
     Lm(Frame, Vec<Frame>, bool),
+    /// One context-mixing chunk without the model, or the whole-segment
+    /// zstd frame if that is smaller. Coded side by side with the model's
+    /// pieces, not before them: a 5 MB segment of XML took about 9 s that
+    /// the model's pieces of the same group used to wait for.
+    Cm(Frame),
 }
 
 /// Code segments into frames, one list per segment (format-spec 8.6 for
@@ -454,7 +463,7 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
                     .collect();
                 return Plan::Done(frames);
             }
-            Plan::Done(vec![smaller(encode_cm(&s.data, c.method.preset()), whole)])
+            Plan::Cm(whole)
         })
         .collect();
     // Every language-model piece of the group goes to the model in one
@@ -470,9 +479,10 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
             );
         }
     }
-    // Side by side with the model: each such segment as one chunk without
-    // it, which wins where the segment's own repetitions matter more than
-    // language (tables, lists of URLs, reference works).
+    // Side by side with the model: the segments coded without it, and each
+    // of the model's segments as one chunk without it, which wins where the
+    // segment's own repetitions matter more than language (tables, lists of
+    // URLs, reference works).
     let (coded, trials) = rayon::join(
         || match lm {
             Some(lm) if !pieces.is_empty() => {
@@ -503,6 +513,7 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
                     Plan::Lm(_, _, true) => Some(crate::progress::uncounted(|| {
                         encode_cm(&s.data, crate::cm::NORMAL2)
                     })),
+                    Plan::Cm(_) => Some(encode_cm(&s.data, c.method.preset())),
                     Plan::Lm(..) | Plan::Done(_) => None,
                 })
                 .collect::<Vec<_>>()
@@ -515,6 +526,7 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
         .zip(trials)
         .map(|((s, plan), trial)| match plan {
             Plan::Done(frames) => frames,
+            Plan::Cm(whole) => vec![smaller(trial.expect("coded beside the model"), whole)],
             Plan::Lm(whole, zstd_pieces, _) => {
                 let mut frames = Vec::new();
                 let n = lm_pieces(s.data.len(), c.method);

@@ -47,7 +47,18 @@ pub fn tick() {
 /// Run `f` without counting what it codes on this thread (a trial whose
 /// bytes are counted by the coding that competes with it).
 pub fn uncounted<T>(f: impl FnOnce() -> T) -> T {
-    let was = MUTED.with(|m| m.replace(true));
+    counted_as(false, f)
+}
+
+/// Whether what this thread codes is counted (false inside [`uncounted`]):
+/// work handed to another thread takes it along with [`counted_as`].
+pub fn counted() -> bool {
+    !MUTED.with(|m| m.get())
+}
+
+/// Run `f` counting what it codes on this thread or not, as `counted`.
+pub fn counted_as<T>(counted: bool, f: impl FnOnce() -> T) -> T {
+    let was = MUTED.with(|m| m.replace(!counted));
     let out = f();
     MUTED.with(|m| m.set(was));
     out
