@@ -119,6 +119,7 @@ fn lone_cm_chunk_on_two_threads() {
         let one = LmCodec::new(model.clone(), path, 1, 4).unwrap();
         let two = LmCodec::new(model.clone(), path, 2, 4).unwrap();
         let three = LmCodec::new(model.clone(), path, 3, 4).unwrap();
+        let eight = LmCodec::new(model.clone(), path, 8, 4).unwrap();
         for preset in [cm::WITH_LM3, cm::WITH_LM3_2, cm::FAST] {
             let payloads = encode_chunks(&one, &chunks, preset);
             assert_eq!(encode_chunks(&two, &chunks, preset), payloads);
@@ -163,8 +164,10 @@ fn lone_cm_chunk_on_two_threads() {
                 let r = split(&codec, p, n, preset, usize::MAX, 1 << 16, None);
                 assert_eq!(r.unwrap().as_slice(), chunks[3], "path {other}");
             }
-            // odd counts: shared chunks first, the last one alone
-            for (codec, k) in [(&two, 3), (&three, 4), (&two, 1)] {
+            // odd counts: shared chunks first, the last one alone; fewer
+            // chunks than threads: the longest on two threads each, side
+            // by side
+            for (codec, k) in [(&two, 3), (&three, 4), (&two, 1), (&eight, 4), (&eight, 3)] {
                 for (r, c) in decode_chunks(codec, &inputs[..k]).into_iter().zip(&chunks) {
                     assert_eq!(r.unwrap().as_slice(), *c);
                 }
