@@ -118,6 +118,16 @@ impl fmt::Display for Location<'_> {
     }
 }
 
+/// Corrupt data at stream `offset`, outside any entry or chunk.
+pub(crate) fn corrupt(offset: u64, kind: CorruptKind) -> Error {
+    Error::Corrupt {
+        offset,
+        entry: None,
+        chunk: None,
+        kind,
+    }
+}
+
 impl Error {
     /// An internal error with no location.
     pub fn internal(msg: impl Into<String>) -> Error {

@@ -5,9 +5,11 @@
 //!
 //! - below all: `mem` (memory hints), [`pipeline`] (the pool of `-T`,
 //!   ordered parallel coding), [`progress`], [`names`], [`cleanup`];
-//! - format: [`format`](mod@format) (bytes on disk, no file-system policy), [`error`];
-//! - container: [`reader`] (strict sequential parsing), [`index`]
-//!   (concatenated archives, the trailing index);
+//! - format: [`format`](mod@format) (bytes on disk, no file-system policy), [`error`],
+//!   [`member`] (concatenated members, the trailing index's bytes and the
+//!   checks a stream reader makes of it);
+//! - container: [`reader`] (strict sequential parsing), [`index`] (an
+//!   indexed file: seeking, ranges, sealing);
 //! - codecs: [`codec`] (frames, stored, zstd), [`cm`] (context mixing),
 //!   [`lm`] (the language model as a probability source behind
 //!   [`lm::StepBackend`]), [`cmlm`] (context mixing with the model),
@@ -36,6 +38,7 @@ pub mod index;
 pub mod lm;
 #[allow(unsafe_code)]
 pub(crate) mod mem;
+pub mod member;
 pub mod models;
 pub mod names;
 pub mod pipeline;

@@ -182,7 +182,7 @@ struct Member {
     /// Entries, chunks and data bytes of the members before it.
     before: (u64, u64, u64),
     /// The index its records imply.
-    tracker: crate::index::Tracker,
+    tracker: crate::member::Tracker,
 }
 
 impl<R: Read> ArchiveReader<R> {
@@ -227,7 +227,7 @@ impl<R: Read> ArchiveReader<R> {
             chunk: None,
             kind,
         })?;
-        r.member.version = crate::index::header_version(&b);
+        r.member.version = crate::member::header_version(&b);
         r.member.first = r.header;
         Ok(r)
     }
@@ -597,7 +597,7 @@ impl<R: Read> ArchiveReader<R> {
                 return Err(at(CorruptKind::EndMismatch(what)));
             }
         }
-        if self.member.version >= crate::index::CONCAT_VERSION {
+        if self.member.version >= crate::member::CONCAT_VERSION {
             return self.after_member(end, offset);
         }
         let mut extra = [0u8; 1];
@@ -629,7 +629,7 @@ impl<R: Read> ArchiveReader<R> {
     /// optional index, then the end of the stream (the end event, with
     /// totals) or the next member (no event; its header is read here).
     fn after_member(&mut self, end: EndRecord, end_offset: u64) -> Result<Option<Event>> {
-        use crate::index::{After, after_end, header_version, member_rules};
+        use crate::member::{After, after_end, header_version, member_rules};
         let tracker = std::mem::take(&mut self.member.tracker);
         let (after, pos) = after_end(&mut self.inner, tracker, self.member.start, self.offset)?;
         let b = match after {

@@ -1,6 +1,7 @@
 //! Extracting part of an archive, as tar does: member selection by name or
 //! glob, `--strip-components`, writing file data to standard output, and
-//! checking an archive against extraction's link rules without extracting.
+//! checking an archive against extraction's link rules without extracting;
+//! and the files of one range of an indexed archive ([`RangeFilter`]).
 //!
 //! These are [`Sink`]s that sit in front of another one. The archive is
 //! still read in full and its records and stream checksum checked, but the
@@ -305,6 +306,60 @@ impl Sink for LinkRules {
     }
     fn finish(&mut self) -> Result<()> {
         Ok(())
+    }
+}
+
+/// Passes to the sink behind it only the entries named in `wanted` (from
+/// [`crate::index::RangeReader::wanted`]); the other files of a block are
+/// decoded with the block (their data is checked) but not written.
+pub struct RangeFilter<'a> {
+    inner: &'a mut dyn Sink,
+    wanted: HashSet<String>,
+    passing: bool,
+    passed: u64,
+}
+
+impl<'a> RangeFilter<'a> {
+    /// Filter what reaches `inner` by `wanted`.
+    pub fn new(inner: &'a mut dyn Sink, wanted: HashSet<String>) -> RangeFilter<'a> {
+        RangeFilter {
+            inner,
+            wanted,
+            passing: false,
+            passed: 0,
+        }
+    }
+
+    /// Entries passed on.
+    pub fn passed(&self) -> u64 {
+        self.passed
+    }
+}
+
+impl Sink for RangeFilter<'_> {
+    fn start(&mut self) -> Result<()> {
+        self.inner.start()
+    }
+    fn wants(&mut self, entry: &Entry) -> bool {
+        self.wanted.contains(&entry.path) && self.inner.wants(entry)
+    }
+    fn entry(&mut self, entry: &Entry) -> Result<()> {
+        self.passing = self.wanted.contains(&entry.path);
+        if !self.passing {
+            return Ok(());
+        }
+        self.passed += 1;
+        self.inner.entry(entry)
+    }
+    fn data(&mut self, bytes: &[u8]) -> Result<()> {
+        if self.passing {
+            self.inner.data(bytes)
+        } else {
+            Ok(())
+        }
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.inner.finish()
     }
 }
 

@@ -14,7 +14,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use lza::format::{END_LEN, EntryKind, HEADER_LEN};
-use lza::index::{self, ArchiveIndex, FOOTER_LEN};
+use lza::index::{self, ArchiveIndex};
+use lza::member::{self, FOOTER_LEN};
 use lza::reader::Limits;
 use lza::{CorruptKind, Error};
 
@@ -126,7 +127,7 @@ fn refresh_footer(b: &mut [u8]) {
     let foot = n - FOOTER_LEN;
     let entries = u64::from_le_bytes(b[foot..foot + 8].try_into().unwrap());
     let chunks = u64::from_le_bytes(b[foot + 8..foot + 16].try_into().unwrap());
-    let start = n - index::index_len(entries, chunks).unwrap() as usize;
+    let start = n - member::index_len(entries, chunks).unwrap() as usize;
     let sum = xxhash_rust::xxh3::xxh3_64(&b[start..foot]);
     b[foot + 24..foot + 32].copy_from_slice(&sum.to_le_bytes());
     let crc = crc32fast::hash(&b[foot..foot + 36]);
@@ -138,7 +139,7 @@ fn index_start(b: &[u8]) -> usize {
     let foot = b.len() - FOOTER_LEN;
     let entries = u64::from_le_bytes(b[foot..foot + 8].try_into().unwrap());
     let chunks = u64::from_le_bytes(b[foot + 8..foot + 16].try_into().unwrap());
-    b.len() - index::index_len(entries, chunks).unwrap() as usize
+    b.len() - member::index_len(entries, chunks).unwrap() as usize
 }
 
 // ---- valid concatenations -------------------------------------------------------
@@ -150,7 +151,7 @@ fn sealed_archive_reads_as_before_and_through_its_index() {
     let plain = common::archive_tree(dir.path(), &["one"], 1024, 2);
     let sealed = seal_bytes(&plain);
     assert_eq!(
-        index::header_version(sealed[..HEADER_LEN].try_into().unwrap()),
+        member::header_version(sealed[..HEADER_LEN].try_into().unwrap()),
         2
     );
     assert_eq!(sealed[HEADER_LEN..plain.len()], plain[HEADER_LEN..]);
@@ -614,7 +615,7 @@ fn solid_sealed(base: &Path, name: &str, block: usize) -> Vec<u8> {
 }
 
 /// Extract `range` of an indexed archive (all but directories) into `dest`,
-/// through [`index::RangeFilter`] where the range cuts a block. Returns
+/// through [`lza::select::RangeFilter`] where the range cuts a block. Returns
 /// the entries written and whether a filter was needed.
 fn extract_range(
     bytes: &[u8],
@@ -632,7 +633,7 @@ fn extract_range(
     let opts = lza::extract::ReadOptions::default();
     match wanted {
         Some(wanted) => {
-            let mut f = index::RangeFilter::new(&mut w, wanted);
+            let mut f = lza::select::RangeFilter::new(&mut w, wanted);
             lza::extract::read_archive(rr, &opts, &mut f, &mut |_| {}, &mut |_| {}).unwrap();
             n = f.passed();
         }

@@ -175,7 +175,7 @@ fn indexed_agrees(data: &[u8], limits: Limits, listed: &[Entry]) {
 /// Ranges of an indexed archive read as the stream reads the whole: the
 /// planner's two parts (never cut inside a solid block) pass every entry
 /// but directories, in order; a single file of a solid block, read through
-/// [`lza::index::RangeFilter`], passes that file alone with all its data.
+/// [`lza::select::RangeFilter`], passes that file alone with all its data.
 fn ranges_agree(
     data: &[u8],
     limits: Limits,
@@ -213,7 +213,7 @@ fn ranges_agree(
         let rr = idx.range_reader(data, entries, i..i + 1, None);
         let wanted = rr.wanted().expect("a range inside a block needs a filter");
         let mut sink = Checking::default();
-        let mut filter = lza::index::RangeFilter::new(&mut sink, wanted);
+        let mut filter = lza::select::RangeFilter::new(&mut sink, wanted);
         extract::read_archive(rr, &opts, &mut filter, &mut |_| {}, &mut |_| {})
             .unwrap_or_else(|e| panic!("whole archive accepted, its block rejected: {e}"));
         assert_eq!(filter.passed(), 1);

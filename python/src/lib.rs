@@ -451,7 +451,7 @@ fn extract(
             // The part starts or ends inside a solid block: the block is
             // decoded whole, only the part's files are written.
             Some(wanted) => {
-                let mut filter = index::RangeFilter::new(&mut sink, wanted);
+                let mut filter = lza::select::RangeFilter::new(&mut sink, wanted);
                 read_into(
                     BufReader::with_capacity(1 << 20, r),
                     header,
