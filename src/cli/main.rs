@@ -616,6 +616,26 @@ impl Progress {
         }
     }
 
+    /// What `-v` prints for each entry: its name, escaped, on a line of
+    /// its own around the bar; on stdout, or on stderr when `stdout_taken`
+    /// (the archive or the files' data go there, as GNU tar does). Without
+    /// `verbose`, nothing.
+    fn name_printer(&self, verbose: bool, stdout_taken: bool) -> impl FnMut(&Entry) + use<> {
+        let bar = self.bar.clone();
+        let mut out: Box<dyn Write> = if stdout_taken {
+            Box::new(io::stderr())
+        } else {
+            Box::new(io::stdout())
+        };
+        move |e: &Entry| {
+            if verbose {
+                bar.suspend(|| {
+                    let _ = writeln!(out, "{}", escape(&e.path));
+                });
+            }
+        }
+    }
+
     fn finish(mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.ticker.take() {
@@ -636,6 +656,16 @@ impl Drop for Progress {
 struct Counting<W> {
     inner: W,
     n: u64,
+}
+
+impl<W: Write> Counting<BufWriter<W>> {
+    /// The archive's output: `inner` behind a 1 MiB buffer, counted.
+    fn buffered(inner: W) -> Self {
+        Counting {
+            inner: BufWriter::with_capacity(1 << 20, inner),
+            n: 0,
+        }
+    }
 }
 
 impl<W: Write> Write for Counting<W> {
@@ -783,28 +813,12 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
         );
     }
     let pb = Progress::start(Some(total), a.verbose);
-    // Verbose names go to stdout unless the archive does (as GNU tar does).
-    let mut names: Box<dyn Write> = if to_stdout {
-        Box::new(io::stderr())
-    } else {
-        Box::new(io::stdout())
-    };
-    let mut on_entry = |e: &Entry| {
-        if a.verbose {
-            pb.bar.suspend(|| {
-                let _ = writeln!(names, "{}", escape(&e.path));
-            });
-        }
-    };
+    let mut on_entry = pb.name_printer(a.verbose, to_stdout);
     let mut on_progress = |_: u64| {};
     let written = match tmp {
         None => {
-            let out = Counting {
-                inner: BufWriter::with_capacity(1 << 20, io::stdout().lock()),
-                n: 0,
-            };
             let out = create::write_archive(
-                out,
+                Counting::buffered(io::stdout().lock()),
                 &sources,
                 &opts,
                 &mut on_entry,
@@ -815,12 +829,8 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
         }
         Some(tmp) => {
             let _registered = lza::cleanup::register_path(tmp.path());
-            let out = Counting {
-                inner: BufWriter::with_capacity(1 << 20, tmp),
-                n: 0,
-            };
             let out = create::write_archive_seekable(
-                out,
+                Counting::buffered(tmp),
                 &sources,
                 &opts,
                 &mut on_entry,
@@ -1043,25 +1053,11 @@ fn run_extract(a: ExtractArgs) -> anyhow::Result<()> {
     } else {
         &mut dest
     };
-    // Names go to stdout, or to stderr when the data does (as GNU tar does).
-    let mut names: Box<dyn Write> = if a.to_stdout {
-        Box::new(io::stderr())
-    } else {
-        Box::new(io::stdout())
-    };
-    let bar = pb.bar.clone();
-    let verbose = a.verbose;
     let mut select = Select::new(
         inner,
         members,
         a.strip_components,
-        move |e: &Entry| {
-            if verbose {
-                bar.suspend(|| {
-                    let _ = writeln!(names, "{}", escape(&e.path));
-                });
-            }
-        },
+        pb.name_printer(a.verbose, a.to_stdout),
         |e| warn(e),
     );
     let result = extract::read_archive(input, &opts, &mut select, &mut |_| {}, &mut |_| {});
@@ -1098,32 +1094,17 @@ fn run_extract(a: ExtractArgs) -> anyhow::Result<()> {
 }
 
 fn run_verify(a: VerifyArgs) -> anyhow::Result<()> {
-    let archive = match (&a.archive.file, &a.archive_pos) {
-        (Some(_), Some(extra)) => bail!(
+    let (archive, extra) = a.archive.split(a.archive_pos.iter().cloned().collect());
+    if let Some(extra) = extra.first() {
+        bail!(
             "{}: unexpected argument (the archive is given with -f)",
             escape(extra)
-        ),
-        (Some(f), None) => f.clone(),
-        (None, Some(f)) => f.clone(),
-        (None, None) => "-".into(),
-    };
+        );
+    }
     let (input, opts, pb) = open_archive(&archive, &a.threads, &a.model, &a.limits, a.verbose)?;
-    let mut out = io::stdout().lock();
     let mut rules = LinkRules::new();
-    let bar = pb.bar.clone();
-    extract::read_archive(
-        input,
-        &opts,
-        &mut rules,
-        &mut |e| {
-            if a.verbose {
-                bar.suspend(|| {
-                    let _ = writeln!(out, "{}", escape(&e.path));
-                });
-            }
-        },
-        &mut |_| {},
-    )?;
+    let mut on_entry = pb.name_printer(a.verbose, false);
+    extract::read_archive(input, &opts, &mut rules, &mut on_entry, &mut |_| {})?;
     pb.finish();
     let refused = rules.refused(a.absolute_links)?;
     for (path, reason) in &refused {
