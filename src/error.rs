@@ -85,6 +85,10 @@ pub enum Error {
         /// Why it cannot be archived.
         reason: String,
     },
+    /// The device asked for cannot run the model (`--device cuda` where
+    /// no GPU is usable).
+    #[error("--device: {0}")]
+    Device(String),
     /// A limit set by the user or the format was exceeded.
     #[error("limit exceeded: {0}")]
     Limit(String),

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::codec::{DecodeError, TextCoder};
-use crate::lm::{KernelPath, LmCodec, Model};
+use crate::lm::{Device, KernelPath, LmCodec, Model};
 
 use crate::error::{Error, Result};
 use crate::format::ModelHash;
@@ -162,6 +162,17 @@ fn decode_error(e: crate::lm::LmError) -> DecodeError {
 /// selects (or the best available), with `threads` threads and `batch`
 /// chunks side by side.
 pub fn open_coder(file: &ModelFile, threads: usize, batch: usize) -> Result<Arc<dyn TextCoder>> {
+    open_coder_on(file, Device::Cpu, threads, batch)
+}
+
+/// [`open_coder`] with the model on `device` (the payloads are the same
+/// on every device).
+pub fn open_coder_on(
+    file: &ModelFile,
+    device: Device,
+    threads: usize,
+    batch: usize,
+) -> Result<Arc<dyn TextCoder>> {
     let bad = |e: crate::lm::LmError| Error::BadModel {
         origin: file.origin.clone(),
         reason: e.to_string(),
@@ -171,6 +182,10 @@ pub fn open_coder(file: &ModelFile, threads: usize, batch: usize) -> Result<Arc<
         origin: "LZA_KERNEL".into(),
         reason: e.to_string(),
     })?;
-    let codec = LmCodec::new(Arc::new(model), path, threads.max(1), batch.max(1)).map_err(bad)?;
+    let codec = LmCodec::on_device(Arc::new(model), path, device, threads.max(1), batch.max(1))
+        .map_err(|e| match e {
+            crate::lm::LmError::Device(msg) => Error::Device(msg),
+            e => bad(e),
+        })?;
     Ok(Arc::new(codec))
 }

@@ -154,6 +154,28 @@ struct ModelArgs {
     /// Chunks the language model codes side by side.
     #[arg(long = "batch", value_name = "B", default_value_t = lza::models::DEFAULT_BATCH, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     batch: usize,
+    /// Where the language model runs: cpu, cuda (GPU 0; an error where none
+    /// is usable) or auto (the GPU where one is usable, else the CPU). The
+    /// archive is the same on every device.
+    #[arg(long = "device", value_enum, default_value_t = DeviceArg::Cpu)]
+    device: DeviceArg,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
+    Auto,
+}
+
+impl DeviceArg {
+    fn device(self) -> lza::lm::Device {
+        match self {
+            DeviceArg::Cpu => lza::lm::Device::Cpu,
+            DeviceArg::Cuda => lza::lm::Device::Cuda,
+            DeviceArg::Auto => lza::lm::Device::Auto,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -375,6 +397,7 @@ const CREATE_VALUE_OPTIONS: &[&str] = &[
     "--level",
     "--model",
     "--batch",
+    "--device",
     "-m",
     "--method",
     "--chunk-size",
@@ -755,7 +778,12 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
             Some(path) => lza::models::ModelFile::read(path)?,
             None => lza::models::ModelFile::embedded(),
         };
-        Some(lza::models::open_coder(&file, threads, a.model.batch)?)
+        Some(lza::models::open_coder_on(
+            &file,
+            a.model.device.device(),
+            threads,
+            a.model.batch,
+        )?)
     };
     let opts = CreateOptions {
         threads,
@@ -1003,7 +1031,12 @@ fn model_for(
     let coder = match header {
         Some(h) if !h.model_hash.is_none() => {
             let file = lza::models::find(h.model_hash, model.model.as_deref())?;
-            Some(lza::models::open_coder(&file, threads, model.batch)?)
+            Some(lza::models::open_coder_on(
+                &file,
+                model.device.device(),
+                threads,
+                model.batch,
+            )?)
         }
         // No model needed, or a bad header that the reader will report.
         _ => None,

@@ -221,6 +221,10 @@ fn decode_paired(
     raw_len: usize,
     preset: Preset,
 ) -> Result<Vec<u8>, CmLmError> {
+    if !codec.on_cpu() {
+        // the split is the CPU's; a GPU steps the chunk's chains itself
+        return decode_alone(&codec.scheduler().backend, payload, raw_len, preset);
+    }
     let (mut dec, mut pred, chains) = start(payload, raw_len, preset);
     let mut coder = MixingDecoder {
         dec: &mut dec,

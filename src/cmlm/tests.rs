@@ -300,3 +300,35 @@ fn two_streams_golden_payload() {
     let halves = encode_chunks(&one, &[&text[..20_000], &text[20_000..]], cm::WITH_LM3);
     assert!(halves[0].len() + halves[1].len() > golden.len());
 }
+
+/// On a GPU: context-mixing chunks with the model (one stream and two)
+/// encode to the CPU's payloads and decode on the GPU, batched and one
+/// chunk alone.
+#[test]
+fn gpu_cm_chunks_as_the_cpu() {
+    let text = b"It was the best of times, it was the worst of times; <td class=\"x\">42</td>\n"
+        .repeat(300);
+    let mut chunks = sample_chunks();
+    chunks.push(text[..LM_RESET + 777].to_vec());
+    let refs: Vec<&[u8]> = chunks.iter().map(|c| c.as_slice()).collect();
+    let cpu = LmCodec::new(test_model(), KernelPath::detect().unwrap(), 2, 8).unwrap();
+    let Some(gpu) = crate::lm::tests::gpu_codec(test_model(), 3, 64) else {
+        return;
+    };
+    for preset in [cm::WITH_LM, cm::WITH_LM3, cm::WITH_LM3_2] {
+        let want = encode_chunks(&cpu, &refs, preset);
+        assert_eq!(encode_chunks(&gpu, &refs, preset), want, "{}", preset.name);
+        let pairs: Vec<(&[u8], usize)> = want
+            .iter()
+            .zip(&chunks)
+            .map(|(p, c)| (p.as_slice(), c.len()))
+            .collect();
+        for (r, c) in decode_chunks(&gpu, &pairs).into_iter().zip(&chunks) {
+            assert_eq!(&r.unwrap(), c, "{}", preset.name);
+        }
+        // a lone chunk (the path that splits a chunk over two threads on the CPU)
+        let last = pairs.len() - 1;
+        let lone = decode_chunks(&gpu, &pairs[last..]);
+        assert_eq!(lone[0].as_ref().unwrap(), &chunks[last]);
+    }
+}

@@ -51,7 +51,8 @@ pub trait StepBackend: Send + Sync {
     /// Chain `i` back to the zero state.
     fn reset_chain(&self, chains: &mut Self::Chains, i: usize);
     /// Chain `from`'s state copied into chain `to` (the scheduler compacts
-    /// its batch as chains finish).
+    /// its batch as chains finish); chain `from` is not stepped again
+    /// before it is reset.
     fn move_chain(&self, chains: &mut Self::Chains, from: usize, to: usize);
     /// Chains `0..n` of `chains` as one part.
     fn part<'a>(&self, chains: &'a mut Self::Chains, n: usize) -> Self::Part<'a>;
@@ -61,6 +62,12 @@ pub trait StepBackend: Send + Sync {
     fn new_scratch(&self, cap: usize) -> Self::Scratch;
     /// Most chains one [`StepBackend::step`] with `scratch` may advance.
     fn capacity(&self, scratch: &Self::Scratch) -> usize;
+    /// Whether one step should take every live chain of a batch at once,
+    /// on one thread (a device that runs the chains in parallel itself),
+    /// rather than parts of the batch on several threads.
+    fn whole_batch(&self) -> bool {
+        false
+    }
     /// Advances chains `first..first + inputs.len()` of `part` by one
     /// symbol each (`inputs[b]`, 256 for the start symbol) and returns the
     /// frequency table of each one's next symbol, in order.

@@ -29,6 +29,8 @@
 
 mod backend;
 mod cpu;
+mod cuda;
+mod device;
 pub(crate) mod math;
 pub(crate) mod model;
 pub(crate) mod rangecoder;
@@ -39,6 +41,8 @@ pub(crate) use cpu::kernels;
 pub(crate) use cpu::pair::ChainCoder;
 pub use cpu::{CpuBackend, CpuChains, CpuPart};
 use cpu::{handoff, pair};
+pub use cuda::{CudaBackend, CudaError};
+pub use device::{Backend, Device};
 use scheduler::{Advance, ChainJob, Scheduler};
 
 pub use kernels::KernelPath;
@@ -70,6 +74,9 @@ pub enum LmError {
         #[source]
         source: std::io::Error,
     },
+    /// The device asked for (`--device cuda`) cannot run the model.
+    #[error("{0}")]
+    Device(String),
     /// `LZA_KERNEL` (or a requested path name) is not a known kernel path.
     #[error("unknown kernel path {0:?} (LZA_KERNEL must be one of {names})", names = KernelPath::names())]
     BadKernelName(String),
@@ -148,10 +155,10 @@ impl Drop for Active<'_> {
 /// scheduler that context-mixing chunks with the model (`crate::cmlm`)
 /// run on.
 pub struct LmCodec {
-    /// The model on the CPU, its threads: the threads of `-T` (no pool for
-    /// one thread). The archive layer runs its own jobs on the same pool
+    /// The model on its device (the CPU or a GPU), its threads: the
+    /// threads of `-T` (no pool for one thread). The archive layer runs its own jobs on the same pool
     /// ([`LmCodec::pool`]), so that `-T N` means N threads in all.
-    sched: Scheduler<CpuBackend>,
+    sched: Scheduler<Backend>,
     batch: usize,
     /// Context-mixing calls in progress: a lone chunk is split over two
     /// threads (decoding: `pair`; encoding: the coder on a thread of its
@@ -192,7 +199,7 @@ impl std::fmt::Debug for LmCodec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LmCodec")
             .field("model", &self.model().hash())
-            .field("path", &self.sched.backend.path())
+            .field("device", &self.sched.backend.describe())
             .field("threads", &self.sched.threads)
             .field("batch", &self.batch)
             .finish()
@@ -304,6 +311,19 @@ impl LmCodec {
         threads: usize,
         batch: usize,
     ) -> Result<LmCodec, LmError> {
+        LmCodec::on_device(model, path, Device::Cpu, threads, batch)
+    }
+
+    /// A codec as [`LmCodec::new`] makes it, with the model on `device`
+    /// (`path` is the kernel path of the CPU, used where the model runs on
+    /// it). The payloads are the same on every device.
+    pub fn on_device(
+        model: Arc<Model>,
+        path: KernelPath,
+        device: Device,
+        threads: usize,
+        batch: usize,
+    ) -> Result<LmCodec, LmError> {
         if threads == 0 || batch == 0 {
             return Err(LmError::Settings(format!(
                 "threads ({threads}) and batch ({batch}) must be at least 1"
@@ -324,9 +344,11 @@ impl LmCodec {
         } else {
             None
         };
+        let backend = Backend::open(device, CpuBackend::new(model, path))
+            .map_err(|e| LmError::Device(e.to_string()))?;
         Ok(LmCodec {
             sched: Scheduler {
-                backend: CpuBackend::new(model, path),
+                backend,
                 threads,
                 pool,
             },
@@ -359,8 +381,26 @@ impl LmCodec {
     }
 
     /// The scheduler over the model's backend.
-    pub(crate) fn scheduler(&self) -> &Scheduler<CpuBackend> {
+    pub(crate) fn scheduler(&self) -> &Scheduler<Backend> {
         &self.sched
+    }
+
+    /// Where the model runs, in words.
+    pub fn device(&self) -> String {
+        self.sched.backend.describe()
+    }
+
+    /// Whether the model runs on the CPU (where a lone chunk's decoding can
+    /// be split over two threads, [`LmCodec::decode_split`]).
+    pub(crate) fn on_cpu(&self) -> bool {
+        self.sched.backend.cpu().is_some()
+    }
+
+    fn cpu_backend(&self) -> &CpuBackend {
+        self.sched
+            .backend
+            .cpu()
+            .expect("the two-thread split runs the model on the CPU")
     }
 
     /// Counts a coding call in progress until the guard drops.
@@ -387,7 +427,7 @@ impl LmCodec {
         let pw = self
             .pair
             .get_or_init(|| pair::PairWeights::new(self.model()));
-        let b = &self.sched.backend;
+        let b = self.cpu_backend();
         pair::decode(
             b.model(),
             pw,
@@ -418,7 +458,7 @@ impl LmCodec {
         let pw = self
             .pair
             .get_or_init(|| pair::PairWeights::new(self.model()));
-        let b = &self.sched.backend;
+        let b = self.cpu_backend();
         let chaos = chaos.map(|(seed, helper_panics_at)| handoff::ChaosSpec {
             seed,
             helper_panics_at,

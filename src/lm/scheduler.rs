@@ -143,6 +143,10 @@ impl<B: StepBackend> Scheduler<B> {
         batch: usize,
     ) -> Vec<J::Output> {
         let cap = batch.min(n.max(1));
+        if self.backend.whole_batch() {
+            // one step for all lanes, the coding steps on the threads
+            return self.run(jobs, n, batch);
+        }
         let pool = match &self.pool {
             Some(pool) if cap > 1 => pool,
             _ => return self.run(jobs, n, batch),
@@ -184,8 +188,14 @@ impl<B: StepBackend> Scheduler<B> {
         let b = &self.backend;
         let mut lanes: Vec<Lane<J>> = Vec::with_capacity(cap);
         let mut chains = b.new_chains(cap);
-        let nthreads = if local { 1 } else { self.threads.min(cap) };
-        let per = cap.div_ceil(nthreads).min(SUB_BATCH);
+        let (nthreads, per) = match (local, b.whole_batch()) {
+            (_, true) => (1, cap),
+            (true, false) => (1, cap.min(SUB_BATCH)),
+            (false, false) => {
+                let t = self.threads.min(cap);
+                (t, cap.div_ceil(t).min(SUB_BATCH))
+            }
+        };
         let mut scratch: Vec<B::Scratch> = (0..nthreads).map(|_| b.new_scratch(per)).collect();
 
         // next job that has at least one symbol; empty ones finish here
@@ -207,7 +217,16 @@ impl<B: StepBackend> Scheduler<B> {
         }
         while !lanes.is_empty() {
             let live = lanes.len();
-            self.step_all(&mut lanes, b.part(&mut chains, live), &mut scratch);
+            if b.whole_batch() {
+                self.step_whole(
+                    &mut lanes,
+                    b.part(&mut chains, live),
+                    &mut scratch[0],
+                    local,
+                );
+            } else {
+                self.step_all(&mut lanes, b.part(&mut chains, live), &mut scratch);
+            }
             // retire finished lanes; refill or compact
             let mut i = 0;
             while i < lanes.len() {
@@ -234,6 +253,46 @@ impl<B: StepBackend> Scheduler<B> {
                     i += 1;
                 }
             }
+        }
+    }
+
+    /// One model step for every live lane in one call of the backend (in
+    /// calls of the scratch's capacity), followed by the lanes' coding
+    /// steps, split over the pool's threads unless `local`.
+    fn step_whole<J: ChainJob>(
+        &self,
+        lanes: &mut [Lane<J>],
+        mut part: B::Part<'_>,
+        scratch: &mut B::Scratch,
+        local: bool,
+    ) {
+        use rayon::prelude::*;
+        let b = &self.backend;
+        let mut start = 0;
+        while start < lanes.len() {
+            let nb = (lanes.len() - start).min(b.capacity(scratch));
+            let lanes = &mut lanes[start..start + nb];
+            let inputs: Vec<u16> = lanes.iter().map(|l| l.input).collect();
+            let freqs = b.step(&mut part, start, &inputs, scratch);
+            match &self.pool {
+                Some(pool) if !local && nb > 1 => {
+                    // contiguous shares, a few per thread
+                    let min = nb.div_ceil(4 * self.threads).max(1);
+                    pool.install(|| {
+                        lanes
+                            .par_iter_mut()
+                            .zip(freqs.par_iter())
+                            .with_min_len(min)
+                            .for_each(|(lane, f)| lane.advance(f))
+                    });
+                }
+                _ => {
+                    for (lane, f) in lanes.iter_mut().zip(freqs) {
+                        lane.advance(f);
+                    }
+                }
+            }
+            start += nb;
         }
     }
 

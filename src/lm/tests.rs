@@ -326,3 +326,74 @@ fn engine_matches_naive_reference() {
         );
     }
 }
+
+/// A codec with `model` on GPU 0, or `None` (with a note) where no GPU is
+/// usable: the tests that need one pass there without checking anything
+/// of the GPU, and say so.
+pub(crate) fn gpu_codec(model: Arc<Model>, threads: usize, batch: usize) -> Option<LmCodec> {
+    match LmCodec::on_device(model, KernelPath::Portable, Device::Cuda, threads, batch) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("note: skipping the GPU part of this test: {e}");
+            None
+        }
+    }
+}
+
+/// `--device auto` works everywhere and codes as the CPU does; `cuda`
+/// fails with the device error where no GPU is usable.
+#[test]
+fn device_choice_keeps_the_payloads() {
+    let model = test_model();
+    let chunks = sample_chunks();
+    let cpu = LmCodec::new(model.clone(), KernelPath::best_available(), 1, 4).unwrap();
+    let want = encode_all(&cpu, &chunks);
+    let auto = LmCodec::on_device(model.clone(), KernelPath::Portable, Device::Auto, 2, 3).unwrap();
+    assert_eq!(encode_all(&auto, &chunks), want, "{}", auto.device());
+    match CudaBackend::new(model.clone()) {
+        Ok(_) => assert!(auto.device().starts_with("cuda"), "{}", auto.device()),
+        Err(e) => {
+            assert!(auto.device().starts_with("cpu"), "{}", auto.device());
+            let r = LmCodec::on_device(model, KernelPath::Portable, Device::Cuda, 1, 1);
+            assert!(matches!(r, Err(LmError::Device(_))), "{e}");
+        }
+    }
+}
+
+/// On a GPU: the same payloads, code lengths and decodings as the CPU for
+/// models of several shapes, batch sizes and thread counts (lanes finish
+/// at different steps, so chains are reset and compacted on the device).
+#[test]
+fn gpu_codes_as_the_cpu() {
+    let mut models = vec![test_model()];
+    for (d, l, seed) in [(32, 1, 5), (64, 3, 77), (96, 2, 8)] {
+        models.push(Arc::new(
+            Model::from_bytes(&model::synthetic_model_bytes(d, l, seed)).unwrap(),
+        ));
+    }
+    let mut chunks = sample_chunks();
+    for i in 0..40 {
+        chunks.push(lcg_bytes(50 + 37 * i, i as u64));
+    }
+    let text = chunks.concat();
+    for model in models {
+        let cpu = LmCodec::new(model.clone(), KernelPath::best_available(), 1, 8).unwrap();
+        let want = encode_all(&cpu, &chunks);
+        let bits = cpu.cross_entropy_bits(&text);
+        for (threads, batch) in [(1, 1), (1, 7), (3, 64), (2, 4096)] {
+            let Some(gpu) = gpu_codec(model.clone(), threads, batch) else {
+                return;
+            };
+            assert_eq!(encode_all(&gpu, &chunks), want, "batch {batch}");
+            assert_eq!(gpu.cross_entropy_bits(&text).to_bits(), bits.to_bits());
+            let pairs: Vec<(&[u8], usize)> = want
+                .iter()
+                .zip(&chunks)
+                .map(|(p, c)| (p.as_slice(), c.len()))
+                .collect();
+            for (r, c) in gpu.decode_chunks(&pairs).into_iter().zip(&chunks) {
+                assert_eq!(&r.unwrap(), c);
+            }
+        }
+    }
+}

@@ -1,0 +1,435 @@
+//! The model on an NVIDIA GPU, a [`StepBackend`] through the CUDA driver.
+//!
+//! The kernel (`step.cu`, the project's own CUDA C) is compiled at run time
+//! by NVRTC; the driver and NVRTC libraries are loaded when a backend is
+//! first made (`cudarc`'s dynamic loading), so a build and every test run
+//! on a machine without CUDA, and [`CudaBackend::new`] reports there that
+//! no GPU is usable.
+//!
+//! The weights and the chains' state stay on the device. One step uploads
+//! one word per chain (its state slot, a reset flag and its input symbol)
+//! and downloads its frequency table; every chain of the step runs in one
+//! launch, one thread block per chain. The kernel computes format-spec
+//! 7.2-7.4 exactly (see the comments in `step.cu`): its tables equal the CPU
+//! backend's bit for bit.
+//!
+//! Resets and the scheduler's compaction cost no device work: a chain is a
+//! slot index into the state buffers, moving a chain moves the index, and a
+//! reset is a flag sent with the chain's next input (the kernel then starts
+//! from the zero state).
+
+use super::backend::StepBackend;
+use super::model::Model;
+use cudarc::driver::{
+    CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg,
+};
+use std::sync::Arc;
+
+/// The kernel source.
+const SOURCE: &str = include_str!("step.cu");
+/// Threads per block (`THREADS` in the source).
+const THREADS: u32 = 256;
+/// Largest `d` and `L` the kernel's shared memory holds (`MAX_DIM`,
+/// `MAX_LAYERS`: the limits of format-spec 7.1).
+const MAX_DIM: usize = 1024;
+const MAX_LAYERS: usize = 8;
+/// A chain's pending reset, in its slot word.
+const RESET: u32 = 1 << 31;
+
+/// Why no GPU backend could be made.
+#[derive(Debug, thiserror::Error)]
+pub enum CudaError {
+    /// The CUDA driver library is not installed or no device is present.
+    #[error("no usable CUDA GPU: {0}")]
+    Unavailable(String),
+    /// The kernel did not compile or load, or a device call failed.
+    #[error("CUDA error: {0}")]
+    Failed(String),
+}
+
+fn failed(what: &str) -> impl Fn(cudarc::driver::DriverError) -> CudaError + '_ {
+    move |e| CudaError::Failed(format!("{what}: {e}"))
+}
+
+/// The model's weights on the device, row-major as in the model file.
+#[derive(Debug)]
+struct Weights {
+    embed: CudaSlice<f32>,
+    w_hh: CudaSlice<i8>,
+    m_hh: CudaSlice<f32>,
+    b_hh: CudaSlice<f32>,
+    w_ih: CudaSlice<i8>,
+    m_ih: CudaSlice<f32>,
+    b_ih: CudaSlice<f32>,
+    w_head: CudaSlice<i8>,
+    m_head: CudaSlice<f32>,
+    b_head: CudaSlice<f32>,
+}
+
+/// A model computed on GPU 0.
+pub struct CudaBackend {
+    model: Arc<Model>,
+    name: String,
+    ctx: Arc<CudaContext>,
+    /// The stream of the weights' upload and of the chains' allocation.
+    stream: Arc<CudaStream>,
+    step: CudaFunction,
+    weights: Weights,
+}
+
+impl std::fmt::Debug for CudaBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CudaBackend")
+            .field("device", &self.name)
+            .finish()
+    }
+}
+
+/// Whether the CUDA driver library can be loaded (no device is touched).
+fn driver_present() -> bool {
+    // SAFETY: only tries to load the library and drops it.
+    #[allow(unsafe_code)]
+    unsafe {
+        cudarc::driver::sys::is_culib_present()
+    }
+}
+
+fn nvrtc_present() -> bool {
+    // SAFETY: only tries to load the library and drops it.
+    #[allow(unsafe_code)]
+    unsafe {
+        cudarc::nvrtc::sys::is_culib_present()
+    }
+}
+
+impl CudaBackend {
+    /// `model` on GPU 0: compiles the kernel and uploads the weights.
+    pub fn new(model: Arc<Model>) -> Result<CudaBackend, CudaError> {
+        if !driver_present() {
+            return Err(CudaError::Unavailable(
+                "the CUDA driver library (libcuda) is not installed".into(),
+            ));
+        }
+        let count = CudaContext::device_count()
+            .map_err(|e| CudaError::Unavailable(format!("CUDA driver: {e}")))?;
+        if count < 1 {
+            return Err(CudaError::Unavailable("no CUDA device".into()));
+        }
+        if !nvrtc_present() {
+            return Err(CudaError::Unavailable(
+                "the CUDA run-time compiler library (libnvrtc) is not installed".into(),
+            ));
+        }
+        let (d, layers) = (model.dim(), model.layers());
+        if d > MAX_DIM || layers > MAX_LAYERS || d % 32 != 0 {
+            return Err(CudaError::Failed(format!(
+                "model shape d={d}, L={layers} is outside the kernel's limits"
+            )));
+        }
+        let ctx = CudaContext::new(0).map_err(|e| CudaError::Unavailable(format!("GPU 0: {e}")))?;
+        // Each thread's steps run on a stream of its own (its scratch's)
+        // and end with that stream synchronized; the state a step touches
+        // belongs to one thread at a time, and allocations are finished
+        // before first use. So no event tracking is needed across streams.
+        // SAFETY: called before any allocation in this context; the
+        // synchronisation rules it leaves to us are kept as just said.
+        #[allow(unsafe_code)]
+        unsafe {
+            ctx.disable_event_tracking()
+        };
+        let (major, minor) = ctx
+            .compute_capability()
+            .map_err(failed("compute capability"))?;
+        if (major, minor) < (6, 1) {
+            return Err(CudaError::Unavailable(format!(
+                "GPU 0 has compute capability {major}.{minor}; dp4a needs 6.1"
+            )));
+        }
+        let name = ctx.name().unwrap_or_else(|_| "GPU 0".into());
+        let opts = cudarc::nvrtc::CompileOptions {
+            fmad: Some(false),
+            ftz: Some(false),
+            prec_div: Some(true),
+            prec_sqrt: Some(true),
+            use_fast_math: Some(false),
+            options: vec![format!("--gpu-architecture=compute_{major}{minor}")],
+            name: Some("lza_step.cu".into()),
+            ..Default::default()
+        };
+        let ptx = cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
+            .map_err(|e| CudaError::Failed(format!("compiling the kernel: {e}")))?;
+        let module = ctx.load_module(ptx).map_err(failed("loading the kernel"))?;
+        let step = module.load_function("lza_step").map_err(failed("kernel"))?;
+        let stream = ctx.new_stream().map_err(failed("stream"))?;
+        let weights = upload(&stream, &model)?;
+        stream.synchronize().map_err(failed("uploading weights"))?;
+        Ok(CudaBackend {
+            model,
+            name,
+            ctx,
+            stream,
+            step,
+            weights,
+        })
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+
+    /// The device's name.
+    pub fn device_name(&self) -> &str {
+        &self.name
+    }
+
+    fn ld(&self) -> usize {
+        self.model.layers() * self.model.dim()
+    }
+}
+
+/// The weights of `model` on the device, row-major.
+fn upload(stream: &Arc<CudaStream>, model: &Model) -> Result<Weights, CudaError> {
+    let (d, layers) = (model.dim(), model.layers());
+    let d3 = 3 * d;
+    let up_f = |v: &[f32]| stream.clone_htod(v).map_err(failed("uploading weights"));
+    let up_i = |v: &[i8]| stream.clone_htod(v).map_err(failed("uploading weights"));
+    let rows = |w: &super::cpu::kernels::PackedI8, rows: usize, cols: usize, out: &mut Vec<i8>| {
+        for j in 0..rows {
+            out.extend((0..cols).map(|k| w.get(j, k)));
+        }
+    };
+    let (mut w_hh, mut m_hh, mut b_hh) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut w_ih, mut m_ih, mut b_ih) = (Vec::new(), Vec::new(), Vec::new());
+    for layer in model.layer_weights() {
+        rows(&layer.w_hh.w, d3, d, &mut w_hh);
+        m_hh.extend_from_slice(&layer.w_hh.m);
+        b_hh.extend_from_slice(&layer.w_hh.b);
+        match &layer.w_ih {
+            Some(w) => {
+                rows(&w.w, d3, d, &mut w_ih);
+                m_ih.extend_from_slice(&w.m);
+                b_ih.extend_from_slice(&w.b);
+            }
+            None => {
+                // layer 0 takes its input from `embed`; keep the offsets
+                w_ih.resize(w_ih.len() + d3 * d, 0);
+                m_ih.resize(m_ih.len() + d3, 0.0);
+                b_ih.resize(b_ih.len() + d3, 0.0);
+            }
+        }
+    }
+    let head = model.head();
+    let mut w_head = Vec::new();
+    rows(&head.w, 256, layers * d, &mut w_head);
+    Ok(Weights {
+        embed: up_f(model.embed())?,
+        w_hh: up_i(&w_hh)?,
+        m_hh: up_f(&m_hh)?,
+        b_hh: up_f(&b_hh)?,
+        w_ih: up_i(&w_ih)?,
+        m_ih: up_f(&m_ih)?,
+        b_ih: up_f(&b_ih)?,
+        w_head: up_i(&w_head)?,
+        m_head: up_f(&head.m)?,
+        b_head: up_f(&head.b)?,
+    })
+}
+
+/// The state of a batch of chains on the device: `cap` slots of `h` (f32)
+/// and `q` (i8), `L*d` each, and on the host each chain's slot with its
+/// pending reset ([`RESET`]).
+pub struct CudaChains {
+    h: CudaSlice<f32>,
+    q: CudaSlice<i8>,
+    slots: Vec<u32>,
+}
+
+impl std::fmt::Debug for CudaChains {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CudaChains({})", self.slots.len())
+    }
+}
+
+/// Chains of a [`CudaChains`]: their slot words, and the state buffers
+/// (each chain's kernel block touches only its own slot, so parts with
+/// disjoint slots can share them).
+pub struct CudaPart<'a> {
+    slots: &'a mut [u32],
+    h: &'a CudaSlice<f32>,
+    q: &'a CudaSlice<i8>,
+}
+
+/// Buffers of one thread's steps.
+pub struct CudaScratch {
+    cap: usize,
+    /// The stream of this thread's steps.
+    stream: Arc<CudaStream>,
+    words: Vec<u32>,
+    d_words: CudaSlice<u32>,
+    d_freqs: CudaSlice<u32>,
+    host: Vec<u32>,
+    freqs: Vec<[u32; 256]>,
+}
+
+impl std::fmt::Debug for CudaScratch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CudaScratch({})", self.cap)
+    }
+}
+
+/// A failed device call in a step: the trait has no error path (a step of
+/// a validated model cannot fail on the CPU), so this is a fault of the
+/// device or its driver, reported as a panic that the archive layer turns
+/// into an internal error.
+fn device_fault(what: &str, e: impl std::fmt::Display) -> ! {
+    panic!("CUDA {what} failed: {e}")
+}
+
+impl StepBackend for CudaBackend {
+    type Chains = CudaChains;
+    type Part<'a> = CudaPart<'a>;
+    type Scratch = CudaScratch;
+
+    fn new_chains(&self, cap: usize) -> CudaChains {
+        let n = cap.max(1) * self.ld();
+        let chains = CudaChains {
+            h: (self.stream.alloc_zeros(n)).unwrap_or_else(|e| device_fault("allocation", e)),
+            q: (self.stream.alloc_zeros(n)).unwrap_or_else(|e| device_fault("allocation", e)),
+            slots: (0..cap as u32).collect(),
+        };
+        self.stream
+            .synchronize()
+            .unwrap_or_else(|e| device_fault("allocation", e));
+        chains
+    }
+
+    fn reset_chain(&self, c: &mut CudaChains, i: usize) {
+        c.slots[i] |= RESET;
+    }
+
+    fn move_chain(&self, c: &mut CudaChains, from: usize, to: usize) {
+        // `to`'s old slot goes to `from`, which starts from zero if used again
+        c.slots.swap(from, to);
+        c.slots[from] |= RESET;
+    }
+
+    fn part<'a>(&self, c: &'a mut CudaChains, n: usize) -> CudaPart<'a> {
+        CudaPart {
+            slots: &mut c.slots[..n],
+            h: &c.h,
+            q: &c.q,
+        }
+    }
+
+    fn split_part<'a>(&self, p: Self::Part<'a>, at: usize) -> (Self::Part<'a>, Self::Part<'a>) {
+        let (s0, s1) = p.slots.split_at_mut(at);
+        (
+            CudaPart {
+                slots: s0,
+                h: p.h,
+                q: p.q,
+            },
+            CudaPart {
+                slots: s1,
+                h: p.h,
+                q: p.q,
+            },
+        )
+    }
+
+    fn new_scratch(&self, cap: usize) -> CudaScratch {
+        let cap = cap.max(1);
+        let stream = self
+            .ctx
+            .new_stream()
+            .unwrap_or_else(|e| device_fault("stream creation", e));
+        let alloc = |n| {
+            stream
+                .alloc_zeros::<u32>(n)
+                .unwrap_or_else(|e| device_fault("allocation", e))
+        };
+        CudaScratch {
+            cap,
+            stream: stream.clone(),
+            words: vec![0; cap],
+            d_words: alloc(cap),
+            d_freqs: alloc(cap * 256),
+            host: vec![0; cap * 256],
+            freqs: vec![[0; 256]; cap],
+        }
+    }
+
+    fn capacity(&self, s: &CudaScratch) -> usize {
+        s.cap
+    }
+
+    fn whole_batch(&self) -> bool {
+        true
+    }
+
+    fn step<'s>(
+        &self,
+        p: &mut CudaPart<'_>,
+        first: usize,
+        inputs: &[u16],
+        s: &'s mut CudaScratch,
+    ) -> &'s [[u32; 256]] {
+        let n = inputs.len();
+        if n == 0 {
+            return &s.freqs[..0];
+        }
+        assert!(n <= s.cap, "scratch too small");
+        for (b, (&u, slot)) in inputs
+            .iter()
+            .zip(&mut p.slots[first..first + n])
+            .enumerate()
+        {
+            debug_assert!(u <= 256);
+            let reset = (*slot & RESET != 0) as u32;
+            *slot &= !RESET;
+            s.words[b] = (*slot << 10) | (reset << 9) | u as u32;
+        }
+        let st = &s.stream;
+        st.memcpy_htod(&s.words[..n], &mut s.d_words)
+            .unwrap_or_else(|e| device_fault("upload", e));
+        let (d, layers) = (self.model.dim() as i32, self.model.layers() as i32);
+        let w = &self.weights;
+        let cfg = LaunchConfig {
+            grid_dim: (n as u32, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut launch = st.launch_builder(&self.step);
+        launch
+            .arg(&d)
+            .arg(&layers)
+            .arg(&s.d_words)
+            .arg(&w.embed)
+            .arg(&w.w_hh)
+            .arg(&w.m_hh)
+            .arg(&w.b_hh)
+            .arg(&w.w_ih)
+            .arg(&w.m_ih)
+            .arg(&w.b_ih)
+            .arg(&w.w_head)
+            .arg(&w.m_head)
+            .arg(&w.b_head)
+            .arg(p.h)
+            .arg(p.q)
+            .arg(&s.d_freqs);
+        // SAFETY: the arguments match the kernel's signature in order and
+        // type; every slot word names a slot below the buffers' capacity
+        // (`new_chains`), the buffers hold `L*d` values per slot, `d_words`
+        // holds `n` words and `d_freqs` `n * 256` values.
+        #[allow(unsafe_code)]
+        unsafe { launch.launch(cfg) }.unwrap_or_else(|e| device_fault("launch", e));
+        st.memcpy_dtoh(&s.d_freqs.slice(..n * 256), &mut s.host[..n * 256])
+            .unwrap_or_else(|e| device_fault("download", e));
+        st.synchronize().unwrap_or_else(|e| device_fault("step", e));
+        for (f, src) in s.freqs[..n].iter_mut().zip(s.host.chunks_exact(256)) {
+            f.copy_from_slice(src);
+        }
+        &s.freqs[..n]
+    }
+}
