@@ -7,7 +7,9 @@
 //! - `backend`: [`StepBackend`], the model as a pure probability source
 //!   over batches of chains, whose frequencies are bit-identical on every
 //!   backend, CPU, kernel path, thread count and batch size; `cpu` is its
-//!   implementation on the CPU (kernels, engine, the two-thread split);
+//!   implementation on the CPU (kernels, engine, the two-thread split),
+//!   `cuda` the same step on an NVIDIA GPU, and `device` the choice
+//!   between them (`--device`);
 //! - `scheduler`: many chains side by side, generic over the job each runs;
 //! - `rangecoder`, `math`: the range coder and the element-wise functions
 //!   of the spec.
