@@ -363,6 +363,8 @@ fn device_choice_keeps_the_payloads() {
 /// On a GPU: the same payloads, code lengths and decodings as the CPU for
 /// models of several shapes, batch sizes and thread counts (lanes finish
 /// at different steps, so chains are reset and compacted on the device).
+/// Chunks are short: one GPU step of a small batch takes about 0.2 ms on
+/// an H100, so the longest chunk sets the time.
 #[test]
 fn gpu_codes_as_the_cpu() {
     let mut models = vec![test_model()];
@@ -371,28 +373,42 @@ fn gpu_codes_as_the_cpu() {
             Model::from_bytes(&model::synthetic_model_bytes(d, l, seed)).unwrap(),
         ));
     }
-    let mut chunks = sample_chunks();
+    let mut chunks: Vec<Vec<u8>> = sample_chunks()
+        .into_iter()
+        .map(|mut c| {
+            c.truncate(1500);
+            c
+        })
+        .collect();
     for i in 0..40 {
-        chunks.push(lcg_bytes(50 + 37 * i, i as u64));
+        chunks.push(lcg_bytes(50 + 29 * i, i as u64));
     }
-    let text = chunks.concat();
-    for model in models {
+    let text = &chunks.concat()[..3000];
+    for (m, model) in models.into_iter().enumerate() {
         let cpu = LmCodec::new(model.clone(), KernelPath::best_available(), 1, 8).unwrap();
         let want = encode_all(&cpu, &chunks);
-        let bits = cpu.cross_entropy_bits(&text);
+        let bits = cpu.cross_entropy_bits(text);
         for (threads, batch) in [(1, 1), (1, 7), (3, 64), (2, 4096)] {
+            // one lane at a time only for the first model and a few chunks
+            let n = match (batch, m) {
+                (1, 0) => 4,
+                (1, _) => continue,
+                _ => chunks.len(),
+            };
             let Some(gpu) = gpu_codec(model.clone(), threads, batch) else {
                 return;
             };
-            assert_eq!(encode_all(&gpu, &chunks), want, "batch {batch}");
-            assert_eq!(gpu.cross_entropy_bits(&text).to_bits(), bits.to_bits());
-            let pairs: Vec<(&[u8], usize)> = want
+            assert_eq!(encode_all(&gpu, &chunks[..n]), want[..n], "batch {batch}");
+            let pairs: Vec<(&[u8], usize)> = want[..n]
                 .iter()
                 .zip(&chunks)
                 .map(|(p, c)| (p.as_slice(), c.len()))
                 .collect();
             for (r, c) in gpu.decode_chunks(&pairs).into_iter().zip(&chunks) {
                 assert_eq!(&r.unwrap(), c);
+            }
+            if n == chunks.len() {
+                assert_eq!(gpu.cross_entropy_bits(text).to_bits(), bits.to_bits());
             }
         }
     }
