@@ -238,7 +238,7 @@ fn upload(stream: &Arc<CudaStream>, model: &Model) -> Result<Weights, CudaError>
 
 /// The state of a batch of chains on the device: `cap` slots of `h` (f32)
 /// and `q` (i8), `L*d` each, and on the host each chain's slot with its
-/// pending reset ([`RESET`]).
+/// pending reset (the `RESET` bit).
 pub struct CudaChains {
     h: CudaSlice<f32>,
     q: CudaSlice<i8>,
