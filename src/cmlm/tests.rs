@@ -3,20 +3,9 @@
 //! delays and faults, and the golden payload of two streams.
 
 use super::*;
-use crate::lm::tests::{lcg_bytes, sample_chunks};
+use crate::lm::tests::{lcg_bytes, sample_chunks, test_model};
 use crate::lm::{KernelPath, Model, model};
 use std::sync::Arc;
-
-const TEST_MODEL: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/testdata/models/test-gru.safetensors"
-);
-
-fn test_model() -> Arc<Model> {
-    let bytes = std::fs::read(TEST_MODEL)
-        .expect("testdata/models/test-gru.safetensors (train/make_test_model.py)");
-    Arc::new(Model::from_bytes(&bytes).unwrap())
-}
 
 /// Decodes with the two-thread split as [`decode_paired`] does, with the
 /// coder going alone from `alone_from` for `run` bytes at a time, and

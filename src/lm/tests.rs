@@ -10,7 +10,9 @@ const TEST_MODEL: &str = concat!(
     "/testdata/models/test-gru.safetensors"
 );
 
-fn test_model() -> Arc<Model> {
+/// The small GRU model of `testdata/models` (made by
+/// `train/make_test_model.py`).
+pub(crate) fn test_model() -> Arc<Model> {
     let bytes = std::fs::read(TEST_MODEL)
         .expect("testdata/models/test-gru.safetensors (train/make_test_model.py)");
     Arc::new(Model::from_bytes(&bytes).unwrap())
