@@ -6,7 +6,7 @@
 //! payload size and the encoder's speed (fastest of `REPS`, default 1).
 use std::time::Instant;
 fn main() {
-    let mut p = lza::cm::NORMAL2;
+    let mut p = lza::cm::TEXT;
     let mut files = Vec::new();
     let mut rest = false;
     for a in std::env::args().skip(1) {

@@ -16,10 +16,7 @@ fn main() {
         let p = lza::cm::encode_image(&data, image);
         let te = t.elapsed().as_secs_f64();
         let plain = if std::env::var("PLAIN").is_ok() {
-            format!(
-                " preset 3 {}",
-                lza::cm::encode(&data, lza::cm::NORMAL2).len()
-            )
+            format!(" preset 3 {}", lza::cm::encode(&data, lza::cm::TEXT).len())
         } else {
             String::new()
         };

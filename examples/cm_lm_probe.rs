@@ -17,10 +17,10 @@ fn main() {
     let preset = match std::env::var("PRESET").as_deref() {
         Ok("fast") => lza::cm::FAST,
         Ok("lm") => lza::cm::WITH_LM,
-        Ok("lm2") => lza::cm::WITH_LM2,
-        Ok("lm3") => lza::cm::WITH_LM3,
-        Ok("lm32") => lza::cm::WITH_LM3_2,
-        Ok("normal2") => lza::cm::NORMAL2,
+        Ok("lm2") => lza::cm::WITH_LM_TOKENS,
+        Ok("lm3") => lza::cm::WITH_LM_CLASSES,
+        Ok("lm32") => lza::cm::WITH_LM_TWO_STREAMS,
+        Ok("normal2") => lza::cm::TEXT,
         _ => lza::cm::NORMAL,
     };
     let bytes = match std::env::var("MODEL") {

@@ -5,7 +5,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let preset = match args.next().as_deref() {
         Some("fast") => lza::cm::FAST,
-        Some("normal2") => lza::cm::NORMAL2,
+        Some("text") => lza::cm::TEXT,
         _ => lza::cm::NORMAL,
     };
     let chunk: usize = std::env::var("CHUNK")

@@ -11,7 +11,7 @@ fn main() {
         Some("normal") => lza::cm::NORMAL,
         Some("binary") => lza::cm::BINARY,
         Some("text-fast") => lza::cm::TEXT_FAST,
-        _ => lza::cm::NORMAL2,
+        _ => lza::cm::TEXT,
     };
     let reps: usize = std::env::var("REPS")
         .ok()

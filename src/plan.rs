@@ -293,9 +293,9 @@ const TWO_STREAMS_FROM: usize = 256 << 10;
 /// bytes; one stream, 665,343; in two pieces, 671,895).
 pub fn lm_preset(len: usize, method: Method) -> crate::cm::Preset {
     if method == Method::Default && (TWO_STREAMS_FROM..=crate::cm::MAX_CM_LM_CHUNK).contains(&len) {
-        crate::cm::WITH_LM3_2
+        crate::cm::WITH_LM_TWO_STREAMS
     } else {
-        crate::cm::WITH_LM3
+        crate::cm::WITH_LM_CLASSES
     }
 }
 
@@ -494,8 +494,8 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
                     v if v.is_empty() => Vec::new(),
                     v => lm.encode_cm_chunks(&v, preset),
                 };
-                let mut a = code(true, crate::cm::WITH_LM3_2).into_iter();
-                let mut b = code(false, crate::cm::WITH_LM3).into_iter();
+                let mut a = code(true, crate::cm::WITH_LM_TWO_STREAMS).into_iter();
+                let mut b = code(false, crate::cm::WITH_LM_CLASSES).into_iter();
                 let mut next = |two| if two { a.next() } else { b.next() };
                 pieces
                     .iter()
@@ -511,7 +511,7 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
                 .map(|(s, plan)| match plan {
                     // (the model's coding counts these bytes for progress)
                     Plan::Lm(_, _, true) => Some(crate::progress::uncounted(|| {
-                        encode_cm(&s.data, crate::cm::NORMAL2)
+                        encode_cm(&s.data, crate::cm::TEXT)
                     })),
                     Plan::Cm(_) => Some(encode_cm(&s.data, c.method.preset())),
                     Plan::Lm(..) | Plan::Done(_) => None,

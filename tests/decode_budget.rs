@@ -45,7 +45,7 @@ fn decoders_share_one_budget_and_count_what_they_decode() {
     .unwrap();
 
     // room for two predictors at a time, with 8 threads
-    let one = Predictor::memory(lza::cm::NORMAL2, 64 << 10, false);
+    let one = Predictor::memory(lza::cm::TEXT, 64 << 10, false);
     DECODE.set_total(2 * one + one / 2);
     let before = lza::progress::done();
     let mut c = common::Collect::default();

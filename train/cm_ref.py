@@ -3,7 +3,7 @@
 
 Written from the spec text alone (sections 8.1-8.5, 8.7 and 8.8), presets 0-7 and 9, without the
 language model (preset byte bit 7 clear).  The preset byte is: bits 0-5 preset id, bit 6
-the x86 filter (8.7; decode undoes it), bit 7 the model.  Preset 5 (with-model-3) is
+the x86 filter (8.7; decode undoes it), bit 7 the model.  Preset 5 (with-model-classes) is
 preset 4 plus the line-column context and the class weight set d; its class APM A6, like A3, is
 used only with the model and so is not implemented.  Plain Python integers; slow
 (~tens of microseconds per bit), so keep inputs to a few KB.
@@ -240,15 +240,15 @@ PRESETS = {
     0: dict(_OLD, name="fast", orders=[2, 3, 4, 6], words=False, columns=False, max_table_log=24, sets=1),
     1: dict(_OLD, name="normal", orders=[2, 3, 4, 5, 6, 8], words=True, columns=True, max_table_log=26, sets=3),
     2: dict(_OLD, name="with-model", orders=[2, 3, 4, 6], words=True, columns=True, max_table_log=26, sets=3),
-    3: dict(name="normal-2", orders=[2, 3, 4, 5, 6, 8], words=True, tokens=True, line_prefix=True, records=True,
+    3: dict(name="text", orders=[2, 3, 4, 5, 6, 8], words=True, tokens=True, line_prefix=True, records=True,
             line_column=False, columns=True, max_table_log=27, S=7, R=2, m=5, sets=3, apm2=True, apm_match=True,
             class_set=False),
-    4: dict(name="with-model-2", orders=[2, 3, 4, 6], words=True, tokens=True, line_prefix=False, records=False,
+    4: dict(name="with-model-tokens", orders=[2, 3, 4, 6], words=True, tokens=True, line_prefix=False, records=False,
             line_column=False, columns=True, max_table_log=26, S=6, R=2, m=6, sets=3, apm2=True, apm_match=False,
             class_set=False),
 }
 # preset 5 = preset 4 + line column + class set (+ class APM A6, with the model only)
-PRESETS[5] = dict(PRESETS[4], name="with-model-3", line_column=True, class_set=True, sets=4)
+PRESETS[5] = dict(PRESETS[4], name="with-model-classes", line_column=True, class_set=True, sets=4)
 # preset 6 = preset 3 with orders 2, 3 only, no text or record contexts, R = 1, and the 14 image
 # contexts of 8.8 (its width and first byte come after the preset byte)
 PRESETS[6] = dict(PRESETS[3], name="image-16", orders=[2, 3], words=False, tokens=False, line_prefix=False,

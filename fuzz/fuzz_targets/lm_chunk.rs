@@ -87,7 +87,7 @@ fuzz_target!(|input: Input| {
 
     // the same text as a context-mixing chunk of two streams (format-spec
     // 8.4): one thread encodes, two decode (the model chains on a helper)
-    let coded = lza::cmlm::encode_chunks(best, &[text], lza::cm::WITH_LM3_2).pop().unwrap();
+    let coded = lza::cmlm::encode_chunks(best, &[text], lza::cm::WITH_LM_TWO_STREAMS).pop().unwrap();
     let back = lza::cmlm::decode_chunks(two, &[(&coded, text.len())]).pop().unwrap();
     assert_eq!(back.expect("two-stream round trip"), text);
 });

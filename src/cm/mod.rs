@@ -21,8 +21,8 @@ pub mod model;
 mod tables;
 
 pub use model::{
-    BINARY, FAST, IMAGE16, Image, NORMAL, NORMAL2, PRESETS, Predictor, Preset, TEXT_FAST, WITH_LM,
-    WITH_LM2, WITH_LM3, WITH_LM3_2, lm_byte_bits,
+    BINARY, FAST, IMAGE16, Image, NORMAL, PRESETS, Predictor, Preset, TEXT, TEXT_FAST, WITH_LM,
+    WITH_LM_CLASSES, WITH_LM_TOKENS, WITH_LM_TWO_STREAMS, lm_byte_bits,
 };
 
 /// Payload header flag: the language model takes part.
@@ -75,7 +75,7 @@ pub enum CmError {
 
 /// What a payload's first byte says (format-spec 8.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Header {
+pub struct PayloadHeader {
     /// The preset.
     pub preset: Preset,
     /// The language model takes part.
@@ -90,7 +90,7 @@ pub struct Header {
 }
 
 /// The header of the payload of a chunk of `raw_len` bytes.
-pub fn parse_header(payload: &[u8], raw_len: usize) -> Result<Header, CmError> {
+pub fn parse_header(payload: &[u8], raw_len: usize) -> Result<PayloadHeader, CmError> {
     let &b = payload.first().ok_or(CmError::Empty)?;
     let preset = Preset::from_id(b & !(FLAG_LM | FLAG_X86)).ok_or(CmError::BadPreset(b))?;
     let lm = b & FLAG_LM != 0;
@@ -99,7 +99,7 @@ pub fn parse_header(payload: &[u8], raw_len: usize) -> Result<Header, CmError> {
         return Err(CmError::TooLongForLm(raw_len));
     }
     if !preset.image {
-        return Ok(Header {
+        return Ok(PayloadHeader {
             preset,
             lm,
             x86,
@@ -116,7 +116,7 @@ pub fn parse_header(payload: &[u8], raw_len: usize) -> Result<Header, CmError> {
     if width < 2 || first > 1 {
         return Err(CmError::BadImage(width, first));
     }
-    Ok(Header {
+    Ok(PayloadHeader {
         preset,
         lm,
         x86,
@@ -331,14 +331,21 @@ mod tests {
     fn round_trip_both_presets() {
         let data = sample();
         for preset in [
-            FAST, NORMAL, NORMAL2, WITH_LM2, WITH_LM3, WITH_LM3_2, BINARY, TEXT_FAST,
+            FAST,
+            NORMAL,
+            TEXT,
+            WITH_LM_TOKENS,
+            WITH_LM_CLASSES,
+            WITH_LM_TWO_STREAMS,
+            BINARY,
+            TEXT_FAST,
         ] {
             let c = encode(&data, preset);
             assert!(c.len() * 8 < data.len(), "{} -> {}", data.len(), c.len());
             assert_eq!(decode(&c, data.len()).unwrap(), data);
         }
         for len in [0usize, 1, 2, 7, 100] {
-            for preset in [NORMAL, NORMAL2, BINARY, WITH_LM3_2, TEXT_FAST] {
+            for preset in [NORMAL, TEXT, BINARY, WITH_LM_TWO_STREAMS, TEXT_FAST] {
                 let c = encode(&data[..len], preset);
                 assert_eq!(decode(&c, len).unwrap(), &data[..len]);
             }
@@ -406,8 +413,8 @@ mod tests {
             let mut back = f.clone();
             x86_filter(&mut back, true);
             assert_eq!(&back, c);
-            let p = encode_x86(c, NORMAL2);
-            assert_eq!(p[0], NORMAL2.id | FLAG_X86);
+            let p = encode_x86(c, TEXT);
+            assert_eq!(p[0], TEXT.id | FLAG_X86);
             assert_eq!(decode(&p, c.len()).unwrap(), *c);
         }
         let code = x86_like(100_000, 5);
@@ -415,7 +422,7 @@ mod tests {
         x86_filter(&mut f, false);
         assert_ne!(f, code);
         assert!(looks_like_x86(&code));
-        let (plain, filtered) = (encode(&code, NORMAL2), encode_x86(&code, NORMAL2));
+        let (plain, filtered) = (encode(&code, TEXT), encode_x86(&code, TEXT));
         assert!(
             filtered.len() * 100 < plain.len() * 95,
             "{} vs {}",
@@ -468,7 +475,7 @@ mod tests {
             let img = encode_image(&data, guess.unwrap());
             assert_eq!(img[..4], [6, 44, 1, first as u8]);
             assert_eq!(decode(&img, data.len()).unwrap(), data);
-            let plain = encode(&data, NORMAL2);
+            let plain = encode(&data, TEXT);
             assert!(
                 img.len() * 100 < plain.len() * 95,
                 "image {} B, preset 3 {} B",

@@ -99,7 +99,7 @@ pub struct Preset {
     pub two_streams: bool,
 }
 
-/// Default: orders 1-6, word contexts, the match model.
+/// Normal: orders 1-6, word contexts, the match model.
 pub const NORMAL: Preset = Preset {
     id: 1,
     name: "normal",
@@ -145,11 +145,13 @@ pub const WITH_LM: Preset = Preset {
     ..NORMAL
 };
 
-/// Normal, second revision: more contexts (tokens, word trigrams, line
-/// prefix, records), larger tables, two more APM stages.
-pub const NORMAL2: Preset = Preset {
+/// Text: preset 1 with more contexts (tokens, word trigrams, line prefix,
+/// records), larger tables and two more APM stages (order 2, match). What
+/// the encoder tries on text without the model, and the base of presets 6,
+/// 7 and 9.
+pub const TEXT: Preset = Preset {
     id: 3,
-    name: "normal-2",
+    name: "text",
     max_table_log: 27,
     table_shift: 7,
     mixer_rate: 2,
@@ -162,11 +164,11 @@ pub const NORMAL2: Preset = Preset {
     ..NORMAL
 };
 
-/// With the model, second revision: token and word-trigram contexts,
-/// larger tables, the order-2 APM stage.
-pub const WITH_LM2: Preset = Preset {
+/// With the model: preset 2 with token and word-trigram contexts, larger
+/// tables and the order-2 APM stage.
+pub const WITH_LM_TOKENS: Preset = Preset {
     id: 4,
-    name: "with-model-2",
+    name: "with-model-tokens",
     table_shift: 6,
     mixer_rate: 2,
     tokens: true,
@@ -174,26 +176,26 @@ pub const WITH_LM2: Preset = Preset {
     ..WITH_LM
 };
 
-/// With the model, third revision: a line-column context, a weight set
-/// by byte class, an APM stage by the model's opinion and byte class.
-pub const WITH_LM3: Preset = Preset {
+/// With the model: preset 4 with a line-column context, a weight set by
+/// byte class and an APM stage by the model's opinion and byte class.
+pub const WITH_LM_CLASSES: Preset = Preset {
     id: 5,
-    name: "with-model-3",
+    name: "with-model-classes",
     line_column: true,
     class_set: true,
     apm_class: true,
-    ..WITH_LM2
+    ..WITH_LM_TOKENS
 };
 
 /// Preset 5 over two streams (the chunk's halves, interleaved byte by
 /// byte): one chunk's history for both halves, while the language model
 /// still has two independent chains to run side by side.
-pub const WITH_LM3_2: Preset = Preset {
+pub const WITH_LM_TWO_STREAMS: Preset = Preset {
     id: 8,
-    name: "with-model-3-two-streams",
+    name: "with-model-two-streams",
     two_streams: true,
     mixer_decay: true,
-    ..WITH_LM3
+    ..WITH_LM_CLASSES
 };
 
 /// 16-bit images: orders 2 and 3 and 14 image contexts in place of the
@@ -210,7 +212,7 @@ pub const IMAGE16: Preset = Preset {
     records: false,
     image: true,
     mixer_rate: 1,
-    ..NORMAL2
+    ..TEXT
 };
 
 /// Binary data (machine code, databases, tables): preset 3 with five
@@ -219,7 +221,7 @@ pub const BINARY: Preset = Preset {
     id: 7,
     name: "binary",
     code: true,
-    ..NORMAL2
+    ..TEXT
 };
 
 /// Text at about 1.4 times preset 3's speed: preset 3 without orders 5
@@ -238,12 +240,21 @@ pub const TEXT_FAST: Preset = Preset {
     line_prefix: false,
     records: false,
     apm_match: false,
-    ..NORMAL2
+    ..TEXT
 };
 
 /// Every preset, by id (format-spec 8.5).
 pub const PRESETS: [Preset; 10] = [
-    FAST, NORMAL, WITH_LM, NORMAL2, WITH_LM2, WITH_LM3, IMAGE16, BINARY, WITH_LM3_2, TEXT_FAST,
+    FAST,
+    NORMAL,
+    WITH_LM,
+    TEXT,
+    WITH_LM_TOKENS,
+    WITH_LM_CLASSES,
+    IMAGE16,
+    BINARY,
+    WITH_LM_TWO_STREAMS,
+    TEXT_FAST,
 ];
 
 /// Image contexts of preset 6.
@@ -1585,7 +1596,7 @@ mod tests {
     #[test]
     fn record_length_is_detected_and_pays() {
         let data = records();
-        let (with, p) = code(&data, NORMAL2);
+        let (with, p) = code(&data, TEXT);
         assert_eq!(p.s.rec.len, 37);
         let (without, p) = code(&data, NORMAL);
         assert_eq!(p.s.rec.len, 0);

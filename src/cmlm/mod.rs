@@ -441,7 +441,7 @@ pub fn decode_chunks(
 ) -> Vec<Result<Vec<u8>, CmLmError>> {
     let sched = codec.scheduler();
     let threads = codec.threads();
-    let headers: Vec<Result<cm::Header, CmLmError>> = chunks
+    let headers: Vec<Result<cm::PayloadHeader, CmLmError>> = chunks
         .iter()
         .map(
             |&(payload, raw_len)| match cm::parse_header(payload, raw_len) {

@@ -44,7 +44,12 @@ fn cm_chunks_batched_equal_stepwise_and_round_trip() {
     for (threads, batch) in [(1, 1), (1, 5), (2, 3), (3, 256)] {
         let codec =
             LmCodec::new(test_model(), KernelPath::detect().unwrap(), threads, batch).unwrap();
-        for preset in [cm::WITH_LM, cm::WITH_LM2, cm::WITH_LM3, cm::FAST] {
+        for preset in [
+            cm::WITH_LM,
+            cm::WITH_LM_TOKENS,
+            cm::WITH_LM_CLASSES,
+            cm::FAST,
+        ] {
             let batched = encode_chunks(&codec, &refs, preset);
             let stepwise = encode_chunks_stepwise(&codec, &refs, preset);
             assert!(
@@ -109,7 +114,7 @@ fn lone_cm_chunk_on_two_threads() {
         let two = LmCodec::new(model.clone(), path, 2, 4).unwrap();
         let three = LmCodec::new(model.clone(), path, 3, 4).unwrap();
         let eight = LmCodec::new(model.clone(), path, 8, 4).unwrap();
-        for preset in [cm::WITH_LM3, cm::WITH_LM3_2, cm::FAST] {
+        for preset in [cm::WITH_LM_CLASSES, cm::WITH_LM_TWO_STREAMS, cm::FAST] {
             let payloads = encode_chunks(&one, &chunks, preset);
             assert_eq!(encode_chunks(&two, &chunks, preset), payloads);
             let inputs: Vec<(&[u8], usize)> = payloads
@@ -164,7 +169,7 @@ fn lone_cm_chunk_on_two_threads() {
         }
         // cut payloads fail; garbage fails or decodes to something, and
         // either way the call returns
-        for preset in [cm::WITH_LM3, cm::WITH_LM3_2] {
+        for preset in [cm::WITH_LM_CLASSES, cm::WITH_LM_TWO_STREAMS] {
             let good = encode_chunks(&one, &[&text[..5000]], preset).remove(0);
             for cut in [1, 2, good.len() / 2] {
                 let bad = &good[..good.len() - cut];
@@ -202,7 +207,7 @@ fn paired_decoding_under_random_delays() {
         .repeat(80);
     let model = Arc::new(Model::from_bytes(&model::synthetic_model_bytes(32, 2, 9)).unwrap());
     let one = LmCodec::new(model.clone(), path, 1, 4).unwrap();
-    for preset in [cm::WITH_LM3, cm::WITH_LM3_2] {
+    for preset in [cm::WITH_LM_CLASSES, cm::WITH_LM_TWO_STREAMS] {
         let p = encode_chunks(&one, &[&text], preset).remove(0);
         for seed in 0..24u64 {
             let chaos = Some((seed, None));
@@ -223,7 +228,7 @@ fn helper_panic_is_an_internal_error() {
     let text = b"Call me Ishmael. Some years ago, never mind how long precisely.\n".repeat(40);
     let model = Arc::new(Model::from_bytes(&model::synthetic_model_bytes(32, 2, 4)).unwrap());
     let one = LmCodec::new(model.clone(), path, 1, 4).unwrap();
-    for preset in [cm::WITH_LM3, cm::WITH_LM3_2] {
+    for preset in [cm::WITH_LM_CLASSES, cm::WITH_LM_TWO_STREAMS] {
         let p = encode_chunks(&one, &[&text], preset).remove(0);
         for at in [1u64, 2, 3, 50, 1001, 2500] {
             let chaos = Some((at, Some(at)));
@@ -273,7 +278,7 @@ fn two_streams_golden_payload() {
     let path = KernelPath::detect().unwrap();
     let one = LmCodec::new(model.clone(), path, 1, 4).unwrap();
     let two = LmCodec::new(model.clone(), path, 2, 4).unwrap();
-    let p = encode_chunks(&one, &[&text], cm::WITH_LM3_2).remove(0);
+    let p = encode_chunks(&one, &[&text], cm::WITH_LM_TWO_STREAMS).remove(0);
     assert_eq!(p[0], 0x88);
     if std::env::var_os("LZA_REGENERATE").is_some() {
         std::fs::write(TWO_STREAMS_GOLDEN, &p).unwrap();
@@ -286,7 +291,11 @@ fn two_streams_golden_payload() {
     }
     // the streams are the halves: coded as two chunks of one stream each,
     // the same text costs more (no shared history)
-    let halves = encode_chunks(&one, &[&text[..20_000], &text[20_000..]], cm::WITH_LM3);
+    let halves = encode_chunks(
+        &one,
+        &[&text[..20_000], &text[20_000..]],
+        cm::WITH_LM_CLASSES,
+    );
     assert!(halves[0].len() + halves[1].len() > golden.len());
 }
 
