@@ -13,16 +13,27 @@
 //! many such chunks side by side; the functions here code chunks without
 //! it.
 
+mod apm;
 pub mod budget;
 pub mod coder;
+mod contexts;
+mod counter;
+mod image;
+mod lm_bits;
+mod match_model;
 #[allow(unsafe_code)] // AVX2 dot product and training, with a portable twin
 mod mixer;
 pub mod model;
+mod presets;
+mod stream;
 mod tables;
 
-pub use model::{
-    BINARY, FAST, IMAGE16, Image, NORMAL, PRESETS, Predictor, Preset, TEXT, TEXT_FAST, WITH_LM,
-    WITH_LM_CLASSES, WITH_LM_TOKENS, WITH_LM_TWO_STREAMS, lm_byte_bits,
+pub use image::Image;
+pub use lm_bits::lm_byte_bits;
+pub use model::Predictor;
+pub use presets::{
+    BINARY, FAST, IMAGE16, NORMAL, PRESETS, Preset, TEXT, TEXT_FAST, WITH_LM, WITH_LM_CLASSES,
+    WITH_LM_TOKENS, WITH_LM_TWO_STREAMS,
 };
 
 /// Payload header flag: the language model takes part.
