@@ -436,9 +436,9 @@ impl Predictor {
     /// bit). Those contexts are computed here on the state `b` would make,
     /// which is then put back: the word, token and column contexts' lines
     /// are then on their way while the last bit is coded and learnt from,
-    /// where only the order contexts' were before (preset 9 on
-    /// calgary/book1: the bucket search's reads of those lines were its
-    /// largest cost, 11% of the samples, perf). Changes no result.
+    /// as the order contexts' are (preset 9 on calgary/book1: without it,
+    /// the bucket search's reads of those lines were its largest cost,
+    /// 11% of the samples, perf). Changes no result.
     #[inline(always)]
     fn prefetch_guess(&mut self, b: u8) {
         let (state, ctx) = (self.streams.cur.text_state(), self.hashed.hashes());
