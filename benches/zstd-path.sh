@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue #2 benchmark: lza's zstd path against tar|zstd and tar|xz on the same
+# Benchmark of lza's zstd path against tar|zstd and tar|xz on the same
 # tree, in one run. Prints a Markdown table: archive bytes, ratio, create and
 # extract MB/s (input bytes per wall second), peak RSS.
 #
