@@ -79,7 +79,7 @@ fn main() {
             for &batch in &[
                 1usize, 2, 3, 4, 5, 6, 7, 8, 15, 16, 17, 31, 32, 33, 64, 100, 256,
             ] {
-                if cols == MAX_COLS && batch > 2 {
+                if cols == MAX_COLS && batch > 7 {
                     continue;
                 }
                 for kind in 0..3 {
