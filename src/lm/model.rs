@@ -54,6 +54,9 @@ impl Architecture {
     }
 }
 
+/// Largest hidden width `lza.dim` (format-spec 7.1).
+pub(crate) const MAX_DIM: usize = 1024;
+
 /// A validated model, weights in the kernels' layout.
 #[derive(Debug, Clone)]
 pub struct Model {
@@ -125,9 +128,9 @@ impl Model {
         };
         let dim =
             parse_uint(get("lza.dim")?).ok_or_else(|| bad("lza.dim is not a decimal integer"))?;
-        if !(32..=1024).contains(&dim) || dim % 32 != 0 {
+        if !(32..=MAX_DIM).contains(&dim) || dim % 32 != 0 {
             return Err(bad(format!(
-                "lza.dim = {dim}: must be a multiple of 32 in 32..=1024"
+                "lza.dim = {dim}: must be a multiple of 32 in 32..={MAX_DIM}"
             )));
         }
         let nl = parse_uint(get("lza.layers")?)

@@ -11,7 +11,7 @@
 
 use super::kernels::{self, KernelPath};
 use crate::lm::math::{quantize, sigmoid, tanh};
-use crate::lm::model::Model;
+use crate::lm::model::{MAX_DIM, Model};
 use crate::lm::rangecoder::freqs_from_logits_inline;
 
 /// Per-thread work buffers for up to `cap` slots.
@@ -148,34 +148,44 @@ pub(super) fn layer_cells(
 }
 
 /// The GRU update of one layer and one slot given its input pre-activations
-/// as a function `gi(j)`, spec order:
+/// `gi` (`3d`, gates r, z, n), spec order:
 /// `gh = acc*m + b; r = sigmoid(gi_r + gh_r); z = sigmoid(gi_z + gh_z);
 /// n = tanh(gi_n + r*gh_n); h' = (1 - z)*n + z*h`; then `q = quantize(h')`.
+///
+/// Two loops rather than one: r and z of all `d` cells first (`2d`
+/// independent sigmoids), then n, h' and q. In one loop each vector
+/// iteration is a chain of three `exp` and three divisions with r feeding n,
+/// and out-of-order execution overlaps few iterations of it. Same
+/// operations on the same values per element, so the same bits. AMD EPYC
+/// (Zen 4, family 25 model 17), lm_speed d=256 L=2 batch 256, `avx2` path:
+/// 16% fewer CPU-time samples in the GRU cells than with one loop.
 #[inline(always)]
 fn cell(
     d: usize,
-    gi_r: &[f32],
-    gi_z: &[f32],
-    gi_n: &[f32],
+    gi: &[f32],
     acc_h: &[i32],
     m_hh: &[f32],
     b_hh: &[f32],
     h: &mut [f32],
     q: &mut [i8],
 ) {
-    let (gi_r, gi_z, gi_n) = (&gi_r[..d], &gi_z[..d], &gi_n[..d]);
-    let (a_r, a_z, a_n) = (&acc_h[..d], &acc_h[d..2 * d], &acc_h[2 * d..3 * d]);
-    let (m_r, m_z, m_n) = (&m_hh[..d], &m_hh[d..2 * d], &m_hh[2 * d..3 * d]);
-    let (b_r, b_z, b_n) = (&b_hh[..d], &b_hh[d..2 * d], &b_hh[2 * d..3 * d]);
+    let d2 = 2 * d;
+    let mut rz = [0.0f32; 2 * MAX_DIM];
+    let rz = &mut rz[..d2];
+    let (gi_rz, gi_n) = (&gi[..d2], &gi[d2..3 * d]);
+    let (a_rz, a_n) = (&acc_h[..d2], &acc_h[d2..3 * d]);
+    let (m_rz, m_n) = (&m_hh[..d2], &m_hh[d2..3 * d]);
+    let (b_rz, b_n) = (&b_hh[..d2], &b_hh[d2..3 * d]);
+    for j in 0..d2 {
+        let gh = a_rz[j] as f32 * m_rz[j] + b_rz[j];
+        rz[j] = sigmoid(gi_rz[j] + gh);
+    }
+    let (r, z) = rz.split_at(d);
     let (h, q) = (&mut h[..d], &mut q[..d]);
     for k in 0..d {
-        let gh_r = a_r[k] as f32 * m_r[k] + b_r[k];
-        let gh_z = a_z[k] as f32 * m_z[k] + b_z[k];
         let gh_n = a_n[k] as f32 * m_n[k] + b_n[k];
-        let r = sigmoid(gi_r[k] + gh_r);
-        let z = sigmoid(gi_z[k] + gh_z);
-        let n = tanh(gi_n[k] + r * gh_n);
-        let hn = (1.0 - z) * n + z * h[k];
+        let n = tanh(gi_n[k] + r[k] * gh_n);
+        let hn = (1.0 - z[k]) * n + z[k] * h[k];
         h[k] = hn;
         q[k] = quantize(hn);
     }
@@ -199,13 +209,9 @@ pub fn gru_layer0_generic(
     for b in 0..nb {
         let u = inputs[b] as usize;
         let gi = &embed[u * d3..(u + 1) * d3];
-        let (gr, rest) = gi.split_at(d);
-        let (gz, gn) = rest.split_at(d);
         cell(
             d,
-            gr,
-            gz,
-            gn,
+            gi,
             &acc_h[b * d3..(b + 1) * d3],
             m_hh,
             b_hh,
@@ -231,7 +237,7 @@ pub fn gru_layer_generic(
     ld: usize,
 ) {
     let d3 = 3 * d;
-    let mut gi = [0.0f32; 3 * 1024];
+    let mut gi = [0.0f32; 3 * MAX_DIM];
     let (m_ih, b_ih) = (&m_ih[..d3], &b_ih[..d3]);
     for b in 0..nb {
         let a = &acc_i[b * d3..(b + 1) * d3];
@@ -239,13 +245,9 @@ pub fn gru_layer_generic(
         for j in 0..d3 {
             g[j] = a[j] as f32 * m_ih[j] + b_ih[j];
         }
-        let (gr, rest) = g.split_at(d);
-        let (gz, gn) = rest.split_at(d);
         cell(
             d,
-            gr,
-            gz,
-            gn,
+            g,
             &acc_h[b * d3..(b + 1) * d3],
             m_hh,
             b_hh,
