@@ -313,7 +313,7 @@ fn gpu_cm_chunks_as_the_cpu() {
     let Some(gpu) = crate::lm::tests::gpu_codec(test_model(), 3, 64) else {
         return;
     };
-    for preset in [cm::WITH_LM, cm::WITH_LM3, cm::WITH_LM3_2] {
+    for preset in [cm::WITH_LM, cm::WITH_LM_CLASSES, cm::WITH_LM_TWO_STREAMS] {
         let want = encode_chunks(&cpu, &refs, preset);
         assert_eq!(encode_chunks(&gpu, &refs, preset), want, "{}", preset.name);
         let pairs: Vec<(&[u8], usize)> = want
