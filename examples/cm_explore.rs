@@ -6,7 +6,7 @@
 //! payload size and the encoder's speed (fastest of `REPS`, default 1).
 use std::time::Instant;
 fn main() {
-    let mut p = lza::cm::TEXT;
+    let mut p = lza::codecs::cm::TEXT;
     let mut files = Vec::new();
     let mut rest = false;
     for a in std::env::args().skip(1) {
@@ -56,7 +56,7 @@ fn main() {
         let mut n = 0;
         for _ in 0..reps {
             let t = Instant::now();
-            n = lza::cm::encode(&data, p).len();
+            n = lza::codecs::cm::encode(&data, p).len();
             te = te.min(t.elapsed().as_secs_f64());
         }
         total += n;

@@ -6,17 +6,20 @@ fn main() {
     for f in std::env::args().skip(1) {
         let data = std::fs::read(&f).unwrap();
         let t = Instant::now();
-        let guess = lza::cm::guess_image(&data);
+        let guess = lza::codecs::cm::guess_image(&data);
         let tg = t.elapsed().as_secs_f64();
         let Some(image) = guess else {
             println!("{f}: no image ({tg:.2} s)");
             continue;
         };
         let t = Instant::now();
-        let p = lza::cm::encode_image(&data, image);
+        let p = lza::codecs::cm::encode_image(&data, image);
         let te = t.elapsed().as_secs_f64();
         let plain = if std::env::var("PLAIN").is_ok() {
-            format!(" preset 3 {}", lza::cm::encode(&data, lza::cm::TEXT).len())
+            format!(
+                " preset 3 {}",
+                lza::codecs::cm::encode(&data, lza::codecs::cm::TEXT).len()
+            )
         } else {
             String::new()
         };
@@ -24,7 +27,7 @@ fn main() {
             String::new()
         } else {
             let t = Instant::now();
-            assert_eq!(lza::cm::decode(&p, data.len()).unwrap(), data);
+            assert_eq!(lza::codecs::cm::decode(&p, data.len()).unwrap(), data);
             format!(
                 " dec {:.2} MB/s",
                 data.len() as f64 / t.elapsed().as_secs_f64() / 1e6

@@ -2,7 +2,7 @@
 //! language model. `cargo run --release --example cm_lm_probe -- FILE...`
 //! (env: CHUNK bytes per chunk, THREADS, MODEL file, PRESET
 //! fast|normal|lm|lm2|lm3|normal2, SKIP_DECODE to only encode).
-use lza::lm::{KernelPath, LmCodec, Model};
+use lza::codecs::lm::{KernelPath, LmCodec, Model};
 use std::sync::Arc;
 use std::time::Instant;
 fn main() {
@@ -15,17 +15,17 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2);
     let preset = match std::env::var("PRESET").as_deref() {
-        Ok("fast") => lza::cm::FAST,
-        Ok("lm") => lza::cm::WITH_LM,
-        Ok("lm2") => lza::cm::WITH_LM_TOKENS,
-        Ok("lm3") => lza::cm::WITH_LM_CLASSES,
-        Ok("lm32") => lza::cm::WITH_LM_TWO_STREAMS,
-        Ok("normal2") => lza::cm::TEXT,
-        _ => lza::cm::NORMAL,
+        Ok("fast") => lza::codecs::cm::FAST,
+        Ok("lm") => lza::codecs::cm::WITH_LM,
+        Ok("lm2") => lza::codecs::cm::WITH_LM_TOKENS,
+        Ok("lm3") => lza::codecs::cm::WITH_LM_CLASSES,
+        Ok("lm32") => lza::codecs::cm::WITH_LM_TWO_STREAMS,
+        Ok("normal2") => lza::codecs::cm::TEXT,
+        _ => lza::codecs::cm::NORMAL,
     };
     let bytes = match std::env::var("MODEL") {
         Ok(p) => std::fs::read(p).unwrap(),
-        Err(_) => lza::models::EMBEDDED_MODEL.to_vec(),
+        Err(_) => lza::codecs::models::EMBEDDED_MODEL.to_vec(),
     };
     let model = Arc::new(Model::from_bytes(&bytes).unwrap());
     let codec = LmCodec::new(model, KernelPath::detect().unwrap(), threads, 256).unwrap();
@@ -33,7 +33,7 @@ fn main() {
         let data = std::fs::read(&f).unwrap();
         let chunks: Vec<&[u8]> = data.chunks(chunk).collect();
         let t = Instant::now();
-        let parts = lza::cmlm::encode_chunks(&codec, &chunks, preset);
+        let parts = lza::codecs::cmlm::encode_chunks(&codec, &chunks, preset);
         let te = t.elapsed().as_secs_f64();
         let n: usize = parts.iter().map(|p| p.len()).sum();
         let dec = if std::env::var("SKIP_DECODE").is_ok() {
@@ -45,7 +45,7 @@ fn main() {
                 .zip(&chunks)
                 .map(|(p, c)| (p.as_slice(), c.len()))
                 .collect();
-            let out = lza::cmlm::decode_chunks(&codec, &inputs);
+            let out = lza::codecs::cmlm::decode_chunks(&codec, &inputs);
             let td = t.elapsed().as_secs_f64();
             for (o, c) in out.iter().zip(&chunks) {
                 assert_eq!(o.as_ref().unwrap().as_slice(), *c);

@@ -4,9 +4,9 @@ use std::time::Instant;
 fn main() {
     let mut args = std::env::args().skip(1);
     let preset = match args.next().as_deref() {
-        Some("fast") => lza::cm::FAST,
-        Some("text") => lza::cm::TEXT,
-        _ => lza::cm::NORMAL,
+        Some("fast") => lza::codecs::cm::FAST,
+        Some("text") => lza::codecs::cm::TEXT,
+        _ => lza::codecs::cm::NORMAL,
     };
     let chunk: usize = std::env::var("CHUNK")
         .ok()
@@ -17,13 +17,13 @@ fn main() {
         let t = Instant::now();
         let parts: Vec<Vec<u8>> = data
             .chunks(chunk)
-            .map(|c| lza::cm::encode(c, preset))
+            .map(|c| lza::codecs::cm::encode(c, preset))
             .collect();
         let te = t.elapsed().as_secs_f64();
         let n: usize = parts.iter().map(|p| p.len()).sum();
         let t = Instant::now();
         for (p, c) in parts.iter().zip(data.chunks(chunk)) {
-            assert_eq!(lza::cm::decode(p, c.len()).unwrap(), c);
+            assert_eq!(lza::codecs::cm::decode(p, c.len()).unwrap(), c);
         }
         let td = t.elapsed().as_secs_f64();
         println!(

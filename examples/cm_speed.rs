@@ -7,11 +7,11 @@ use std::time::Instant;
 fn main() {
     let mut args = std::env::args().skip(1);
     let preset = match args.next().as_deref() {
-        Some("fast") => lza::cm::FAST,
-        Some("normal") => lza::cm::NORMAL,
-        Some("binary") => lza::cm::BINARY,
-        Some("text-fast") => lza::cm::TEXT_FAST,
-        _ => lza::cm::TEXT,
+        Some("fast") => lza::codecs::cm::FAST,
+        Some("normal") => lza::codecs::cm::NORMAL,
+        Some("binary") => lza::codecs::cm::BINARY,
+        Some("text-fast") => lza::codecs::cm::TEXT_FAST,
+        _ => lza::codecs::cm::TEXT,
     };
     let reps: usize = std::env::var("REPS")
         .ok()
@@ -23,10 +23,10 @@ fn main() {
         let mut payload = Vec::new();
         for _ in 0..reps {
             let t = Instant::now();
-            payload = lza::cm::encode(&data, preset);
+            payload = lza::codecs::cm::encode(&data, preset);
             te = te.min(t.elapsed().as_secs_f64());
             let t = Instant::now();
-            let back = lza::cm::decode(&payload, data.len()).unwrap();
+            let back = lza::codecs::cm::decode(&payload, data.len()).unwrap();
             td = td.min(t.elapsed().as_secs_f64());
             assert_eq!(back, data);
         }

@@ -1,17 +1,17 @@
 //! Test vectors for `train/cm_ref.py` (format-spec section 8, no language model).
 //!
 //! `cargo run --release --example cm_vectors -- encode PRESET_ID FILE OUT`
-//!     writes `lza::cm::encode(FILE, preset)` (preset byte + coded bytes) to OUT.
+//!     writes `lza::codecs::cm::encode(FILE, preset)` (preset byte + coded bytes) to OUT.
 //! `cargo run --release --example cm_vectors -- encode-x86 PRESET_ID FILE OUT`
-//!     writes `lza::cm::encode_x86(FILE, preset)` (the x86 filter of section 8.7,
+//!     writes `lza::codecs::cm::encode_x86(FILE, preset)` (the x86 filter of section 8.7,
 //!     then the coder; preset byte with bit 6 set) to OUT, as `cm_ref.py encode-x86`.
 //! `cargo run --release --example cm_vectors -- encode-image 6 FILE OUT WIDTH FIRST`
-//!     writes `lza::cm::encode_image(FILE, Image { WIDTH, FIRST })` (preset 6,
+//!     writes `lza::codecs::cm::encode_image(FILE, Image { WIDTH, FIRST })` (preset 6,
 //!     section 8.8) to OUT, as `cm_ref.py encode-image`.
 //! `cargo run --release --example cm_vectors -- probs PRESET_ID FILE [N]`
 //!     prints "byte bitpos p" for each bit of the first N bytes (default all),
 //!     from a `Predictor` sized for those N bytes, as `cm_ref.py probs` does.
-use lza::cm::{Predictor, Preset};
+use lza::codecs::cm::{Predictor, Preset};
 use std::io::Write;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -21,22 +21,24 @@ fn main() {
     let preset = Preset::from_id(id).expect("unknown preset id");
     let data = std::fs::read(args.get(2).expect(usage)).unwrap();
     match args[0].as_str() {
-        "encode" => {
-            std::fs::write(args.get(3).expect(usage), lza::cm::encode(&data, preset)).unwrap()
-        }
+        "encode" => std::fs::write(
+            args.get(3).expect(usage),
+            lza::codecs::cm::encode(&data, preset),
+        )
+        .unwrap(),
         "encode-x86" => std::fs::write(
             args.get(3).expect(usage),
-            lza::cm::encode_x86(&data, preset),
+            lza::codecs::cm::encode_x86(&data, preset),
         )
         .unwrap(),
         "encode-image" => {
-            let image = lza::cm::Image {
+            let image = lza::codecs::cm::Image {
                 width: args.get(4).expect(usage).parse().expect("width"),
                 first: args.get(5).expect(usage).parse().expect("first"),
             };
             std::fs::write(
                 args.get(3).expect(usage),
-                lza::cm::encode_image(&data, image),
+                lza::codecs::cm::encode_image(&data, image),
             )
             .unwrap()
         }

@@ -16,7 +16,7 @@
 //! Where no GPU is usable it says so and exits with success. It exits with
 //! failure on any difference.
 
-use lza::lm::{CpuBackend, CudaBackend, KernelPath, Model, StepBackend};
+use lza::codecs::lm::{CpuBackend, CudaBackend, KernelPath, Model, StepBackend};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -123,7 +123,8 @@ fn main() {
     let text_path = text_path.expect("usage: gpu_check TEXT [--lza BIN] [-T N] [--out DIR]");
     let text = std::fs::read(&text_path).expect("reading the text");
     let model = Arc::new(
-        Model::from_bytes(&lza::models::ModelFile::embedded().bytes).expect("embedded model"),
+        Model::from_bytes(&lza::codecs::models::ModelFile::embedded().bytes)
+            .expect("embedded model"),
     );
     let gpu = match CudaBackend::new(model.clone()) {
         Ok(g) => g,

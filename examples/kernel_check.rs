@@ -12,9 +12,9 @@
 //! threshold), then whole models: the payloads of a few chunks coded on each
 //! path must equal the portable path's byte for byte and decode back.
 
-use lza::lm::{KernelPath, LmCodec, Model};
-use lza::testutil::synthetic_model_bytes;
-use lza::testutil::{MAX_COLS, PackedI8, matmul_i8};
+use lza::codecs::lm::{KernelPath, LmCodec, Model};
+use lza::codecs::testutil::synthetic_model_bytes;
+use lza::codecs::testutil::{MAX_COLS, PackedI8, matmul_i8};
 use std::sync::Arc;
 
 struct Rng(u64);

@@ -5,8 +5,8 @@
 //!
 //! Paths default to every one this CPU can run (`KernelPath::available`).
 
-use lza::lm::{KernelPath, LmCodec, Model};
-use lza::testutil::synthetic_model_bytes;
+use lza::codecs::lm::{KernelPath, LmCodec, Model};
+use lza::codecs::testutil::synthetic_model_bytes;
 use std::sync::Arc;
 use std::time::Instant;
 

@@ -547,7 +547,7 @@ fn long_listing_in_local_time_with_sizes_ratio_and_codec() {
 fn listing_names_the_model_an_archive_needs() {
     let d = tempfile::tempdir().unwrap();
     let w = d.path();
-    let embedded = lza::models::ModelFile::embedded().hash;
+    let embedded = lza::codecs::models::ModelFile::embedded().hash;
     for (hash, tail) in [
         (embedded.0, " (embedded in this build)".to_string()),
         (

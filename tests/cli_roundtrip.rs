@@ -183,7 +183,7 @@ fn roundtrip_by_pipe_matches_file() {
         "pipe and file archives differ"
     );
     let filed = fs::read(&a).unwrap();
-    let idx = lza::index::ArchiveIndex::open(&filed[..])
+    let idx = lza::container::index::ArchiveIndex::open(&filed[..])
         .unwrap()
         .expect("a file archive has an index");
     assert_eq!(idx.members.len(), 1);

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::spec::*;
-use lza::codec::TextCoder;
-use lza::extract::{DestWriter, ReadOptions, read_archive};
+use lza::archive::extract::{DestWriter, ReadOptions, read_archive};
+use lza::codecs::TextCoder;
+use lza::container::reader::{ArchiveReader, Event, Limits};
 use lza::format::{CodecId, ModelHash};
-use lza::reader::{ArchiveReader, Event, Limits};
 use lza::{CorruptKind, Error};
 
 use common::{lza, ok, repo};
@@ -208,12 +208,12 @@ fn model_hash(archive: &[u8]) -> ModelHash {
 }
 
 fn embedded_hash() -> ModelHash {
-    ModelHash::of_bytes(lza::models::EMBEDDED_MODEL)
+    ModelHash::of_bytes(lza::codecs::models::EMBEDDED_MODEL)
 }
 
 /// The embedded model as a coder, as `lza x` would open it.
 fn embedded_coder() -> Arc<dyn TextCoder> {
-    lza::models::open_coder(&lza::models::ModelFile::embedded(), 2, 16).unwrap()
+    lza::codecs::models::open_coder(&lza::codecs::models::ModelFile::embedded(), 2, 16).unwrap()
 }
 
 fn create(
@@ -376,7 +376,7 @@ fn no_model_default_is_the_cm_method() {
 // ---- determinism ---------------------------------------------------------
 
 fn kernel_paths() -> Vec<&'static str> {
-    lza::lm::KernelPath::available()
+    lza::codecs::lm::KernelPath::available()
         .into_iter()
         .map(|p| p.name())
         .collect()
@@ -763,16 +763,16 @@ fn x86_code_is_filtered_and_golden_holds() {
         "x/prog.bin",
         [("default", 0x47), ("fast", 0x40)],
     );
-    let plain = lza::cm::encode(&code, lza::cm::TEXT).len();
-    let filtered = lza::cm::encode_x86(&code, lza::cm::TEXT).len();
+    let plain = lza::codecs::cm::encode(&code, lza::codecs::cm::TEXT).len();
+    let filtered = lza::codecs::cm::encode_x86(&code, lza::codecs::cm::TEXT).len();
     assert!(filtered * 100 < plain * 95, "{filtered} vs {plain}");
     // preset 7's sparse contexts pay on code; binary records round-trip
     // with it (on these regular records preset 3 does as well)
-    let binary = lza::cm::encode_x86(&code, lza::cm::BINARY).len();
+    let binary = lza::codecs::cm::encode_x86(&code, lza::codecs::cm::BINARY).len();
     assert!(binary < filtered, "{binary} vs {filtered}");
     let table = records(600);
-    let p7 = lza::cm::encode(&table, lza::cm::BINARY);
-    assert_eq!(lza::cm::decode(&p7, table.len()).unwrap(), table);
+    let p7 = lza::codecs::cm::encode(&table, lza::codecs::cm::BINARY);
+    assert_eq!(lza::codecs::cm::decode(&p7, table.len()).unwrap(), table);
 }
 
 /// A 16-bit little-endian scan `width` samples wide after a 1-byte
@@ -817,16 +817,16 @@ fn image_is_guessed_and_golden_holds() {
         "img/scan.raw",
         [("default", 6), ("fast", 0)],
     );
-    let image = lza::cm::guess_image(&data);
+    let image = lza::codecs::cm::guess_image(&data);
     assert_eq!(
         image,
-        Some(lza::cm::Image {
+        Some(lza::codecs::cm::Image {
             width: 200,
             first: 1
         })
     );
-    let plain = lza::cm::encode(&data, lza::cm::TEXT).len();
-    let img = lza::cm::encode_image(&data, image.unwrap());
+    let plain = lza::codecs::cm::encode(&data, lza::codecs::cm::TEXT).len();
+    let img = lza::codecs::cm::encode_image(&data, image.unwrap());
     assert_eq!(img[..4], [6, 200, 0, 1]);
     assert!(img.len() * 100 < plain * 90, "{} vs {plain}", img.len());
 }
@@ -1014,7 +1014,7 @@ fn model_flag_without_model_hash_is_no_model() {
     let raw = prose(3000, 41);
     // A real payload coded with the model...
     let real = embedded_coder()
-        .encode_cm_chunks(&[&raw], lza::cm::WITH_LM)
+        .encode_cm_chunks(&[&raw], lza::codecs::cm::WITH_LM)
         .pop()
         .unwrap();
     assert_eq!(real[0], 0x82);
@@ -1067,15 +1067,19 @@ fn truncated_and_trailing_payloads_are_errors() {
     let raw = prose(5000, 42);
     let coder = embedded_coder();
     let mut cases = Vec::new();
-    for preset in [lza::cm::FAST, lza::cm::NORMAL, lza::cm::WITH_LM] {
+    for preset in [
+        lza::codecs::cm::FAST,
+        lza::codecs::cm::NORMAL,
+        lza::codecs::cm::WITH_LM,
+    ] {
         cases.push((
             format!("preset {}", preset.id),
-            lza::cm::encode(&raw, preset),
+            lza::codecs::cm::encode(&raw, preset),
             false,
         ));
     }
     let with_lm = coder
-        .encode_cm_chunks(&[&raw], lza::cm::WITH_LM)
+        .encode_cm_chunks(&[&raw], lza::codecs::cm::WITH_LM)
         .pop()
         .unwrap();
     cases.push(("preset 2 with the model".into(), with_lm, true));
@@ -1113,16 +1117,16 @@ fn truncated_and_trailing_payloads_are_errors() {
 // ---- every single-byte flip of context-mixing payloads -----------------
 
 /// `base/f` archived with the library, `method`, segments of `chunk` bytes.
-fn lib_archive(base: &Path, method: lza::create::Method, chunk: u32) -> Vec<u8> {
-    let mut warnings = lza::create::Warnings::default();
-    let sources = lza::create::collect_sources(
+fn lib_archive(base: &Path, method: lza::archive::create::Method, chunk: u32) -> Vec<u8> {
+    let mut warnings = lza::archive::create::Warnings::default();
+    let sources = lza::archive::create::collect_sources(
         base,
         &[PathBuf::from("f")],
-        &lza::create::exclude_set(&[]).unwrap(),
+        &lza::archive::create::exclude_set(&[]).unwrap(),
         &mut warnings,
     )
     .unwrap();
-    let opts = lza::create::CreateOptions {
+    let opts = lza::archive::create::CreateOptions {
         threads: 2,
         level: 6,
         chunk_size: chunk,
@@ -1130,7 +1134,7 @@ fn lib_archive(base: &Path, method: lza::create::Method, chunk: u32) -> Vec<u8> 
         lm: method.uses_lm().then(embedded_coder),
         ..Default::default()
     };
-    lza::create::write_archive(
+    lza::archive::create::write_archive(
         Vec::new(),
         &sources,
         &opts,
@@ -1147,7 +1151,11 @@ fn lib_archive(base: &Path, method: lza::create::Method, chunk: u32) -> Vec<u8> 
 /// temporary. The one exception: the coder's last four bytes (its flush)
 /// may change without changing a decoded bit, so the chunk decodes and its
 /// file is right; the end record's stream checksum then fails instead.
-fn every_payload_flip_fails(method: lza::create::Method, prose_len: usize, want_heads: &[u8]) {
+fn every_payload_flip_fails(
+    method: lza::archive::create::Method,
+    prose_len: usize,
+    want_heads: &[u8],
+) {
     let tmp = tempfile::tempdir().unwrap();
     let f = tmp.path().join("f");
     let files = [
@@ -1248,18 +1256,18 @@ fn every_payload_flip_fails(method: lza::create::Method, prose_len: usize, want_
 
 #[test]
 fn every_payload_flip_of_a_cm_archive_fails() {
-    every_payload_flip_fails(lza::create::Method::Cm, 1000, &[0x09]);
+    every_payload_flip_fails(lza::archive::create::Method::Cm, 1000, &[0x09]);
 }
 
 #[test]
 fn every_payload_flip_of_a_fast_archive_fails() {
-    every_payload_flip_fails(lza::create::Method::Fast, 1000, &[0x00]);
+    every_payload_flip_fails(lza::archive::create::Method::Fast, 1000, &[0x00]);
 }
 
 #[test]
 fn every_payload_flip_of_a_default_archive_fails() {
     // Smaller: every flip runs the model over the text again.
-    every_payload_flip_fails(lza::create::Method::Default, 500, &[0x85]);
+    every_payload_flip_fails(lza::archive::create::Method::Default, 500, &[0x85]);
 }
 
 /// Preset 9 came with format version 2: `-m cm` writes a version 2 archive

@@ -13,10 +13,10 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use lza::container::index::{self, ArchiveIndex};
+use lza::container::reader::Limits;
+use lza::format::member::{self, FOOTER_LEN};
 use lza::format::{END_LEN, EntryKind, HEADER_LEN};
-use lza::index::{self, ArchiveIndex};
-use lza::member::{self, FOOTER_LEN};
-use lza::reader::Limits;
 use lza::{CorruptKind, Error};
 
 use common::{assert_same_tree, corrupt_kind, decode, extract_to, write_file};
@@ -70,14 +70,16 @@ fn cat(parts: &[&[u8]]) -> Vec<u8> {
 
 fn paths(bytes: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
-    lza::extract::list_archive(bytes, Limits::default(), &mut |e| out.push(e.path.clone()))
-        .unwrap();
+    lza::archive::extract::list_archive(bytes, Limits::default(), &mut |e| {
+        out.push(e.path.clone())
+    })
+    .unwrap();
     out
 }
 
 /// Read every record (no decoding, no model needed).
 fn scan(bytes: &[u8]) -> lza::Result<u64> {
-    let mut r = lza::reader::ArchiveReader::new(bytes, Limits::default())?;
+    let mut r = lza::container::reader::ArchiveReader::new(bytes, Limits::default())?;
     let mut n = 0;
     while r.next_event()?.is_some() {
         n += 1;
@@ -175,10 +177,10 @@ fn cat_of_two_members_extracts_as_the_union() {
     assert_same_tree(&dir.path().join("one"), &out.join("one"));
     assert_same_tree(&dir.path().join("two"), &out.join("two"));
     // The end event sums the members.
-    let mut r = lza::reader::ArchiveReader::new(&c[..], Limits::default()).unwrap();
+    let mut r = lza::container::reader::ArchiveReader::new(&c[..], Limits::default()).unwrap();
     let mut end = None;
     while let Some(ev) = r.next_event().unwrap() {
-        if let lza::reader::Event::End(e) = ev {
+        if let lza::container::reader::Event::End(e) = ev {
             end = Some(e);
         }
     }
@@ -251,20 +253,21 @@ fn ranges_through_the_index_rebuild_the_tree() {
             }
         }
         let out = dir.path().join(format!("out{parts}"));
-        let opts = lza::extract::ReadOptions::default();
+        let opts = lza::archive::extract::ReadOptions::default();
         for r in plan.iter().rev() {
-            let mut w = lza::extract::DestWriter::new(&out, false);
+            let mut w = lza::archive::extract::DestWriter::new(&out, false);
             let rr = idx.range_reader(&c[..], &entries, r.clone(), None);
-            lza::extract::read_archive(rr, &opts, &mut w, &mut |_| {}, &mut |_| {}).unwrap();
+            lza::archive::extract::read_archive(rr, &opts, &mut w, &mut |_| {}, &mut |_| {})
+                .unwrap();
         }
-        let mut w = lza::extract::DestWriter::new(&out, true);
+        let mut w = lza::archive::extract::DestWriter::new(&out, true);
         let rr = idx.range_reader(
             &c[..],
             &entries,
             0..entries.len(),
             Some(EntryKind::Directory),
         );
-        lza::extract::read_archive(rr, &opts, &mut w, &mut |_| {}, &mut |_| {}).unwrap();
+        lza::archive::extract::read_archive(rr, &opts, &mut w, &mut |_| {}, &mut |_| {}).unwrap();
         assert_same_tree(&dir.path().join("one"), &out.join("one"));
         assert_same_tree(&dir.path().join("two"), &out.join("two"));
     }
@@ -584,25 +587,25 @@ fn solid_sealed(base: &Path, name: &str, block: usize) -> Vec<u8> {
     std::os::unix::fs::symlink("s/f01", root.join("link")).unwrap();
     fs::hard_link(root.join("s/f04"), root.join("hard")).unwrap();
     common::fix_mtimes(&root, 1_700_000_000_000_000_000);
-    let mut warnings = lza::create::Warnings::default();
-    let sources = lza::create::collect_sources(
+    let mut warnings = lza::archive::create::Warnings::default();
+    let sources = lza::archive::create::collect_sources(
         base,
         &[PathBuf::from(name)],
-        &lza::create::exclude_set(&[]).unwrap(),
+        &lza::archive::create::exclude_set(&[]).unwrap(),
         &mut warnings,
     )
     .unwrap();
-    let opts = lza::create::CreateOptions {
+    let opts = lza::archive::create::CreateOptions {
         threads: 2,
         chunk_size: 4096,
-        method: lza::create::Method::Zstd,
-        solid: lza::create::Solid {
+        method: lza::archive::create::Method::Zstd,
+        solid: lza::archive::create::Solid {
             block_size: block,
             sort: false,
         },
         ..Default::default()
     };
-    let bytes = lza::create::write_archive(
+    let bytes = lza::archive::create::write_archive(
         Vec::new(),
         &sources,
         &opts,
@@ -615,7 +618,7 @@ fn solid_sealed(base: &Path, name: &str, block: usize) -> Vec<u8> {
 }
 
 /// Extract `range` of an indexed archive (all but directories) into `dest`,
-/// through [`lza::select::RangeFilter`] where the range cuts a block. Returns
+/// through [`lza::archive::select::RangeFilter`] where the range cuts a block. Returns
 /// the entries written and whether a filter was needed.
 fn extract_range(
     bytes: &[u8],
@@ -628,17 +631,19 @@ fn extract_range(
     let rr = idx.range_reader(bytes, &entries, range, only);
     let wanted = rr.wanted();
     let filtered = wanted.is_some();
-    let mut w = lza::extract::DestWriter::new(dest, true);
+    let mut w = lza::archive::extract::DestWriter::new(dest, true);
     let mut n = 0u64;
-    let opts = lza::extract::ReadOptions::default();
+    let opts = lza::archive::extract::ReadOptions::default();
     match wanted {
         Some(wanted) => {
-            let mut f = lza::select::RangeFilter::new(&mut w, wanted);
-            lza::extract::read_archive(rr, &opts, &mut f, &mut |_| {}, &mut |_| {}).unwrap();
+            let mut f = lza::archive::select::RangeFilter::new(&mut w, wanted);
+            lza::archive::extract::read_archive(rr, &opts, &mut f, &mut |_| {}, &mut |_| {})
+                .unwrap();
             n = f.passed();
         }
         None => {
-            lza::extract::read_archive(rr, &opts, &mut w, &mut |_| n += 1, &mut |_| {}).unwrap()
+            lza::archive::extract::read_archive(rr, &opts, &mut w, &mut |_| n += 1, &mut |_| {})
+                .unwrap()
         }
     }
     (n, filtered)

@@ -101,11 +101,15 @@ fn p(path: &Path) -> &str {
 /// The payload's first byte of every context-mixing chunk that uses the
 /// model.
 fn cm_lm_heads(archive: &[u8]) -> Vec<u8> {
-    let mut r = lza::reader::ArchiveReader::new(archive, lza::reader::Limits::default()).unwrap();
+    let mut r = lza::container::reader::ArchiveReader::new(
+        archive,
+        lza::container::reader::Limits::default(),
+    )
+    .unwrap();
     let mut heads = Vec::new();
     while let Some(ev) = r.next_event().unwrap() {
-        if let lza::reader::Event::Chunk(c) = ev
-            && lza::codec::uses_model(&c.header, &c.payload)
+        if let lza::container::reader::Event::Chunk(c) = ev
+            && lza::codecs::uses_model(&c.header, &c.payload)
         {
             heads.push(c.payload[0]);
         }
@@ -127,7 +131,7 @@ fn two_stream_chunk_round_trips_under_contention() {
     ));
     let bytes = std::fs::read(&arch).unwrap();
     // one chunk, of two streams with the model (format-spec 8.5: preset 8)
-    assert_eq!(cm_lm_heads(&bytes), vec![lza::cm::FLAG_LM | 8]);
+    assert_eq!(cm_lm_heads(&bytes), vec![lza::codecs::cm::FLAG_LM | 8]);
 
     // creating again, with contention: the same bytes
     let cores = cores();

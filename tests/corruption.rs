@@ -9,7 +9,7 @@ use std::fs;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-use lza::extract::{DestWriter, Discard, ReadOptions, read_archive};
+use lza::archive::extract::{DestWriter, Discard, ReadOptions, read_archive};
 
 /// What an extracted path may be: file contents or a symlink target.
 #[derive(Debug, PartialEq)]
@@ -58,10 +58,11 @@ fn sample() -> Sample {
 fn sample_is_small_and_uses_both_codecs() {
     let s = sample();
     assert!(s.bytes.len() < 2048, "{} bytes", s.bytes.len());
-    let mut r = lza::reader::ArchiveReader::new(&s.bytes[..], Default::default()).unwrap();
+    let mut r =
+        lza::container::reader::ArchiveReader::new(&s.bytes[..], Default::default()).unwrap();
     let (mut zstd, mut stored) = (0, 0);
     while let Some(ev) = r.next_event().unwrap() {
-        if let lza::reader::Event::Chunk(c) = ev {
+        if let lza::container::reader::Event::Chunk(c) = ev {
             match c.header.codec {
                 lza::format::CodecId::Zstd => zstd += 1,
                 lza::format::CodecId::Stored => stored += 1,

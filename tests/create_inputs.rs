@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{Collect, decode, tmp_leftovers};
-use lza::create::{self, CreateOptions, Method, Source, Warnings};
+use lza::archive::create::{self, CreateOptions, Method, Source, Warnings};
 
 const LZA: &str = env!("CARGO_BIN_EXE_lza");
 

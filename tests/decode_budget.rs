@@ -6,10 +6,10 @@ mod common;
 
 use std::path::PathBuf;
 
-use lza::cm::Predictor;
-use lza::cm::budget::DECODE;
-use lza::create::{self, CreateOptions, Method};
-use lza::extract::ReadOptions;
+use lza::archive::create::{self, CreateOptions, Method};
+use lza::archive::extract::ReadOptions;
+use lza::codecs::cm::Predictor;
+use lza::codecs::cm::budget::DECODE;
 
 #[test]
 fn decoders_share_one_budget_and_count_what_they_decode() {
@@ -45,11 +45,11 @@ fn decoders_share_one_budget_and_count_what_they_decode() {
     .unwrap();
 
     // room for two predictors at a time, with 8 threads
-    let one = Predictor::memory(lza::cm::TEXT, 64 << 10, false);
+    let one = Predictor::memory(lza::codecs::cm::TEXT, 64 << 10, false);
     DECODE.set_total(2 * one + one / 2);
-    let before = lza::progress::done();
+    let before = lza::runtime::progress::done();
     let mut c = common::Collect::default();
-    lza::extract::read_archive(
+    lza::archive::extract::read_archive(
         archive.as_slice(),
         &ReadOptions {
             threads: 8,
@@ -74,7 +74,7 @@ fn decoders_share_one_budget_and_count_what_they_decode() {
         DECODE.peak()
     );
     // every decoded byte counted (other tests of this binary may add theirs)
-    assert!(lza::progress::done() - before >= 12 * (64 << 10));
+    assert!(lza::runtime::progress::done() - before >= 12 * (64 << 10));
 }
 
 #[test]

@@ -10,8 +10,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 
-use lza::extract::{self, DestWriter, ReadOptions};
-use lza::reader::Limits;
+use lza::archive::extract::{self, DestWriter, ReadOptions};
+use lza::container::reader::Limits;
 
 /// The decode and extract targets' bodies and oracles, shared with them.
 #[path = "../fuzz/src/harness.rs"]
@@ -109,7 +109,11 @@ fn decode_target_on_indexed_solid_golden() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/golden/solid-index.lza"),
     )
     .unwrap();
-    assert!(lza::index::ArchiveIndex::open(&data[..]).unwrap().is_some());
+    assert!(
+        lza::container::index::ArchiveIndex::open(&data[..])
+            .unwrap()
+            .is_some()
+    );
     harness::decode_checked(&data);
 }
 
@@ -160,9 +164,10 @@ fn symlink_check_cost_is_bounded() {
         }
     })
     .expect("a valid archive");
-    let mut checker =
-        lza::symlinks::SymlinkChecker::new(links.iter().map(|(p, t)| (p.as_str(), t.as_str())))
-            .unwrap();
+    let mut checker = lza::archive::symlinks::SymlinkChecker::new(
+        links.iter().map(|(p, t)| (p.as_str(), t.as_str())),
+    )
+    .unwrap();
     for (p, _) in &links {
         checker.check(p).expect("every link stays inside");
     }

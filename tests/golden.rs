@@ -245,28 +245,28 @@ fn make_basic(threads: usize) -> Vec<u8> {
 
 /// `basic` in solid blocks (format-spec 4a, version 2): blocks of at most
 /// `CHUNK` bytes, so that the small files make several, with `method`.
-fn make_solid(threads: usize, method: lza::create::Method) -> Vec<u8> {
+fn make_solid(threads: usize, method: lza::archive::create::Method) -> Vec<u8> {
     let tmp = tempfile::tempdir().unwrap();
     build_basic(tmp.path());
-    let mut warnings = lza::create::Warnings::default();
-    let sources = lza::create::collect_sources(
+    let mut warnings = lza::archive::create::Warnings::default();
+    let sources = lza::archive::create::collect_sources(
         tmp.path(),
         &[PathBuf::from("basic")],
-        &lza::create::exclude_set(&[]).unwrap(),
+        &lza::archive::create::exclude_set(&[]).unwrap(),
         &mut warnings,
     )
     .unwrap();
-    let opts = lza::create::CreateOptions {
+    let opts = lza::archive::create::CreateOptions {
         threads,
         chunk_size: 4 * CHUNK,
         method,
-        solid: lza::create::Solid {
+        solid: lza::archive::create::Solid {
             block_size: 4 * CHUNK as usize,
             sort: false,
         },
         ..Default::default()
     };
-    lza::create::write_archive(
+    lza::archive::create::write_archive(
         Vec::new(),
         &sources,
         &opts,
@@ -281,21 +281,27 @@ fn make_solid(threads: usize, method: lza::create::Method) -> Vec<u8> {
 /// `train/cm_ref.py` reproduces).
 fn solid_goldens(threads: usize) -> [(&'static str, Vec<u8>); 2] {
     [
-        ("solid.lza", make_solid(threads, lza::create::Method::Zstd)),
-        ("solid-cm.lza", make_solid(threads, lza::create::Method::Cm)),
+        (
+            "solid.lza",
+            make_solid(threads, lza::archive::create::Method::Zstd),
+        ),
+        (
+            "solid-cm.lza",
+            make_solid(threads, lza::archive::create::Method::Cm),
+        ),
     ]
 }
 
 fn make_empty() -> Vec<u8> {
-    let opts = lza::create::CreateOptions {
+    let opts = lza::archive::create::CreateOptions {
         threads: 1,
         level: 6,
         chunk_size: CHUNK,
-        method: lza::create::Method::Zstd,
+        method: lza::archive::create::Method::Zstd,
         lm: None,
         ..Default::default()
     };
-    lza::create::write_archive(
+    lza::archive::create::write_archive(
         Vec::new(),
         &[],
         &opts,
@@ -308,16 +314,20 @@ fn make_empty() -> Vec<u8> {
 
 /// Offsets of the records of a valid archive: (offset, entry path, codec).
 fn records(bytes: &[u8]) -> Vec<(u64, String, Option<lza::format::CodecId>)> {
-    let mut r = lza::reader::ArchiveReader::new(bytes, Default::default()).unwrap();
+    let mut r = lza::container::reader::ArchiveReader::new(bytes, Default::default()).unwrap();
     let mut out = Vec::new();
     while let Some(ev) = r.next_event().unwrap() {
         match ev {
-            lza::reader::Event::Entry { entry, offset } => out.push((offset, entry.path, None)),
-            lza::reader::Event::Chunk(c) => out.push((c.offset, c.entry, Some(c.header.codec))),
-            lza::reader::Event::Block { files, offset } => {
+            lza::container::reader::Event::Entry { entry, offset } => {
+                out.push((offset, entry.path, None))
+            }
+            lza::container::reader::Event::Chunk(c) => {
+                out.push((c.offset, c.entry, Some(c.header.codec)))
+            }
+            lza::container::reader::Event::Block { files, offset } => {
                 out.extend(files.into_iter().map(|f| (offset, f.path, None)))
             }
-            lza::reader::Event::End(_) => {}
+            lza::container::reader::Event::End(_) => {}
         }
     }
     out
@@ -395,7 +405,7 @@ fn print_listing(basic: &[u8]) {
     let tmp = tempfile::tempdir().unwrap();
     build_basic(tmp.path());
     let mut entries = Vec::new();
-    lza::extract::list_archive(basic, Default::default(), &mut |e: &Entry| {
+    lza::archive::extract::list_archive(basic, Default::default(), &mut |e: &Entry| {
         entries.push(e.clone())
     })
     .unwrap();
@@ -479,9 +489,11 @@ fn solid_goldens_are_stable_and_extract() {
         assert!(golden == *threaded, "{name} with 3 threads differs");
         assert_eq!(u16::from_le_bytes([golden[8], golden[9]]), 2);
         let mut got = Vec::new();
-        lza::extract::list_archive(golden.as_slice(), Default::default(), &mut |e: &Entry| {
-            got.push(e.clone())
-        })
+        lza::archive::extract::list_archive(
+            golden.as_slice(),
+            Default::default(),
+            &mut |e: &Entry| got.push(e.clone()),
+        )
         .unwrap();
         let mut paths: Vec<&str> = got.iter().map(|e| e.path.as_str()).collect();
         paths.sort();
@@ -506,7 +518,7 @@ fn solid_goldens_are_stable_and_extract() {
 fn basic_lists_as_expected() {
     assert!(!BASIC.is_empty());
     let mut got = Vec::new();
-    lza::extract::list_archive(BASIC_LZA, Default::default(), &mut |e: &Entry| {
+    lza::archive::extract::list_archive(BASIC_LZA, Default::default(), &mut |e: &Entry| {
         got.push(e.clone())
     })
     .unwrap();

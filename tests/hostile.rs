@@ -1056,20 +1056,20 @@ fn enforces_entry_and_size_limits() {
         b.file(&format!("f{i}"), b"0123456789");
     }
     let bytes = b.finish();
-    let read = |limits: lza::reader::Limits| {
-        let opts = lza::extract::ReadOptions {
+    let read = |limits: lza::container::reader::Limits| {
+        let opts = lza::archive::extract::ReadOptions {
             limits,
             ..Default::default()
         };
-        lza::extract::read_archive(
+        lza::archive::extract::read_archive(
             &bytes[..],
             &opts,
-            &mut lza::extract::Discard,
+            &mut lza::archive::extract::Discard,
             &mut |_| {},
             &mut |_| {},
         )
     };
-    let max_entries = lza::reader::Limits {
+    let max_entries = lza::container::reader::Limits {
         max_entries: 4,
         max_size: u64::MAX,
     };
@@ -1080,12 +1080,12 @@ fn enforces_entry_and_size_limits() {
             ..
         })
     ));
-    let max_size = lza::reader::Limits {
+    let max_size = lza::container::reader::Limits {
         max_entries: 100,
         max_size: 49,
     };
     assert!(matches!(read(max_size), Err(Error::Limit(_))));
-    let exact = lza::reader::Limits {
+    let exact = lza::container::reader::Limits {
         max_entries: 5,
         max_size: 50,
     };

@@ -1,43 +1,60 @@
-//! The library is layered one way (README, "Repository"): among the
-//! top-level modules of `src/`, no import points from a lower layer to a
-//! higher one and no module imports one that imports it.
+//! The library is layered one way (README, "Repository"): each layer is
+//! one folder of `src/`, no import points from a lower layer to a higher
+//! one, and no module imports one that imports it.
 //!
-//! An import is a `crate::` or `super::` path in code (comments and string
-//! literals are blanked first; `#[cfg(test)]` code and `tests.rs` files
-//! count too), resolved to the top-level module it names; in `src/cli/`,
-//! the binary, `lza::` paths name the library's modules.
+//! A module here is a layer (the root of its folder, `codecs`) or one of
+//! the modules its root declares (a file or folder in the layer's folder:
+//! `codecs::cm`, `format::error`); a module's layer is its folder. An
+//! import is a `crate::` or `super::` path in code, or in a layer's root a
+//! path through one of its modules (comments and string literals are
+//! blanked first; `#[cfg(test)]` code and `tests.rs` files count too),
+//! resolved to the module it names; in `src/cli/`, the binary, `lza::`
+//! paths name the library's modules.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// The layers, bottom up, each with its top-level modules of `src/`
-/// (`lib.rs`, the crate root, declares them and is in none). A module may
-/// import modules of its own layer and of those before it. The README's
-/// table says the same (checked by `readme_table_matches`).
-const LAYERS: &[(&str, &[&str])] = &[
-    (
-        "below all",
-        &["mem", "pipeline", "progress", "names", "cleanup"],
-    ),
-    ("format", &["format", "error", "member"]),
-    ("container", &["reader", "index"]),
-    ("codecs", &["codec", "cm", "lm", "cmlm", "models"]),
-    ("coding plan", &["plan"]),
-    ("archive I/O", &["create", "extract", "select", "symlinks"]),
-    ("test support", &["testutil"]),
-    ("command line", &["cli"]),
+/// The layers, bottom up: each one's folder in `src/` and its name. A
+/// module may import modules of its own layer and of those before it.
+/// `lib.rs`, the crate root, declares the library's layers and is in none.
+/// The README's table says the same (checked by `readme_table_matches`).
+const LAYERS: &[(&str, &str)] = &[
+    ("runtime", "runtime"),
+    ("format", "format"),
+    ("container", "container"),
+    ("codecs", "codecs"),
+    ("plan", "coding plan"),
+    ("archive", "archive I/O"),
+    ("cli", "command line"),
 ];
 
-/// The module of the binary, whose `crate::` is not the library's.
+/// The layer of the binary, whose `crate::` is not the library's.
 const BINARY: &str = "cli";
 
+/// The layer of a module (`codecs::cm` -> codecs), by its folder.
 fn layer_of(module: &str) -> Option<usize> {
-    LAYERS.iter().position(|(_, mods)| mods.contains(&module))
+    let folder = module.split("::").next().unwrap();
+    LAYERS.iter().position(|(f, _)| *f == folder)
 }
 
-/// One import: the module it is in, the top-level module it names, and
-/// where (file and line).
+/// Per layer folder, the modules its root declares (its files and folders
+/// but `mod.rs`).
+type Tree = BTreeMap<String, BTreeSet<String>>;
+
+/// The module that an absolute path (`[codecs, cm, Predictor]`) is in:
+/// the layer's module the path goes through, else the layer's root;
+/// `None` for a path outside the layers.
+fn module_of(tree: &Tree, path: &[String]) -> Option<String> {
+    let children = tree.get(path.first()?)?;
+    Some(match path.get(1) {
+        Some(child) if children.contains(child) => format!("{}::{child}", path[0]),
+        _ => path[0].clone(),
+    })
+}
+
+/// One import: the module it is in, the module it names, and where (file
+/// and line).
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Import {
     from: String,
@@ -180,63 +197,98 @@ fn tokens(code: &str) -> Vec<(Token, usize)> {
     out
 }
 
-/// The first names of the paths at `t[at..]`: one name, or each item of a
-/// `{...}` group.
-fn first_names(t: &[(Token, usize)], at: usize) -> Vec<String> {
+/// The paths at `t[at..]`, each as its first names (up to `depth`): one
+/// path, or each of a `{...}` group's, nested groups included.
+fn use_paths(t: &[(Token, usize)], at: usize, depth: usize) -> Vec<Vec<String>> {
     match t.get(at) {
-        Some((Token::Ident(name), _)) => vec![name.clone()],
+        Some((Token::Ident(name), _)) => {
+            let rest = if depth > 1 && matches!(t.get(at + 1), Some((Token::Path, _))) {
+                use_paths(t, at + 2, depth - 1)
+            } else {
+                Vec::new()
+            };
+            if rest.is_empty() {
+                return vec![vec![name.clone()]];
+            }
+            rest.into_iter()
+                .map(|mut p| {
+                    p.insert(0, name.clone());
+                    p
+                })
+                .collect()
+        }
         Some((Token::Punct('{'), _)) => {
-            let mut names = Vec::new();
-            let mut depth = 0;
-            let mut item_start = true;
-            for (tok, _) in &t[at..] {
-                match tok {
+            let mut out = Vec::new();
+            let mut level = 0;
+            let mut item_start = false;
+            for k in at..t.len() {
+                match &t[k].0 {
                     Token::Punct('{') => {
-                        depth += 1;
-                        item_start = depth == 1;
+                        level += 1;
+                        item_start = level == 1;
+                        continue;
                     }
                     Token::Punct('}') => {
-                        depth -= 1;
-                        if depth == 0 {
+                        level -= 1;
+                        if level == 0 {
                             break;
                         }
                     }
-                    Token::Punct(',') if depth == 1 => item_start = true,
-                    Token::Ident(name) if item_start => {
-                        names.push(name.clone());
-                        item_start = false;
+                    Token::Punct(',') if level == 1 => {
+                        item_start = true;
+                        continue;
                     }
-                    _ => item_start = false,
+                    _ if item_start => out.extend(use_paths(t, k, depth)),
+                    _ => {}
                 }
+                item_start = false;
             }
-            names
+            out
         }
         _ => Vec::new(),
     }
 }
 
-/// The imports of one file. `module` is its module path (`["cm", "model"]`
-/// for `src/cm/model.rs`, `["cli", "bench"]` for the binary's `bench`),
-/// `aliases` the crate root's re-exports (`Result` -> `error`).
+/// How deep a path is read: the layer, its module, and one name more.
+const DEPTH: usize = 3;
+
+/// The imports of one file. `module` is its module path (`["codecs", "cm",
+/// "model"]` for `src/codecs/cm/model.rs`, `["cli", "bench"]` for the
+/// binary's `bench`), `aliases` the crate root's re-exports (`Result` ->
+/// `format::error::Result`).
 fn imports_of(
     file: &str,
     source: &str,
     module: &[String],
-    aliases: &BTreeMap<String, String>,
+    tree: &Tree,
+    aliases: &BTreeMap<String, Vec<String>>,
 ) -> Vec<Import> {
-    let top = &module[0];
-    let in_binary = top == BINARY;
+    let in_binary = module[0] == BINARY;
+    let from = if in_binary {
+        BINARY.to_string()
+    } else {
+        module_of(tree, module).unwrap_or_else(|| module[0].clone())
+    };
+    // In a layer's root, its modules are in scope by name (`cm::Preset`).
+    let root_children = match module.len() {
+        1 if !in_binary => tree.get(&module[0]).cloned().unwrap_or_default(),
+        _ => BTreeSet::new(),
+    };
     let t = tokens(&blank_non_code(source));
     let mut out = Vec::new();
     let mut depth = 0usize;
     // Inline modules (`mod tests { .. }`) open at a brace depth.
     let mut inline: Vec<(String, usize)> = Vec::new();
-    let mut add = |names: Vec<String>, line: usize| {
-        for name in names {
-            let to = aliases.get(&name).cloned().unwrap_or(name);
-            if layer_of(&to).is_some() && &to != top {
+    let mut add = |paths: Vec<Vec<String>>, line: usize| {
+        for mut path in paths {
+            if let Some(alias) = path.first().and_then(|p| aliases.get(p)) {
+                path.splice(0..1, alias.iter().cloned());
+            }
+            if let Some(to) = module_of(tree, &path)
+                && to != from
+            {
                 out.push(Import {
-                    from: top.clone(),
+                    from: from.clone(),
                     to,
                     at: format!("{file}:{line}"),
                 });
@@ -247,6 +299,7 @@ fn imports_of(
     while i < t.len() {
         let (tok, line) = &t[i];
         let after_path = |k: usize| matches!(t.get(k + 1), Some((Token::Path, _)));
+        let before_path = i > 0 && matches!(t[i - 1].0, Token::Path);
         match tok {
             Token::Punct('{') => depth += 1,
             Token::Punct('}') => {
@@ -263,11 +316,11 @@ fn imports_of(
                 }
             }
             Token::Ident(root) if root == "lza" && in_binary && after_path(i) => {
-                add(first_names(&t, i + 2), *line);
+                add(use_paths(&t, i + 2, DEPTH), *line);
             }
             // `$crate` too. In the binary, `crate` is the binary's root.
             Token::Ident(root) if root == "crate" && after_path(i) && !in_binary => {
-                add(first_names(&t, i + 2), *line);
+                add(use_paths(&t, i + 2, DEPTH), *line);
             }
             Token::Ident(kw) if kw == "super" && after_path(i) => {
                 let mut ups = 0;
@@ -278,15 +331,21 @@ fn imports_of(
                     ups += 1;
                     k += 2;
                 }
-                // The module path without the binary's own name: its root
-                // is `main.rs`.
-                let mut path: Vec<String> = module[usize::from(in_binary)..].to_vec();
+                let mut path = module.to_vec();
                 path.extend(inline.iter().map(|(n, _)| n.clone()));
-                if ups >= path.len() && !in_binary {
-                    add(first_names(&t, k), *line);
+                if !in_binary && ups <= path.len() {
+                    path.truncate(path.len() - ups);
+                    let paths = use_paths(&t, k, DEPTH)
+                        .into_iter()
+                        .map(|p| path.iter().cloned().chain(p).collect())
+                        .collect();
+                    add(paths, *line);
                 }
                 i = k;
                 continue;
+            }
+            Token::Ident(name) if root_children.contains(name) && after_path(i) && !before_path => {
+                add(vec![vec![module[0].clone(), name.clone()]], *line);
             }
             _ => {}
         }
@@ -306,8 +365,9 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The module path of a file under `src/`: `cm/model.rs` -> `[cm, model]`,
-/// `cm/mod.rs` -> `[cm]`; the binary's `main.rs` is its root.
+/// The module path of a file under `src/`: `codecs/cm/model.rs` ->
+/// `[codecs, cm, model]`, `codecs/cm/mod.rs` -> `[codecs, cm]`; the
+/// binary's `main.rs` is its root.
 fn module_path(rel: &Path) -> Vec<String> {
     let mut parts: Vec<String> = rel
         .iter()
@@ -319,18 +379,15 @@ fn module_path(rel: &Path) -> Vec<String> {
     parts
 }
 
-/// The names the crate root re-exports, and the module each comes from
-/// (`pub use error::{CorruptKind, Error, Result}`).
-fn root_aliases(lib: &str) -> BTreeMap<String, String> {
+/// The names the crate root re-exports, each with its full path
+/// (`pub use format::error::{CorruptKind, Error, Result}`).
+fn root_aliases(lib: &str) -> BTreeMap<String, Vec<String>> {
     let t = tokens(&blank_non_code(lib));
     let mut aliases = BTreeMap::new();
     for i in 0..t.len() {
-        if let (Some((Token::Ident(kw), _)), Some((Token::Ident(m), _)), Some((Token::Path, _))) =
-            (t.get(i), t.get(i + 1), t.get(i + 2))
-            && kw == "use"
-        {
-            for name in first_names(&t, i + 3) {
-                aliases.insert(name, m.clone());
+        if matches!(&t[i].0, Token::Ident(kw) if kw == "use") {
+            for path in use_paths(&t, i + 1, usize::MAX) {
+                aliases.insert(path.last().unwrap().clone(), path);
             }
         }
     }
@@ -341,10 +398,35 @@ fn src_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
-/// Every import between top-level modules of `src/`.
+/// The entries of `src/` and, per layer folder there, the modules its
+/// root declares.
+fn src_tree() -> (Vec<(String, bool)>, Tree) {
+    let mut entries = Vec::new();
+    let mut tree = Tree::new();
+    for e in fs::read_dir(src_dir()).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_str().unwrap().to_string();
+        if p.is_dir() && layer_of(&name).is_some() {
+            let children = fs::read_dir(&p)
+                .unwrap()
+                .map(|c| c.unwrap().path())
+                .filter(|c| c.is_dir() || c.extension().is_some_and(|x| x == "rs"))
+                .map(|c| c.file_stem().unwrap().to_str().unwrap().to_string())
+                .filter(|c| c != "mod" && c != "main")
+                .collect();
+            tree.insert(name.clone(), children);
+        }
+        entries.push((name, p.is_dir()));
+    }
+    entries.sort();
+    (entries, tree)
+}
+
+/// Every import between modules of `src/`.
 fn src_imports() -> Vec<Import> {
     let src = src_dir();
     let aliases = root_aliases(&fs::read_to_string(src.join("lib.rs")).unwrap());
+    let (_, tree) = src_tree();
     let mut files = Vec::new();
     rust_files(&src, &mut files);
     files.sort();
@@ -360,6 +442,7 @@ fn src_imports() -> Vec<Import> {
             &format!("src/{}", rel.display()),
             &text,
             &module,
+            &tree,
             &aliases,
         ));
     }
@@ -381,7 +464,7 @@ fn violations(imports: &[Import]) -> Vec<String> {
         if to > from {
             bad.push(format!(
                 "{}: {} ({}) imports {} of the higher layer {}",
-                imp.at, imp.from, LAYERS[from].0, imp.to, LAYERS[to].0
+                imp.at, imp.from, LAYERS[from].1, imp.to, LAYERS[to].1
             ));
         }
     }
@@ -439,36 +522,76 @@ fn imports_follow_the_layers() {
     let imports = src_imports();
     // The scan finds the imports there are (a parser that found none would
     // pass everything).
-    assert!(
-        imports
-            .iter()
-            .any(|i| i.from == "reader" && i.to == "format"),
-        "no reader -> format import found"
-    );
+    for (from, to) in [
+        ("container::reader", "format"),
+        ("codecs::cmlm", "codecs::cm"),
+    ] {
+        assert!(
+            imports.iter().any(|i| i.from == from && i.to == to),
+            "no {from} -> {to} import found"
+        );
+    }
     let bad = violations(&imports);
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
+/// What in `src/` (names, and whether each is a folder) is outside the
+/// layers: everything but `lib.rs` is a layer's folder.
+fn strays(entries: &[(String, bool)]) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|(name, dir)| !(name == "lib.rs" || *dir && layer_of(name).is_some()))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
 #[test]
-fn every_module_has_a_layer() {
-    let mut missing = Vec::new();
-    for e in fs::read_dir(src_dir()).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.file_stem().unwrap().to_str().unwrap().to_string();
-        let module = p.is_dir() || p.extension().is_some_and(|x| x == "rs");
-        if module && name != "lib" && layer_of(&name).is_none() {
-            missing.push(name);
-        }
-    }
+fn every_file_is_in_a_layer_folder() {
+    let (entries, tree) = src_tree();
+    let strays = strays(&entries);
     assert!(
-        missing.is_empty(),
-        "modules in no layer of LAYERS (and the README's table): {missing:?}"
+        strays.is_empty(),
+        "in src/ but in no layer's folder of LAYERS (and the README's table): {strays:?}"
+    );
+    // Each layer has its folder, and the crate root declares the library's.
+    let lib = tokens(&blank_non_code(
+        &fs::read_to_string(src_dir().join("lib.rs")).unwrap(),
+    ));
+    let declared: BTreeSet<&str> = lib
+        .windows(2)
+        .filter_map(|w| match (&w[0].0, &w[1].0) {
+            (Token::Ident(kw), Token::Ident(name)) if kw == "mod" => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    for (folder, _) in LAYERS {
+        assert!(tree.contains_key(*folder), "no folder src/{folder}/");
+        let root = if *folder == BINARY {
+            "main.rs"
+        } else {
+            "mod.rs"
+        };
+        assert!(
+            src_dir().join(folder).join(root).is_file(),
+            "no src/{folder}/{root}"
+        );
+        assert_eq!(
+            declared.contains(folder),
+            *folder != BINARY,
+            "lib.rs and the layer {folder}"
+        );
+    }
+    assert_eq!(
+        declared.len(),
+        LAYERS.len() - 1,
+        "lib.rs declares {declared:?}"
     );
 }
 
-/// The README's table of layers: per `src/` module named in the path
-/// column, its layer (a blank layer cell continues the row above).
-fn readme_layers() -> BTreeMap<String, String> {
+/// The README's table of layers: per folder of `src/` named in the path
+/// column, its layer (a blank layer cell continues the row above); and
+/// the paths it names.
+fn readme_layers() -> (BTreeMap<String, String>, Vec<String>) {
     let readme =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
     let table = readme
@@ -476,6 +599,7 @@ fn readme_layers() -> BTreeMap<String, String> {
         .nth(1)
         .expect("README has a Repository section");
     let mut out = BTreeMap::new();
+    let mut paths = Vec::new();
     let mut layer = String::new();
     for row in table.lines().skip_while(|l| !l.starts_with("| layer")) {
         if !row.starts_with('|') {
@@ -490,30 +614,56 @@ fn readme_layers() -> BTreeMap<String, String> {
         }
         for path in cells[2].split('`').skip(1).step_by(2) {
             if let Some(rest) = path.strip_prefix("src/") {
-                let name = rest.split('/').next().unwrap().trim_end_matches(".rs");
-                out.insert(name.to_string(), layer.clone());
+                let folder = rest.split('/').next().unwrap();
+                let before = out.insert(folder.to_string(), layer.clone());
+                assert!(
+                    before.is_none_or(|b| b == layer),
+                    "README: src/{folder}/ in two layers"
+                );
+                paths.push(path.to_string());
             }
         }
     }
-    out
+    (out, paths)
 }
 
 #[test]
 fn readme_table_matches() {
-    let readme = readme_layers();
+    let (readme, paths) = readme_layers();
     let ours: BTreeMap<String, String> = LAYERS
         .iter()
-        .flat_map(|(layer, mods)| mods.iter().map(|m| (m.to_string(), layer.to_string())))
+        .map(|(folder, layer)| (folder.to_string(), layer.to_string()))
         .collect();
     assert_eq!(readme, ours, "README's layer table differs from LAYERS");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for p in paths {
+        assert!(
+            root.join(&p).exists(),
+            "README's table names {p}, not there"
+        );
+    }
 }
 
 // The checker itself, on planted sources.
 
+fn plant_tree() -> Tree {
+    [
+        ("runtime", &["names", "progress"][..]),
+        ("format", &["error", "member"]),
+        ("container", &["reader", "index"]),
+        ("codecs", &["cm", "lm", "cmlm", "models"]),
+        ("plan", &[]),
+        ("archive", &["create", "extract", "select", "symlinks"]),
+    ]
+    .iter()
+    .map(|(l, m)| (l.to_string(), m.iter().map(|s| s.to_string()).collect()))
+    .collect()
+}
+
 fn plant(file: &str, module: &[&str], source: &str) -> Vec<Import> {
     let module: Vec<String> = module.iter().map(|s| s.to_string()).collect();
-    let aliases = BTreeMap::from([("Result".to_string(), "error".to_string())]);
-    imports_of(file, source, &module, &aliases)
+    let aliases = root_aliases("pub use format::error::{CorruptKind, Error, Result};");
+    imports_of(file, source, &module, &plant_tree(), &aliases)
 }
 
 fn targets(imports: &[Import]) -> Vec<&str> {
@@ -523,62 +673,111 @@ fn targets(imports: &[Import]) -> Vec<&str> {
 #[test]
 fn scan_reads_code_paths_only() {
     let src = r##"
-//! [`crate::extract`] in a doc comment
-use crate::{format::Entry, error::{Error, Result}};
+//! [`crate::archive::extract`] in a doc comment
+use crate::{format::Entry, format::error::{Error, Result}};
 use super::index::Tracker;
-/* crate::create in a block /* nested */ crate::plan */
-const S: &str = "crate::select";
-const R: &str = r#"crate::symlinks"#;
+/* crate::archive::create in a block /* nested */ crate::plan */
+const S: &str = "crate::archive::select";
+const R: &str = r#"crate::archive::symlinks"#;
 const Q: char = '"';
-fn f<'a>(x: &'a str) -> crate::Result<()> { let _ = crate::names::escape(x); Ok(()) }
+fn f<'a>(x: &'a str) -> crate::Result<()> { let _ = crate::runtime::names::escape(x); Ok(()) }
 #[cfg(test)]
 mod tests {
     use super::*;
-    use super::super::cm::Mixer;
+    use super::super::super::codecs::{cm::Mixer, self};
 }
 "##;
-    let found = plant("src/reader.rs", &["reader"], src);
+    let found = plant("src/container/reader.rs", &["container", "reader"], src);
     assert_eq!(
         targets(&found),
-        ["format", "error", "index", "error", "names", "cm"]
+        [
+            "format",
+            "format::error",
+            "format::error",
+            "container::index",
+            "format::error",
+            "runtime::names",
+            "codecs::cm",
+            "codecs"
+        ]
     );
-    assert_eq!(found[2].at, "src/reader.rs:4");
-    // In a submodule, `super::` stays inside its top-level module.
+    assert!(found.iter().all(|i| i.from == "container::reader"));
+    assert_eq!(found[3].at, "src/container/reader.rs:4");
+    // In a module of a layer, `super::` stays inside it.
     let inner = plant(
-        "src/cm/model.rs",
-        &["cm", "model"],
-        "use super::mixer::Mixer;",
+        "src/codecs/cm/model.rs",
+        &["codecs", "cm", "model"],
+        "use super::mixer::Mixer; fn f() { super::super::cm::coder::x(); }",
     );
     assert!(inner.is_empty(), "{inner:?}");
+    // A layer's root reaches its modules by name.
+    let root = plant(
+        "src/codecs/mod.rs",
+        &["codecs"],
+        "pub mod cm; use cm::Preset; fn f() { lm::x(); let _ = a::models::y; }",
+    );
+    assert_eq!(targets(&root), ["codecs::cm", "codecs::lm"]);
     // The binary's `crate::` is its own; `lza::` is the library.
     let bin = plant(
         "src/cli/main.rs",
         &["cli"],
-        "mod bench; use crate::bench::run; use lza::extract::Sink;",
+        "mod bench; use crate::bench::run; use lza::archive::extract::Sink; fn f() -> lza::Result<()> {}",
     );
-    assert_eq!(targets(&bin), ["extract"]);
+    assert_eq!(targets(&bin), ["archive::extract", "format::error"]);
+    assert!(bin.iter().all(|i| i.from == "cli"));
 }
 
 #[test]
 fn planted_upward_import_and_cycle_fail() {
-    let up = plant("src/reader.rs", &["reader"], "use crate::extract::Sink;");
+    let up = plant(
+        "src/container/reader.rs",
+        &["container", "reader"],
+        "use crate::archive::extract::Sink;",
+    );
     let bad = violations(&up);
     assert_eq!(bad.len(), 1, "{bad:?}");
     assert!(
-        bad[0].contains("reader (container) imports extract"),
+        bad[0].contains(
+            "container::reader (container) imports archive::extract of the higher layer archive I/O"
+        ),
         "{bad:?}"
     );
 
-    let mut cycle = plant("src/codec.rs", &["codec"], "use crate::cm::Predictor;");
-    cycle.extend(plant("src/cm/mod.rs", &["cm"], "use crate::codec::Frame;"));
+    let mut cycle = plant(
+        "src/codecs/mod.rs",
+        &["codecs"],
+        "use crate::codecs::cm::Predictor;",
+    );
+    cycle.extend(plant(
+        "src/codecs/cm/mod.rs",
+        &["codecs", "cm"],
+        "use crate::codecs::Frame;",
+    ));
     let bad = violations(&cycle);
     assert_eq!(
         bad,
         [
-            "import cycle: cm -> codec -> cm (cm -> codec at src/cm/mod.rs:1; codec -> cm at src/codec.rs:1)"
+            "import cycle: codecs -> codecs::cm -> codecs (codecs -> codecs::cm at src/codecs/mod.rs:1; codecs::cm -> codecs at src/codecs/cm/mod.rs:1)"
         ]
     );
 
-    let down = plant("src/extract.rs", &["extract"], "use crate::reader::Limits;");
+    let down = plant(
+        "src/archive/extract.rs",
+        &["archive", "extract"],
+        "use crate::container::reader::Limits;",
+    );
     assert!(violations(&down).is_empty());
+}
+
+#[test]
+fn planted_strays_fail() {
+    let entries = [
+        ("lib.rs", false),
+        ("codecs", true),
+        ("plan.rs", false),
+        ("tools", true),
+        ("cli", true),
+    ]
+    .map(|(n, d)| (n.to_string(), d));
+    assert_eq!(strays(&entries), ["plan.rs", "tools"]);
 }

@@ -7,8 +7,8 @@ mod common;
 use std::fs;
 use std::path::Path;
 
+use lza::container::reader::{ArchiveReader, Event, Limits};
 use lza::format::CodecId;
-use lza::reader::{ArchiveReader, Event, Limits};
 
 use common::{lza, ok, repo};
 
@@ -51,7 +51,7 @@ fn codecs(archive: &[u8]) -> Vec<CodecId> {
 }
 
 fn kernel_paths() -> Vec<&'static str> {
-    lza::lm::KernelPath::available()
+    lza::codecs::lm::KernelPath::available()
         .into_iter()
         .map(|p| p.name())
         .collect()

@@ -4,7 +4,7 @@
 
 mod common;
 
-use lza::create::{CreateOptions, Method, Source, Warnings};
+use lza::archive::create::{CreateOptions, Method, Source, Warnings};
 
 fn sources(dir: &std::path::Path, files: &[(&str, Vec<u8>)]) -> Vec<Source> {
     for (name, data) in files {
@@ -12,8 +12,8 @@ fn sources(dir: &std::path::Path, files: &[(&str, Vec<u8>)]) -> Vec<Source> {
     }
     let names: Vec<std::path::PathBuf> = files.iter().map(|f| f.0.into()).collect();
     let mut warnings = Warnings::default();
-    let excludes = lza::create::exclude_set(&[]).unwrap();
-    let src = lza::create::collect_sources(dir, &names, &excludes, &mut warnings).unwrap();
+    let excludes = lza::archive::create::exclude_set(&[]).unwrap();
+    let src = lza::archive::create::collect_sources(dir, &names, &excludes, &mut warnings).unwrap();
     assert!(!warnings.any());
     src
 }
@@ -30,7 +30,7 @@ fn each_byte_is_counted_once() {
     let src = sources(d.path(), &files);
     let threads = 2;
     // Each thread may hold back less than one batch.
-    let slack = (threads as u64 + 1) * lza::progress::BATCH as u64;
+    let slack = (threads as u64 + 1) * lza::runtime::progress::BATCH as u64;
     for method in [Method::Zstd, Method::Fast, Method::Cm] {
         let opts = CreateOptions {
             threads,
@@ -38,8 +38,8 @@ fn each_byte_is_counted_once() {
             method,
             ..Default::default()
         };
-        let before = lza::progress::done();
-        let archive = lza::create::write_archive(
+        let before = lza::runtime::progress::done();
+        let archive = lza::archive::create::write_archive(
             Vec::new(),
             &src,
             &opts,
@@ -48,7 +48,7 @@ fn each_byte_is_counted_once() {
             &mut Warnings::default(),
         )
         .unwrap();
-        let coded = lza::progress::done() - before;
+        let coded = lza::runtime::progress::done() - before;
         assert!(
             coded <= total && coded + slack >= total,
             "{method:?}: {coded} of {total} bytes counted coding"
@@ -56,15 +56,21 @@ fn each_byte_is_counted_once() {
         if method == Method::Zstd {
             assert_eq!(coded, total);
         }
-        let before = lza::progress::done();
-        let opts = lza::extract::ReadOptions {
+        let before = lza::runtime::progress::done();
+        let opts = lza::archive::extract::ReadOptions {
             threads,
             ..Default::default()
         };
         let mut sink = common::Collect::default();
-        lza::extract::read_archive(&archive[..], &opts, &mut sink, &mut |_| {}, &mut |_| {})
-            .unwrap();
-        let decoded = lza::progress::done() - before;
+        lza::archive::extract::read_archive(
+            &archive[..],
+            &opts,
+            &mut sink,
+            &mut |_| {},
+            &mut |_| {},
+        )
+        .unwrap();
+        let decoded = lza::runtime::progress::done() - before;
         assert!(
             decoded <= total && decoded + slack >= total,
             "{method:?}: {decoded} of {total} bytes counted decoding"

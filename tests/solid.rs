@@ -8,13 +8,13 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use lza::CorruptKind;
-use lza::create::{CreateOptions, Method, Solid};
-use lza::extract::{ReadOptions, Sink};
+use lza::archive::create::{CreateOptions, Method, Solid};
+use lza::archive::extract::{ReadOptions, Sink};
+use lza::archive::select::{Members, Select};
 use lza::format::{
     BLOCK_FIXED_LEN, BlockFile, BlockRecord, EndRecord, FRAME_HEADER_LEN, HEADER_LEN, TAG_BLOCK,
     TAG_CHUNK, TAG_END, TAG_ENTRY,
 };
-use lza::select::{Members, Select};
 
 /// A tree of small text and binary files, empty files, one file too large
 /// for a block, a symbolic link and a hard link to a small file.
@@ -40,11 +40,11 @@ fn tree() -> tempfile::TempDir {
 
 /// Archive `inputs` under `base` with `solid` and `method`.
 fn archive(base: &Path, solid: Solid, method: Method, threads: usize) -> Vec<u8> {
-    let mut warnings = lza::create::Warnings::default();
-    let sources = lza::create::collect_sources(
+    let mut warnings = lza::archive::create::Warnings::default();
+    let sources = lza::archive::create::collect_sources(
         base,
         &[PathBuf::from("t")],
-        &lza::create::exclude_set(&[]).unwrap(),
+        &lza::archive::create::exclude_set(&[]).unwrap(),
         &mut warnings,
     )
     .unwrap();
@@ -55,7 +55,7 @@ fn archive(base: &Path, solid: Solid, method: Method, threads: usize) -> Vec<u8>
         solid,
         ..Default::default()
     };
-    lza::create::write_archive(
+    lza::archive::create::write_archive(
         Vec::new(),
         &sources,
         &opts,
@@ -142,7 +142,7 @@ fn solid_archive_round_trips_and_lists_every_file() {
     common::assert_same_tree(&tmp.path().join("t"), &out.join("t"));
     // every file is listed, without decoding, once
     let mut listed = Vec::new();
-    lza::extract::list_archive(bytes.as_slice(), Default::default(), &mut |e| {
+    lza::archive::extract::list_archive(bytes.as_slice(), Default::default(), &mut |e| {
         listed.push(e.path.clone())
     })
     .unwrap();
@@ -221,7 +221,7 @@ fn select(bytes: &[u8], names: &[&str]) -> lza::Result<u64> {
         |_| {},
         |_| {},
     );
-    lza::extract::read_archive(
+    lza::archive::extract::read_archive(
         bytes,
         &ReadOptions::default(),
         &mut s,
@@ -279,7 +279,7 @@ fn one_block_archive(files: &[BlockFile], data: &[u8], fix: impl Fn(&mut Vec<u8>
     let mut b = header.to_bytes().to_vec();
     let mut frames = Vec::new();
     if !data.is_empty() {
-        lza::codec::Frame::stored(data).write_to(&mut frames);
+        lza::codecs::Frame::stored(data).write_to(&mut frames);
     }
     let mut rec = BlockRecord {
         files,
@@ -317,7 +317,7 @@ fn rejected(b: &[u8]) -> CorruptKind {
     assert!(common::tmp_leftovers(tmp.path()).is_empty());
     let (_, kind) = common::corrupt_kind(e);
     // listing refuses it too
-    assert!(lza::extract::list_archive(b, Default::default(), &mut |_| {}).is_err());
+    assert!(lza::archive::extract::list_archive(b, Default::default(), &mut |_| {}).is_err());
     kind
 }
 

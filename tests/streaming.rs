@@ -7,8 +7,8 @@ use std::io::{self, Read};
 use std::path::Path;
 
 use common::{Collect, Rng};
-use lza::extract::{Discard, ReadOptions, read_archive};
-use lza::reader::{ArchiveReader, Event, Limits};
+use lza::archive::extract::{Discard, ReadOptions, read_archive};
+use lza::container::reader::{ArchiveReader, Event, Limits};
 
 /// Hands out the data in random-sized pieces (1..=max bytes), sometimes
 /// failing with `Interrupted` first.
@@ -285,23 +285,23 @@ fn written_archive_streams_through_a_pipe() {
     let (rx, tx) = std::os::unix::net::UnixStream::pair().unwrap();
     let base = tmp.path().to_path_buf();
     let writer = std::thread::spawn(move || {
-        let mut warnings = lza::create::Warnings::default();
-        let sources = lza::create::collect_sources(
+        let mut warnings = lza::archive::create::Warnings::default();
+        let sources = lza::archive::create::collect_sources(
             &base,
             &[Path::new("t").to_path_buf()],
-            &lza::create::exclude_set(&[]).unwrap(),
+            &lza::archive::create::exclude_set(&[]).unwrap(),
             &mut warnings,
         )
         .unwrap();
-        let opts = lza::create::CreateOptions {
+        let opts = lza::archive::create::CreateOptions {
             threads: 3,
             level: 6,
             chunk_size: 1000,
-            method: lza::create::Method::Zstd,
+            method: lza::archive::create::Method::Zstd,
             lm: None,
             ..Default::default()
         };
-        lza::create::write_archive(
+        lza::archive::create::write_archive(
             tx,
             &sources,
             &opts,

@@ -2,7 +2,7 @@
 //! language model. Input layout (plain bytes, so that seeds are payloads):
 //!
 //! - byte 0 bit 7 clear, **decode**: bytes 1-2 are `raw_len` (u16 LE, so
-//!   at most 64 KiB), the rest is a payload. `lza::cm::decode` must not
+//!   at most 64 KiB), the rest is a payload. `lza::codecs::cm::decode` must not
 //!   panic; a success is exactly `raw_len` bytes; an unknown preset id or
 //!   the model flag (bit 7) is an error (the x86 flag, bit 6, is not, but
 //!   either flag on preset 6 is).
@@ -26,7 +26,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lza::cm::{
+use lza::codecs::cm::{
     decode, encode, encode_image, encode_x86, CmError, Image, Preset, FLAG_LM, FLAG_X86,
 };
 

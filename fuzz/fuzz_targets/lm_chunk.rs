@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use lza::lm::{KernelPath, LmCodec, Model};
+use lza::codecs::lm::{KernelPath, LmCodec, Model};
 
 #[derive(Arbitrary, Debug)]
 struct Input {
@@ -67,8 +67,8 @@ fuzz_target!(|input: Input| {
     if let Some((&first, rest)) = payload.split_first() {
         let mut cm = vec![first | 0x80];
         cm.extend_from_slice(rest);
-        let a = lza::cmlm::decode_chunks(best, &[(&cm, raw_len)]).pop().unwrap();
-        let b = lza::cmlm::decode_chunks(two, &[(&cm, raw_len)]).pop().unwrap();
+        let a = lza::codecs::cmlm::decode_chunks(best, &[(&cm, raw_len)]).pop().unwrap();
+        let b = lza::codecs::cmlm::decode_chunks(two, &[(&cm, raw_len)]).pop().unwrap();
         agree(&a, &b, raw_len, "one and two threads disagree");
     }
 
@@ -87,7 +87,7 @@ fuzz_target!(|input: Input| {
 
     // the same text as a context-mixing chunk of two streams (format-spec
     // 8.4): one thread encodes, two decode (the model chains on a helper)
-    let coded = lza::cmlm::encode_chunks(best, &[text], lza::cm::WITH_LM_TWO_STREAMS).pop().unwrap();
-    let back = lza::cmlm::decode_chunks(two, &[(&coded, text.len())]).pop().unwrap();
+    let coded = lza::codecs::cmlm::encode_chunks(best, &[text], lza::codecs::cm::WITH_LM_TWO_STREAMS).pop().unwrap();
+    let back = lza::codecs::cmlm::decode_chunks(two, &[(&coded, text.len())]).pop().unwrap();
     assert_eq!(back.expect("two-stream round trip"), text);
 });

@@ -7,7 +7,7 @@
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use lza::testutil::{freqs_from_logits, RangeDecoder, RangeEncoder, TOTAL};
+use lza::codecs::testutil::{freqs_from_logits, RangeDecoder, RangeEncoder, TOTAL};
 
 #[derive(Arbitrary, Debug)]
 enum Table {

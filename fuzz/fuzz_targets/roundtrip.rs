@@ -12,8 +12,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
-use lza::create::{self, CreateOptions};
-use lza::extract::{self, DestWriter, ReadOptions};
+use lza::archive::create::{self, CreateOptions};
+use lza::archive::extract::{self, DestWriter, ReadOptions};
 
 const MAX_NODES: usize = 24;
 const MAX_DEPTH: usize = 4;
@@ -216,7 +216,7 @@ fuzz_target!(|input: Input| {
     materialize(src.path(), &input);
     let before = snapshot(src.path());
 
-    let mut warnings = lza::create::Warnings::default();
+    let mut warnings = lza::archive::create::Warnings::default();
     let sources = create::collect_sources(
         src.path(),
         &[PathBuf::from(".")],

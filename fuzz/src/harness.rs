@@ -16,9 +16,9 @@ use std::ffi::OsString;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-use lza::extract::{self, DestWriter, Discard, ReadOptions, Sink};
+use lza::archive::extract::{self, DestWriter, Discard, ReadOptions, Sink};
+use lza::container::reader::Limits;
 use lza::format::{Entry, EntryKind};
-use lza::reader::Limits;
 
 /// Limits the byte-oriented targets read with: tighter than the defaults so
 /// that the work per input stays small (format-spec section 10 lets a caller
@@ -47,10 +47,10 @@ pub const CM_FUZZ_BUDGET: u64 = 64 << 10;
 pub fn limits_for(data: &[u8]) -> Limits {
     let mut limits = fuzz_limits();
     let mut cm = 0u64;
-    if let Ok(mut r) = lza::reader::ArchiveReader::new(data, limits) {
+    if let Ok(mut r) = lza::container::reader::ArchiveReader::new(data, limits) {
         while let Ok(Some(event)) = r.next_event() {
             match event {
-                lza::reader::Event::Chunk(c)
+                lza::container::reader::Event::Chunk(c)
                     if c.header.codec == lza::format::CodecId::ContextMixing =>
                 {
                     cm += c.header.raw_len as u64
@@ -156,7 +156,7 @@ pub fn decode_checked(data: &[u8]) {
 /// (format-spec 13), if every member has one: the index side accepts it
 /// too and lists the same entries (it checks less, never more).
 fn indexed_agrees(data: &[u8], limits: Limits, listed: &[Entry]) {
-    let idx = lza::index::ArchiveIndex::open(data)
+    let idx = lza::container::index::ArchiveIndex::open(data)
         .unwrap_or_else(|e| panic!("stream accepted, index rejected: {e}"));
     if let Some(idx) = idx {
         let entries = idx
@@ -175,12 +175,12 @@ fn indexed_agrees(data: &[u8], limits: Limits, listed: &[Entry]) {
 /// Ranges of an indexed archive read as the stream reads the whole: the
 /// planner's two parts (never cut inside a solid block) pass every entry
 /// but directories, in order; a single file of a solid block, read through
-/// [`lza::select::RangeFilter`], passes that file alone with all its data.
+/// [`lza::archive::select::RangeFilter`], passes that file alone with all its data.
 fn ranges_agree(
     data: &[u8],
     limits: Limits,
-    idx: &lza::index::ArchiveIndex,
-    entries: &[lza::index::IndexedEntry],
+    idx: &lza::container::index::ArchiveIndex,
+    entries: &[lza::container::index::IndexedEntry],
 ) {
     let opts = ReadOptions {
         threads: 1,
@@ -188,7 +188,7 @@ fn ranges_agree(
         lm: None,
     };
     let mut passed = Vec::new();
-    for r in lza::index::ArchiveIndex::plan(entries, 2) {
+    for r in lza::container::index::ArchiveIndex::plan(entries, 2) {
         let rr = idx.range_reader(data, entries, r, None);
         assert!(rr.wanted().is_none(), "the planner cut inside a block");
         let mut sink = Checking::default();
@@ -213,7 +213,7 @@ fn ranges_agree(
         let rr = idx.range_reader(data, entries, i..i + 1, None);
         let wanted = rr.wanted().expect("a range inside a block needs a filter");
         let mut sink = Checking::default();
-        let mut filter = lza::select::RangeFilter::new(&mut sink, wanted);
+        let mut filter = lza::archive::select::RangeFilter::new(&mut sink, wanted);
         extract::read_archive(rr, &opts, &mut filter, &mut |_| {}, &mut |_| {})
             .unwrap_or_else(|e| panic!("whole archive accepted, its block rejected: {e}"));
         assert_eq!(filter.passed(), 1);
@@ -572,15 +572,15 @@ mod tests {
             std::fs::create_dir_all(p.parent().unwrap()).unwrap();
             std::fs::write(p, data).unwrap();
         }
-        let sources = lza::create::collect_sources(
+        let sources = lza::archive::create::collect_sources(
             src.path(),
             &[PathBuf::from(".")],
-            &lza::create::exclude_set(&[]).unwrap(),
+            &lza::archive::create::exclude_set(&[]).unwrap(),
             &mut Default::default(),
         )
         .unwrap();
-        let opts = lza::create::CreateOptions::default();
-        lza::create::write_archive(
+        let opts = lza::archive::create::CreateOptions::default();
+        lza::archive::create::write_archive(
             Vec::new(),
             &sources,
             &opts,

@@ -1,7 +1,7 @@
-//! lza's two-thread hand-off (`src/lm/cpu/handoff.rs`, the very file) built
+//! lza's two-thread hand-off (`src/codecs/lm/cpu/handoff.rs`, the very file) built
 //! against loom's atomics, mutex and threads, so that `cargo test` here
 //! explores its interleavings (`checks.rs`). `sync` gives the names
-//! the module expects, as `src/lm/cpu/sync.rs` does with std's types.
+//! the module expects, as `src/codecs/lm/cpu/sync.rs` does with std's types.
 
 #![allow(dead_code)]
 
@@ -50,7 +50,7 @@ mod sync {
     }
 }
 
-#[path = "../../src/lm/cpu/handoff.rs"]
+#[path = "../../src/codecs/lm/cpu/handoff.rs"]
 mod handoff;
 
 #[cfg(test)]

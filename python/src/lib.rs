@@ -13,12 +13,12 @@ use std::io::{BufReader, Cursor, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use lza::codec::TextCoder;
-use lza::create::{self as lzcreate, CreateOptions, Method, Warnings};
-use lza::extract::{self as lzextract, DestWriter, ReadOptions, Sink};
+use lza::codecs::TextCoder;
+use lza::archive::create::{self as lzcreate, CreateOptions, Method, Warnings};
+use lza::archive::extract::{self as lzextract, DestWriter, ReadOptions, Sink};
 use lza::format::{Entry, EntryKind, Header, HEADER_LEN};
-use lza::index::{self, ArchiveIndex};
-use lza::reader::Limits;
+use lza::container::index::{self, ArchiveIndex};
+use lza::container::reader::Limits;
 use lza::{CorruptKind, Error};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyValueError};
@@ -99,10 +99,10 @@ fn method_of(name: &str) -> PyResult<Method> {
 }
 
 fn embedded_coder(threads: usize) -> lza::Result<Arc<dyn TextCoder>> {
-    lza::models::open_coder(
-        &lza::models::ModelFile::embedded(),
+    lza::codecs::models::open_coder(
+        &lza::codecs::models::ModelFile::embedded(),
         threads,
-        lza::models::DEFAULT_BATCH,
+        lza::codecs::models::DEFAULT_BATCH,
     )
 }
 
@@ -111,8 +111,8 @@ fn coder_for(header: &Header, threads: usize) -> lza::Result<Option<Arc<dyn Text
     if header.model_hash.is_none() {
         return Ok(None);
     }
-    let file = lza::models::find(header.model_hash, None)?;
-    lza::models::open_coder(&file, threads, lza::models::DEFAULT_BATCH).map(Some)
+    let file = lza::codecs::models::find(header.model_hash, None)?;
+    lza::codecs::models::open_coder(&file, threads, lza::codecs::models::DEFAULT_BATCH).map(Some)
 }
 
 fn read_header(f: &File, path: &Path) -> PyResult<Header> {
@@ -451,7 +451,7 @@ fn extract(
             // The part starts or ends inside a solid block: the block is
             // decoded whole, only the part's files are written.
             Some(wanted) => {
-                let mut filter = lza::select::RangeFilter::new(&mut sink, wanted);
+                let mut filter = lza::archive::select::RangeFilter::new(&mut sink, wanted);
                 read_into(
                     BufReader::with_capacity(1 << 20, r),
                     header,

@@ -956,7 +956,7 @@ fn machine_line(threads: usize, lza_args: &[String]) -> String {
     } else {
         format!("`{}`", lza_args.join(" "))
     };
-    let kernel = match lza::lm::KernelPath::detect() {
+    let kernel = match lza::codecs::lm::KernelPath::detect() {
         Ok(k) => k.name().to_string(),
         Err(e) => format!("unknown ({e})"),
     };

@@ -15,13 +15,13 @@ use anyhow::{Context, bail};
 use clap::{ArgAction, Args, CommandFactory, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use lza::codec::TextCoder;
-use lza::create::{self, CreateOptions, Method};
-use lza::extract::{self, DestWriter, ReadOptions, Sink};
+use lza::archive::create::{self, CreateOptions, Method};
+use lza::archive::extract::{self, DestWriter, ReadOptions, Sink};
+use lza::archive::select::{LinkRules, Members, Select, ToWriter};
+use lza::codecs::TextCoder;
+use lza::container::reader::{ArchiveReader, Event, Limits};
 use lza::format::{CodecId, Entry, EntryKind, ModelHash};
-use lza::names::{escape, escape_line};
-use lza::reader::{ArchiveReader, Event, Limits};
-use lza::select::{LinkRules, Members, Select, ToWriter};
+use lza::runtime::names::{escape, escape_line};
 
 mod bench;
 
@@ -152,7 +152,7 @@ struct ModelArgs {
     #[arg(long = "model", value_name = "FILE")]
     model: Option<PathBuf>,
     /// Chunks the language model codes side by side.
-    #[arg(long = "batch", value_name = "B", default_value_t = lza::models::DEFAULT_BATCH, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
+    #[arg(long = "batch", value_name = "B", default_value_t = lza::codecs::models::DEFAULT_BATCH, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=4096))]
     batch: usize,
     /// Where the language model runs: cpu, cuda (GPU 0; an error where none
     /// is usable) or auto (the GPU where one is usable, else the CPU). The
@@ -169,11 +169,11 @@ enum DeviceArg {
 }
 
 impl DeviceArg {
-    fn device(self) -> lza::lm::Device {
+    fn device(self) -> lza::codecs::lm::Device {
         match self {
-            DeviceArg::Cpu => lza::lm::Device::Cpu,
-            DeviceArg::Cuda => lza::lm::Device::Cuda,
-            DeviceArg::Auto => lza::lm::Device::Auto,
+            DeviceArg::Cpu => lza::codecs::lm::Device::Cpu,
+            DeviceArg::Cuda => lza::codecs::lm::Device::Cuda,
+            DeviceArg::Auto => lza::codecs::lm::Device::Auto,
         }
     }
 }
@@ -325,14 +325,15 @@ struct LimitArgs {
     max_size: Option<u64>,
     /// Memory for context-mixing decoders' tables, in MiB, shared by all
     /// threads (decoders wait for it; one chunk that needs more runs alone).
-    #[arg(long = "max-memory", value_name = "MIB", default_value_t = (lza::cm::budget::DEFAULT_DECODE_MEMORY >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long = "max-memory", value_name = "MIB", default_value_t = (lza::codecs::cm::budget::DEFAULT_DECODE_MEMORY >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..))]
     max_memory: u64,
 }
 
 impl LimitArgs {
     /// The reader's limits; sets the decoders' memory budget.
     fn apply(&self) -> Limits {
-        lza::cm::budget::DECODE.set_total((self.max_memory as usize).saturating_mul(1 << 20));
+        lza::codecs::cm::budget::DECODE
+            .set_total((self.max_memory as usize).saturating_mul(1 << 20));
         let mut limits = Limits::default();
         if let Some(m) = self.max_size {
             limits.max_size = m;
@@ -481,7 +482,7 @@ fn handle_signals() {
         .name("lza-signals".into())
         .spawn(move || {
             if let Some(sig) = signals.forever().next() {
-                lza::cleanup::remove_all();
+                lza::runtime::cleanup::remove_all();
                 let _ = signal_hook::low_level::emulate_default_handler(sig);
                 std::process::exit(128 + sig);
             }
@@ -592,7 +593,7 @@ fn run_man(a: ManArgs) -> anyhow::Result<()> {
 }
 
 /// A progress display on stderr (when it is a terminal) that follows the
-/// bytes actually coded or decoded ([`lza::progress`]), redrawn five times
+/// bytes actually coded or decoded ([`lza::runtime::progress`]), redrawn five times
 /// a second whether or not a chunk just finished.
 struct Progress {
     bar: ProgressBar,
@@ -622,11 +623,11 @@ impl Progress {
                     .expect("valid template"),
             ),
         };
-        let base = lza::progress::done();
+        let base = lza::runtime::progress::done();
         let (b, s) = (bar.clone(), stop.clone());
         let ticker = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                let done = lza::progress::done() - base;
+                let done = lza::runtime::progress::done() - base;
                 b.set_position(total.map_or(done, |t| done.min(t)));
                 b.tick();
                 std::thread::sleep(Duration::from_millis(200));
@@ -745,7 +746,7 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
         .filter(|s| s.entry.kind == EntryKind::Symlink)
         .map(|s| (s.entry.path.as_str(), s.entry.link.as_str()))
         .collect();
-    for (path, reason) in lza::symlinks::refused(&links, false)? {
+    for (path, reason) in lza::archive::symlinks::refused(&links, false)? {
         warn(format_args!(
             "{path}: {reason}; lza x will skip this link{}",
             if reason.ends_with("is absolute") {
@@ -775,10 +776,10 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
         None
     } else {
         let file = match &a.model.model {
-            Some(path) => lza::models::ModelFile::read(path)?,
-            None => lza::models::ModelFile::embedded(),
+            Some(path) => lza::codecs::models::ModelFile::read(path)?,
+            None => lza::codecs::models::ModelFile::embedded(),
         };
-        Some(lza::models::open_coder_on(
+        Some(lza::codecs::models::open_coder_on(
             &file,
             a.model.device.device(),
             threads,
@@ -856,7 +857,7 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
             out.n
         }
         Some(tmp) => {
-            let _registered = lza::cleanup::register_path(tmp.path());
+            let _registered = lza::runtime::cleanup::register_path(tmp.path());
             let out = create::write_archive_seekable(
                 Counting::buffered(tmp),
                 &sources,
@@ -869,9 +870,9 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
             let mut tmp = out.inner.into_inner().map_err(|e| e.into_error())?;
             if !a.no_index {
                 // Read back through the streaming reader and indexed
-                // (format-spec 13), as `lza::index::seal` does for any
+                // (format-spec 13), as `lza::container::index::seal` does for any
                 // finished archive.
-                n = lza::index::seal(tmp.as_file_mut())?.len;
+                n = lza::container::index::seal(tmp.as_file_mut())?.len;
             }
             tmp.as_file()
                 .sync_all()
@@ -996,7 +997,7 @@ fn declared_total(f: &mut File) -> Option<u64> {
     if !f.metadata().ok()?.is_file() || len < end_len {
         return None;
     }
-    if let Ok(Some(idx)) = lza::index::ArchiveIndex::open(&*f) {
+    if let Ok(Some(idx)) = lza::container::index::ArchiveIndex::open(&*f) {
         return Some(idx.raw_bytes());
     }
     f.seek(SeekFrom::Start(len - end_len)).ok()?;
@@ -1030,8 +1031,8 @@ fn model_for(
         .and_then(|h| lza::format::Header::parse(h).ok());
     let coder = match header {
         Some(h) if !h.model_hash.is_none() => {
-            let file = lza::models::find(h.model_hash, model.model.as_deref())?;
-            Some(lza::models::open_coder_on(
+            let file = lza::codecs::models::find(h.model_hash, model.model.as_deref())?;
+            Some(lza::codecs::models::open_coder_on(
                 &file,
                 model.device.device(),
                 threads,
@@ -1181,7 +1182,7 @@ fn run_list(a: ListArgs) -> anyhow::Result<()> {
     if !a.verbose && archive != "-" {
         let f = File::open(&archive).with_context(|| format!("{archive}: cannot open"))?;
         if f.metadata().is_ok_and(|m| m.is_file())
-            && let Some(idx) = lza::index::ArchiveIndex::open(&f)?
+            && let Some(idx) = lza::container::index::ArchiveIndex::open(&f)?
         {
             return list_indexed(&f, &idx, members);
         }
@@ -1246,7 +1247,7 @@ fn run_list(a: ListArgs) -> anyhow::Result<()> {
                     coded.stored += (lza::format::FRAME_HEADER_LEN + c.payload.len()) as u64;
                     let name = codec_name(
                         c.header.codec,
-                        lza::codec::uses_model(&c.header, &c.payload),
+                        lza::codecs::uses_model(&c.header, &c.payload),
                     );
                     if !coded.codecs.contains(&name) {
                         coded.codecs.push(name);
@@ -1306,7 +1307,7 @@ fn run_list(a: ListArgs) -> anyhow::Result<()> {
 /// reading the data (`lza verify` reads everything).
 fn list_indexed(
     f: &File,
-    idx: &lza::index::ArchiveIndex,
+    idx: &lza::container::index::ArchiveIndex,
     mut members: Option<Members>,
 ) -> anyhow::Result<()> {
     let entries = idx.entries(f, Limits::default())?;
@@ -1333,10 +1334,10 @@ fn model_line(hash: ModelHash) -> String {
     if hash.is_none() {
         return "model: none needed".into();
     }
-    if hash == lza::models::ModelFile::embedded().hash {
+    if hash == lza::codecs::models::ModelFile::embedded().hash {
         return format!("model: {hash} (embedded in this build)");
     }
-    match lza::models::find(hash, None) {
+    match lza::codecs::models::find(hash, None) {
         Ok(m) => format!(
             "model: {hash} (not embedded in this build; found: {})",
             m.origin

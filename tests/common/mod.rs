@@ -10,7 +10,7 @@ use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use lza::extract::Sink;
+use lza::archive::extract::Sink;
 use lza::format::Entry;
 
 /// xorshift64*: tiny, seeded, good enough for test data.
@@ -269,24 +269,24 @@ impl Sink for Collect {
 /// Archive `inputs` (relative to `base`) with the library, in memory.
 pub fn archive_tree(base: &Path, inputs: &[&str], chunk_size: u32, threads: usize) -> Vec<u8> {
     let inputs: Vec<PathBuf> = inputs.iter().map(PathBuf::from).collect();
-    let mut warnings = lza::create::Warnings::default();
-    let sources = lza::create::collect_sources(
+    let mut warnings = lza::archive::create::Warnings::default();
+    let sources = lza::archive::create::collect_sources(
         base,
         &inputs,
-        &lza::create::exclude_set(&[]).unwrap(),
+        &lza::archive::create::exclude_set(&[]).unwrap(),
         &mut warnings,
     )
     .unwrap();
     assert!(warnings.messages.is_empty(), "{:?}", warnings.messages);
-    let opts = lza::create::CreateOptions {
+    let opts = lza::archive::create::CreateOptions {
         threads,
         level: 6,
         chunk_size,
-        method: lza::create::Method::Zstd,
+        method: lza::archive::create::Method::Zstd,
         lm: None,
         ..Default::default()
     };
-    lza::create::write_archive(
+    lza::archive::create::write_archive(
         Vec::new(),
         &sources,
         &opts,
@@ -300,9 +300,9 @@ pub fn archive_tree(base: &Path, inputs: &[&str], chunk_size: u32, threads: usiz
 /// Decode a whole archive from a slice into a [`Collect`].
 pub fn decode(bytes: &[u8]) -> lza::Result<Collect> {
     let mut c = Collect::default();
-    lza::extract::read_archive(
+    lza::archive::extract::read_archive(
         bytes,
-        &lza::extract::ReadOptions::default(),
+        &lza::archive::extract::ReadOptions::default(),
         &mut c,
         &mut |_| {},
         &mut |_| {},
@@ -312,10 +312,10 @@ pub fn decode(bytes: &[u8]) -> lza::Result<Collect> {
 
 /// Extract `bytes` under `dest` with the library's safe writer.
 pub fn extract_to(bytes: &[u8], dest: &Path, overwrite: bool) -> lza::Result<()> {
-    let mut w = lza::extract::DestWriter::new(dest, overwrite);
-    lza::extract::read_archive(
+    let mut w = lza::archive::extract::DestWriter::new(dest, overwrite);
+    lza::archive::extract::read_archive(
         bytes,
-        &lza::extract::ReadOptions::default(),
+        &lza::archive::extract::ReadOptions::default(),
         &mut w,
         &mut |_| {},
         &mut |_| {},
