@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Determinism across builds (issue #3): the same input must give the same
+# Determinism across builds: the same input must give the same
 # archive bytes from a baseline x86-64 build and a -C target-cpu=native
 # build, on every kernel path each can run, and each build must extract the
 # other's archive. Under qemu-x86_64 (if installed) the baseline binary is
