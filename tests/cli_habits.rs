@@ -1,7 +1,6 @@
-//! What tar, zstd and 7-Zip users expect of the `lza` command line (issue
-//! 19) and the extraction rules of the hardening issue (23: existing
-//! directories, escaped names, verify and links): each behaviour with its
-//! exact output where it matters.
+//! What tar, zstd and 7-Zip users expect of the `lza` command line, and
+//! the extraction rules for existing directories, escaped names, verify
+//! and links: each behaviour with its exact output where it matters.
 
 mod common;
 
