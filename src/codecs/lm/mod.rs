@@ -428,6 +428,27 @@ impl LmCodec {
         raw_len: usize,
         chains: usize,
     ) -> Result<(), C::Error> {
+        self.pair_decode(
+            coder,
+            raw_len,
+            chains,
+            usize::MAX,
+            pair::SOLO_RUN,
+            self.chaos,
+        )
+    }
+
+    /// The two-thread decoding of [`LmCodec::decode_split`], with its
+    /// knobs.
+    fn pair_decode<C: ChainCoder>(
+        &self,
+        coder: &mut C,
+        raw_len: usize,
+        chains: usize,
+        alone_from: usize,
+        solo_run: usize,
+        chaos: Option<handoff::ChaosSpec>,
+    ) -> Result<(), C::Error> {
         let pw = self
             .pair
             .get_or_init(|| pair::PairWeights::new(self.model()));
@@ -439,9 +460,9 @@ impl LmCodec {
             coder,
             raw_len,
             chains,
-            usize::MAX,
-            pair::SOLO_RUN,
-            self.chaos,
+            alone_from,
+            solo_run,
+            chaos,
         )
     }
 
@@ -459,25 +480,11 @@ impl LmCodec {
         solo_run: usize,
         chaos: Option<(u64, Option<u64>)>,
     ) -> Result<(), C::Error> {
-        let pw = self
-            .pair
-            .get_or_init(|| pair::PairWeights::new(self.model()));
-        let b = self.cpu_backend();
         let chaos = chaos.map(|(seed, helper_panics_at)| handoff::ChaosSpec {
             seed,
             helper_panics_at,
         });
-        pair::decode(
-            b.model(),
-            pw,
-            b.path(),
-            coder,
-            raw_len,
-            chains,
-            alone_from,
-            solo_run,
-            chaos,
-        )
+        self.pair_decode(coder, raw_len, chains, alone_from, solo_run, chaos)
     }
 
     /// Codes each chunk (any length, 0 included) into a range-coder payload,
