@@ -194,6 +194,13 @@ pub fn looks_like_x86(data: &[u8]) -> bool {
 /// is under a quarter of the mean difference between samples far apart.
 /// Checks widths 2 to 4096 on `clamp(samples / 16, 512, 8192)` samples
 /// spread over the data.
+///
+/// The sums run probe by probe over the 4 KiB window before each probe
+/// (one contiguous pass that the compiler vectorizes), not width by width
+/// over every probe, which touched the whole input 4,095 times: on
+/// calgary/book1 the guess took 6.7% of `-m cm`'s compression time that
+/// way. The sums are the same integers either way (at most 8,192 probes of
+/// differences below 2^16: under 2^32), so the guess is too.
 pub fn guess_image(data: &[u8]) -> Option<Image> {
     const MAX_WIDTH: usize = 4096;
     const PROBES: usize = 8192;
@@ -201,21 +208,33 @@ pub fn guess_image(data: &[u8]) -> Option<Image> {
         return None;
     }
     let mut best: Option<(u64, Image)> = None;
+    // sums[k]: the differences at width MAX_WIDTH - k, k in 0..MAX_WIDTH - 1
+    let mut sums = vec![0u32; MAX_WIDTH - 1];
+    let mut window = vec![0u32; MAX_WIDTH - 1];
     for first in 0..2usize {
         let n = (data.len() - first) / 2;
         let at =
-            |i: usize| u16::from_le_bytes([data[first + 2 * i], data[first + 2 * i + 1]]) as i64;
+            |i: usize| u16::from_le_bytes([data[first + 2 * i], data[first + 2 * i + 1]]) as u32;
         // fewer probes for small chunks, so that guessing costs little
         // next to coding
         let count = (n / 16).clamp(512, PROBES);
         let step = ((n - MAX_WIDTH) / count).max(1);
-        let probes: Vec<usize> = (MAX_WIDTH..n).step_by(step).take(count).collect();
-        let far: u64 = probes
-            .iter()
-            .map(|&i| at(i).abs_diff(at(i - MAX_WIDTH + 1 + (i * 7919) % (MAX_WIDTH - 1))))
-            .sum();
+        let mut far = 0u64;
+        sums.fill(0);
+        for i in (MAX_WIDTH..n).step_by(step).take(count) {
+            let x = at(i);
+            far += x.abs_diff(at(i - MAX_WIDTH + 1 + (i * 7919) % (MAX_WIDTH - 1))) as u64;
+            // window[k] = the sample MAX_WIDTH - k before i
+            let bytes = &data[first + 2 * (i - MAX_WIDTH)..first + 2 * (i - 1)];
+            for (w, b) in window.iter_mut().zip(bytes.chunks_exact(2)) {
+                *w = u16::from_le_bytes([b[0], b[1]]) as u32;
+            }
+            for (s, &w) in sums.iter_mut().zip(&window) {
+                *s += x.abs_diff(w);
+            }
+        }
         for width in 2..=MAX_WIDTH {
-            let d: u64 = probes.iter().map(|&i| at(i).abs_diff(at(i - width))).sum();
+            let d = sums[MAX_WIDTH - width] as u64;
             if d * 4 < far && best.is_none_or(|(b, _)| d < b) {
                 let image = Image {
                     width: width as u16,
@@ -516,6 +535,81 @@ mod tests {
             None,
             "too short"
         );
+    }
+
+    /// The guess as first written: width by width over every probe. The
+    /// guess must give what it gives, on images (every width and parity
+    /// among the candidates), on text, on noise and on what falls between.
+    fn guess_image_width_by_width(data: &[u8]) -> Option<Image> {
+        const MAX_WIDTH: usize = 4096;
+        if data.len() < 64 << 10 {
+            return None;
+        }
+        let mut best: Option<(u64, Image)> = None;
+        for first in 0..2usize {
+            let n = (data.len() - first) / 2;
+            let at = |i: usize| {
+                u16::from_le_bytes([data[first + 2 * i], data[first + 2 * i + 1]]) as i64
+            };
+            let count = (n / 16).clamp(512, 8192);
+            let step = ((n - MAX_WIDTH) / count).max(1);
+            let probes: Vec<usize> = (MAX_WIDTH..n).step_by(step).take(count).collect();
+            let far: u64 = probes
+                .iter()
+                .map(|&i| at(i).abs_diff(at(i - MAX_WIDTH + 1 + (i * 7919) % (MAX_WIDTH - 1))))
+                .sum();
+            for width in 2..=MAX_WIDTH {
+                let d: u64 = probes.iter().map(|&i| at(i).abs_diff(at(i - width))).sum();
+                if d * 4 < far && best.is_none_or(|(b, _)| d < b) {
+                    let image = Image {
+                        width: width as u16,
+                        first: first as u8,
+                    };
+                    best = Some((d, image));
+                }
+            }
+        }
+        best.map(|(_, image)| image)
+    }
+
+    #[test]
+    fn image_guess_matches_the_width_by_width_sums() {
+        let mut s = 11u64;
+        let mut noise = |len: usize, mask: u8| -> Vec<u8> {
+            (0..len)
+                .map(|_| {
+                    s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    (s >> 56) as u8 & mask
+                })
+                .collect()
+        };
+        let mut inputs = vec![
+            image(300, 400, 0),
+            image(300, 400, 1),
+            image(4096, 20, 0),
+            image(7, 9400, 1),
+            sample().repeat(3),
+            noise(200_000, 0xFF),
+            // extreme samples: differences near 2^16 at every probe
+            [0u8, 0, 0xFF, 0xFF].repeat(70_000),
+            noise(1 << 20, 0x0F),
+        ];
+        // an image with a noisy header and a text tail
+        let mut mixed = noise(777, 0xFF);
+        mixed.extend(image(1000, 80, 0));
+        mixed.extend(sample());
+        inputs.push(mixed);
+        for (k, data) in inputs.iter().enumerate() {
+            for len in [data.len(), (64 << 10) + 4097, 64 << 10, (64 << 10) - 1] {
+                let d = &data[..len.min(data.len())];
+                assert_eq!(
+                    guess_image(d),
+                    guess_image_width_by_width(d),
+                    "input {k}, {len} bytes"
+                );
+            }
+        }
+        assert!(guess_image(&inputs[0]).is_some());
     }
 
     #[test]
