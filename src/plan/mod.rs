@@ -165,7 +165,8 @@ impl Solid {
 pub enum FileClass {
     /// Text (format-spec 7.6's test) that zstd does not code well.
     Text = 0,
-    /// Text that zstd codes below [`LM_WORTH_TRYING_BPB`].
+    /// Text that zstd -19 codes below 0.9 bits per byte (the plan's
+    /// `LM_WORTH_TRYING_BPB`).
     RepetitiveText = 1,
     /// Anything else.
     Binary = 2,
@@ -268,13 +269,25 @@ const DEGENERATE_BPB: f64 = 0.02;
 /// [`DEGENERATE_BPB`]), or `None`.
 fn degenerate(data: &[u8]) -> Option<Frame> {
     let f = codecs::encode_zstd(data, 1);
-    let bpb = 8.0 * f.payload.len() as f64 / data.len().max(1) as f64;
-    (f.header.codec == CodecId::Zstd && bpb <= DEGENERATE_BPB).then_some(f)
+    is_degenerate(&f).then_some(f)
+}
+
+/// Bits per byte of a frame's payload.
+fn bpb(f: &Frame) -> f64 {
+    8.0 * f.payload.len() as f64 / (f.header.raw_len as f64).max(1.0)
+}
+
+/// Whether a zstd -1 frame says its segment is runs or zeros.
+fn is_degenerate(f: &Frame) -> bool {
+    f.header.codec == CodecId::Zstd && bpb(f) <= DEGENERATE_BPB
 }
 
 /// A segment that zstd shrinks by less than this fraction is not worth
 /// context mixing (compressed or random data): zstd's frame is kept.
 const CM_MIN_GAIN: f64 = 0.02;
+
+/// [`CM_MIN_GAIN`] in bits per byte.
+const INCOMPRESSIBLE_BPB: f64 = 8.0 * (1.0 - CM_MIN_GAIN);
 
 /// The piece length that cuts a segment's text into context-mixing chunks
 /// that use the language model (format-spec 8.6): as few pieces of at most
@@ -421,6 +434,12 @@ enum Plan {
     /// pieces, not before them: a 5 MB segment of XML took about 9 s that
     /// the model's pieces of the same group used to wait for.
     Cm(Frame),
+    /// As `Cm`, with the whole-segment zstd frame (of this level) made
+    /// beside the context mixing rather than before it: where zstd -1
+    /// already shrinks the segment, zstd's best level only decides between
+    /// the two frames at the end. On calgary/book1 with `-m cm`, zstd -19
+    /// took 21% of the time before the context mixing could start.
+    CmBesideZstd(i32),
 }
 
 /// Code segments into frames, one list per segment (format-spec 8.6 for
@@ -434,10 +453,9 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
     let plans: Vec<Plan> = segments
         .par_iter()
         .map(|s| {
-            if c.method != Method::Zstd
-                && let Some(f) = degenerate(&s.data)
-            {
-                return Plan::Done(vec![f]);
+            let quick = (c.method != Method::Zstd).then(|| codecs::encode_zstd(&s.data, 1));
+            if let Some(f) = quick.as_ref().filter(|f| is_degenerate(f)) {
+                return Plan::Done(vec![f.clone()]);
             }
             let text = c.method != Method::Zstd && codecs::looks_like_text(&s.data);
             // Next to the models' cost, zstd's best level is cheap: text is
@@ -447,9 +465,19 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
             } else {
                 c.zstd_level
             };
+            // Coded without the model whatever zstd's best level gives,
+            // unless that finds it incompressible, which zstd -1 already
+            // rules out here (zstd -19 shrinks what zstd -1 shrinks): the
+            // two are made side by side. The plan, and so the archive, is
+            // the same as if zstd had gone first.
+            let without_model =
+                !matches!(c.method, Method::Zstd | Method::Fast) && !(lm.is_some() && text);
+            if without_model && quick.as_ref().is_some_and(|f| bpb(f) < INCOMPRESSIBLE_BPB) {
+                return Plan::CmBesideZstd(level);
+            }
             let whole = codecs::encode_zstd(&s.data, level);
-            let bpb = 8.0 * whole.payload.len() as f64 / s.data.len() as f64;
-            if c.method == Method::Zstd || bpb >= 8.0 * (1.0 - CM_MIN_GAIN) {
+            let bpb = bpb(&whole);
+            if c.method == Method::Zstd || bpb >= INCOMPRESSIBLE_BPB {
                 crate::runtime::progress::add(s.data.len() as u64);
                 return Plan::Done(vec![whole]);
             }
@@ -532,6 +560,19 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
                         encode_cm(&s.data, crate::codecs::cm::TEXT)
                     })),
                     Plan::Cm(_) => Some(encode_cm(&s.data, c.method.preset())),
+                    Plan::CmBesideZstd(level) => {
+                        let (whole, cm) = rayon::join(
+                            || codecs::encode_zstd(&s.data, *level),
+                            || encode_cm(&s.data, c.method.preset()),
+                        );
+                        // (zstd -1 shrank it, so zstd -19 almost surely
+                        // does; if not, zstd's frame as `Done` would have
+                        // been)
+                        Some(match bpb(&whole) >= INCOMPRESSIBLE_BPB {
+                            true => whole,
+                            false => smaller(cm, whole),
+                        })
+                    }
                     Plan::Lm(..) | Plan::Done(_) => None,
                 })
                 .collect::<Vec<_>>()
@@ -545,6 +586,7 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
         .map(|((s, plan), trial)| match plan {
             Plan::Done(frames) => frames,
             Plan::Cm(whole) => vec![smaller(trial.expect("coded beside the model"), whole)],
+            Plan::CmBesideZstd(_) => vec![trial.expect("coded beside the model")],
             Plan::Lm(whole, zstd_pieces, _) => {
                 let mut frames = Vec::new();
                 let n = lm_pieces(s.data.len(), c.method);
