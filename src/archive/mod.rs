@@ -7,3 +7,19 @@ pub mod create;
 pub mod extract;
 pub mod select;
 pub mod symlinks;
+
+use crate::format::error::Error;
+use crate::runtime::pipeline::WorkerPanic;
+
+/// The error for a coding job that panicked: a device error where the
+/// accelerator failed in a step, else an internal error (a fault in lza).
+pub(crate) fn worker_error(p: WorkerPanic) -> Error {
+    match p.device_fault {
+        true => Error::Device(format!(
+            "the GPU failed in a model step ({}); nothing was found corrupt, and \
+             --device cpu does the same work without it",
+            p.msg
+        )),
+        false => Error::internal(p.msg),
+    }
+}

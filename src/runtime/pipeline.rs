@@ -8,7 +8,9 @@
 //!
 //! A job that panics does not take the process down (rayon's default for a
 //! panic in `spawn` is to abort): the panic is caught on the worker and each
-//! of the job's results is returned as a [`WorkerPanic`].
+//! of the job's results is returned as a [`WorkerPanic`]. A panic whose
+//! payload is a [`DeviceFault`] is marked as one: it is the accelerator's
+//! fault, not lza's.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -19,9 +21,30 @@ use std::sync::mpsc;
 /// The work done for one job: inputs in, one output per input, in order.
 pub type Job<I, T> = dyn Fn(Vec<I>) -> Vec<T> + Send + Sync;
 
-/// A job panicked (or gave fewer results than inputs): the message.
+/// A job panicked (or gave fewer results than inputs).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WorkerPanic(pub String);
+pub struct WorkerPanic {
+    /// The panic's message.
+    pub msg: String,
+    /// Whether the payload was a [`DeviceFault`].
+    pub device_fault: bool,
+}
+
+impl WorkerPanic {
+    fn new(msg: impl Into<String>) -> WorkerPanic {
+        WorkerPanic {
+            msg: msg.into(),
+            device_fault: false,
+        }
+    }
+}
+
+/// The payload of a panic (`std::panic::panic_any`) raised where an
+/// accelerator or its driver failed in the middle of a model step, which
+/// has no error path because on the CPU it cannot fail: the caller reports
+/// it as a device error rather than as a fault in lza.
+#[derive(Debug, Clone)]
+pub struct DeviceFault(pub String);
 
 struct Group<T> {
     rx: mpsc::Receiver<Result<Vec<T>, WorkerPanic>>,
@@ -36,14 +59,14 @@ impl<T> Group<T> {
             let v = self
                 .rx
                 .recv()
-                .unwrap_or_else(|_| Err(WorkerPanic("a worker thread stopped".into())));
+                .unwrap_or_else(|_| Err(WorkerPanic::new("a worker thread stopped")));
             *results = Some(v.map(|v| v.into_iter().map(Some).collect()));
         }
         match results.as_mut().expect("results") {
             Ok(v) => v
                 .get_mut(index)
                 .and_then(Option::take)
-                .ok_or_else(|| WorkerPanic("a job gave fewer results than inputs".into())),
+                .ok_or_else(|| WorkerPanic::new("a job gave fewer results than inputs")),
             Err(p) => Err(p.clone()),
         }
     }
@@ -54,7 +77,10 @@ pub fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
     match (p.downcast_ref::<&str>(), p.downcast_ref::<String>()) {
         (Some(s), _) => s.to_string(),
         (_, Some(s)) => s.clone(),
-        _ => "(no message)".into(),
+        _ => match p.downcast_ref::<DeviceFault>() {
+            Some(DeviceFault(s)) => s.clone(),
+            None => "(no message)".into(),
+        },
     }
 }
 
@@ -159,8 +185,17 @@ impl<I: Send + 'static, T: Send + 'static> Pipeline<I, T> {
         let (tx, rx) = mpsc::sync_channel(1);
         let job = self.job.clone();
         self.pool.spawn(move || {
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(inputs)))
-                .map_err(|p| WorkerPanic(format!("a worker thread panicked: {}", panic_text(&*p))));
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(inputs))).map_err(
+                |p| match p.downcast_ref::<DeviceFault>() {
+                    Some(DeviceFault(msg)) => WorkerPanic {
+                        msg: msg.clone(),
+                        device_fault: true,
+                    },
+                    None => {
+                        WorkerPanic::new(format!("a worker thread panicked: {}", panic_text(&*p)))
+                    }
+                },
+            );
             // If the receiver is gone the caller has given up; nothing to do.
             let _ = tx.send(r);
         });
@@ -254,11 +289,15 @@ mod tests {
 
     /// A job that panics gives an error for each of its results; the other
     /// jobs' results and their order are untouched, and the process lives.
+    /// A device fault's payload is kept as such.
     #[test]
     fn a_panicking_job_is_an_error_not_an_abort() {
         let job: Arc<Job<u32, u32>> = Arc::new(|v: Vec<u32>| {
             if v.contains(&13) {
                 panic!("unlucky {}", v[0]);
+            }
+            if v.contains(&17) {
+                std::panic::panic_any(DeviceFault("CUDA launch failed: lost".into()));
             }
             v.into_iter().map(|x| x + 1).collect()
         });
@@ -273,8 +312,15 @@ mod tests {
         for (i, r) in out.iter().enumerate() {
             match i {
                 12..=14 => assert_eq!(
-                    r.as_ref().unwrap_err().0,
-                    "a worker thread panicked: unlucky 12"
+                    r.as_ref().unwrap_err(),
+                    &WorkerPanic::new("a worker thread panicked: unlucky 12")
+                ),
+                17 => assert_eq!(
+                    r.as_ref().unwrap_err(),
+                    &WorkerPanic {
+                        msg: "CUDA launch failed: lost".into(),
+                        device_fault: true
+                    }
                 ),
                 _ => assert_eq!(r.as_ref().unwrap(), &(i as u32 + 1)),
             }

@@ -280,10 +280,13 @@ impl std::fmt::Debug for CudaScratch {
 
 /// A failed device call in a step: the trait has no error path (a step of
 /// a validated model cannot fail on the CPU), so this is a fault of the
-/// device or its driver, reported as a panic that the archive layer turns
-/// into an internal error.
+/// device or its driver, raised as a panic with a
+/// [`crate::runtime::pipeline::DeviceFault`] payload, which the archive
+/// layer reports as a device error.
 fn device_fault(what: &str, e: impl std::fmt::Display) -> ! {
-    panic!("CUDA {what} failed: {e}")
+    std::panic::panic_any(crate::runtime::pipeline::DeviceFault(format!(
+        "CUDA {what} failed: {e}"
+    )))
 }
 
 impl StepBackend for CudaBackend {
