@@ -48,7 +48,7 @@ if [ -n "$TEXT" ]; then
     cp "$TEXT" "$WORK/in/t.txt"
 else
     # (cat ends on a closed pipe once head has its bytes)
-    { cat format-spec.md README.md src/*.rs src/*/*.rs || true; } | head -c 300000 > "$WORK/in/t.txt"
+    { cat format-spec.md README.md $(find src -name '*.rs' | sort) || true; } | head -c 300000 > "$WORK/in/t.txt"
 fi
 KERNELS=${LZA_KERNELS:-}
 CORES=$(nproc)

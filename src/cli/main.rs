@@ -602,9 +602,13 @@ struct Progress {
 }
 
 impl Progress {
-    fn start(total: Option<u64>, quiet: bool) -> Progress {
+    /// A bar of `total` bytes (a spinner if unknown) on stderr, or none when
+    /// stderr is not a terminal or `names_shown` (with `-v` each entry's
+    /// name is printed, as tar does, and a bar redrawn under them would
+    /// garble the list).
+    fn start(total: Option<u64>, names_shown: bool) -> Progress {
         let stop = Arc::new(AtomicBool::new(false));
-        if quiet || !io::stderr().is_terminal() {
+        if names_shown || !io::stderr().is_terminal() {
             return Progress {
                 bar: ProgressBar::hidden(),
                 stop,
