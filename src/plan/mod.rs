@@ -645,6 +645,47 @@ mod tests {
         }
     }
 
+    /// A segment coded without the model gets the frame it got when zstd
+    /// -19 ran before the context mixing (which now runs beside it): the
+    /// smaller of the two, or zstd's frame (stored here) for bytes that do
+    /// not shrink.
+    #[test]
+    fn zstd_beside_context_mixing_keeps_the_plan() {
+        let mut x = 7u32;
+        let mut text = Vec::new();
+        while text.len() < 50_000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let words = ["solid ", "blocks ", "of ", "small ", "files\n", "share "];
+            text.extend_from_slice(words[(x >> 16) as usize % words.len()].as_bytes());
+        }
+        let mut s = 3u64;
+        let noise: Vec<u8> = (0..20_000)
+            .map(|_| {
+                s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
+                (s >> 56) as u8
+            })
+            .collect();
+        let coding = Coding {
+            zstd_level: 3,
+            method: Method::Cm,
+            lm: None,
+        };
+        for data in [text, noise] {
+            let out = code_segments(vec![Segment { data: data.clone() }], &coding);
+            let whole = codecs::encode_zstd(&data, 19);
+            let expect = match bpb(&whole) >= INCOMPRESSIBLE_BPB {
+                true => whole,
+                false => smaller(encode_cm(&data, Method::Cm.preset()), whole),
+            };
+            assert_eq!(out, vec![vec![expect.clone()]]);
+            assert_ne!(
+                expect.header.codec,
+                CodecId::Zstd,
+                "a case where zstd loses"
+            );
+        }
+    }
+
     /// Pieces of the default and max methods: as few as can be of at most
     /// 4 MiB (default: an even number from 64 KiB on, except from 256 KiB
     /// to 4 MiB: one chunk of two streams).
