@@ -124,3 +124,52 @@ fn verify_takes_max_size_and_max_memory() {
         std::fs::read(tmp.path().join("f")).unwrap()
     );
 }
+
+/// Chunks of two streams decoded in waves narrower than the threads, as
+/// the budget allows (about 35 MiB of tables per 260 KiB chunk, 40 MiB of
+/// budget: one at a time on three threads, paired with a spare thread):
+/// every file comes back exactly.
+#[test]
+fn two_stream_chunks_decode_in_waves_the_budget_allows() {
+    let tmp = tempfile::tempdir().unwrap();
+    // the spec, the README and the sources: text the model codes
+    let mut files = vec![common::repo("format-spec.md"), common::repo("README.md")];
+    common::walk(&common::repo("src"), &mut files);
+    let mut prose = Vec::new();
+    for f in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "md" || e == "rs"))
+    {
+        prose.extend(std::fs::read(f).unwrap());
+    }
+    let src = tmp.path().join("in");
+    std::fs::create_dir(&src).unwrap();
+    for (i, piece) in prose.chunks(260 << 10).take(2).enumerate() {
+        assert_eq!(piece.len(), 260 << 10, "enough text for two chunks");
+        std::fs::write(src.join(format!("t{i}")), piece).unwrap();
+    }
+    let a = tmp.path().join("a.lza");
+    let a = a.to_str().unwrap();
+    let dir = src.to_str().unwrap();
+    common::ok(common::lza(
+        &["c", "--block-size", "0", "-T", "2", "-f", a, "-C", dir, "."],
+        &[],
+    ));
+    // each file one chunk of context mixing with the model
+    let list = common::ok(common::lza(&["t", "-v", "-f", a], &[]));
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert_eq!(list.matches(" cm+lm ").count(), 2, "{list}");
+    let dest = tmp.path().join("x");
+    let dest = dest.to_str().unwrap();
+    common::ok(common::lza(
+        &["x", "-T", "3", "--max-memory", "40", "-f", a, "-C", dest],
+        &[],
+    ));
+    for i in 0..2 {
+        let name = format!("t{i}");
+        assert_eq!(
+            std::fs::read(src.join(&name)).unwrap(),
+            std::fs::read(tmp.path().join("x").join(&name)).unwrap()
+        );
+    }
+}
