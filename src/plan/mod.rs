@@ -658,13 +658,7 @@ mod tests {
             let words = ["solid ", "blocks ", "of ", "small ", "files\n", "share "];
             text.extend_from_slice(words[(x >> 16) as usize % words.len()].as_bytes());
         }
-        let mut s = 3u64;
-        let noise: Vec<u8> = (0..20_000)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1);
-                (s >> 56) as u8
-            })
-            .collect();
+        let noise = crate::codecs::lm::tests::lcg_bytes(20_000, 3);
         let coding = Coding {
             zstd_level: 3,
             method: Method::Cm,

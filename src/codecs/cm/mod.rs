@@ -234,17 +234,23 @@ pub fn guess_image(data: &[u8]) -> Option<Image> {
             }
         }
         for width in 2..=MAX_WIDTH {
-            let d = sums[MAX_WIDTH - width] as u64;
-            if d * 4 < far && best.is_none_or(|(b, _)| d < b) {
-                let image = Image {
-                    width: width as u16,
-                    first: first as u8,
-                };
-                best = Some((d, image));
-            }
+            keep_best(&mut best, sums[MAX_WIDTH - width] as u64, far, width, first);
         }
     }
     best.map(|(_, image)| image)
+}
+
+/// Keeps width `width` at parity `first` as the guess if its sum of row
+/// differences `d` is under a quarter of `far` and below the best so far
+/// (the first of equal sums stays).
+fn keep_best(best: &mut Option<(u64, Image)>, d: u64, far: u64, width: usize, first: usize) {
+    if d * 4 < far && best.is_none_or(|(b, _)| d < b) {
+        let image = Image {
+            width: width as u16,
+            first: first as u8,
+        };
+        *best = Some((d, image));
+    }
 }
 
 /// Code `data` with `preset`, without the language model.
@@ -537,8 +543,8 @@ mod tests {
         );
     }
 
-    /// The guess as first written: width by width over every probe. The
-    /// guess must give what it gives, on images (every width and parity
+    /// The guess's sums as first written: width by width over every probe.
+    /// The guess must give what it gives, on images (every width and parity
     /// among the candidates), on text, on noise and on what falls between.
     fn guess_image_width_by_width(data: &[u8]) -> Option<Image> {
         const MAX_WIDTH: usize = 4096;
@@ -560,13 +566,7 @@ mod tests {
                 .sum();
             for width in 2..=MAX_WIDTH {
                 let d: u64 = probes.iter().map(|&i| at(i).abs_diff(at(i - width))).sum();
-                if d * 4 < far && best.is_none_or(|(b, _)| d < b) {
-                    let image = Image {
-                        width: width as u16,
-                        first: first as u8,
-                    };
-                    best = Some((d, image));
-                }
+                keep_best(&mut best, d, far, width, first);
             }
         }
         best.map(|(_, image)| image)
