@@ -459,11 +459,10 @@ pub fn decode_chunks(
         .filter_map(|(i, h)| h.as_ref().ok().map(|h| (i, h.preset)))
         .collect();
     // Chunks of two streams run two model chains each: they are decoded
-    // one per thread (`decode_alone`), in waves of as many as there are
-    // threads (and as the decoders' budget allows), and where a wave
-    // leaves threads over, its longest chunks take two each
-    // (`decode_paired`: the model's layers on one thread, the coder on
-    // the other). One thread each left most of a 16-core
+    // one per thread (`decode_alone`), on as many lanes as there are
+    // threads (and as the decoders' budget allows), and threads left over
+    // take two each (`decode_paired`: the model's layers on one thread,
+    // the coder on the other). One thread each left most of a 16-core
     // machine idle: a 9.9 MB tree of five files extracted in 18.3 s with
     // -T 16, most of it spent on its 2 MB chunk of prose. Chunks of one
     // stream share batched model steps on the threads (`run_split`),
@@ -481,51 +480,63 @@ pub fn decode_chunks(
     };
     if !waved.is_empty() {
         use rayon::prelude::*;
-        let decode = |&(i, preset, two_threads): &(usize, Preset, bool)| match two_threads {
-            true => paired((i, preset)),
-            false => {
-                let (payload, raw_len) = chunks[i];
-                (i, decode_alone(&sched.backend, payload, raw_len, preset))
-            }
-        };
-        // as many side by side as the decoders' budget allows now (a
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // as many side by side as the decoders' budget allows now (the
         // lease is taken here, on the calling thread, never on the pool)
         let per = waved
             .iter()
             .map(|&(i, preset)| Predictor::memory(preset, chunks[i].1, true))
             .max()
             .unwrap_or(1);
-        // Each wave is as wide as the threads and the budget allow now, and
-        // its spare threads pair its longest chunks. (Cutting waves as wide
-        // as the threads into parts the budget allows left threads idle: on
-        // 16 threads, 1 MiB chunks lease about 70 MiB each, so the default
-        // 1 GiB gave parts of 14 and then 2, each as long as a chunk.)
-        let mut rest: &[(usize, Preset)] = &waved;
-        while !rest.is_empty() {
-            let want = threads.max(1).min(rest.len());
-            let (_lease, k) = cm::budget::DECODE.lease_up_to(want, per);
-            let (part, tail) = rest.split_at(k.min(rest.len()));
-            rest = tail;
-            let spare = match alone_in_codec && threads > 1 {
-                true => threads.saturating_sub(part.len()),
-                false => 0,
-            };
-            let mut longest: Vec<usize> = (0..part.len()).collect();
-            longest.sort_by_key(|&j| std::cmp::Reverse(chunks[part[j].0].1));
-            let mut jobs: Vec<(usize, Preset, bool)> =
-                part.iter().map(|&(i, preset)| (i, preset, false)).collect();
-            for &j in longest.iter().take(spare) {
-                jobs[j].2 = true;
+        // Lanes (as many as the threads and the budget allow) take the
+        // chunks longest first, each the next one as soon as it is done;
+        // threads left over pair the chunks being started (the spare count
+        // goes back as a pair ends). Waves with a barrier between them
+        // waited for their longest chunk: on 2 threads, book1 (6.4 s alone)
+        // and the first 2 MB of dickens (16.8 s) made one wave, and URLs
+        // (6.0 s) waited for both.
+        let mut queue = waved.clone();
+        queue.sort_by_key(|&(i, _)| std::cmp::Reverse(chunks[i].1));
+        let want = threads.max(1).min(queue.len());
+        let (_lease, lanes) = cm::budget::DECODE.lease_up_to(want, per);
+        let spare = AtomicUsize::new(match alone_in_codec && threads > 1 {
+            true => threads.saturating_sub(lanes),
+            false => 0,
+        });
+        let next = AtomicUsize::new(0);
+        let lane = |_| {
+            let mut done = Vec::new();
+            while let Some(&(i, preset)) = queue.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let pair = spare
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1))
+                    .is_ok();
+                let r = match pair {
+                    true => {
+                        let r = paired((i, preset)).1;
+                        spare.fetch_add(1, Ordering::Relaxed);
+                        r
+                    }
+                    false => {
+                        let (payload, raw_len) = chunks[i];
+                        decode_alone(&sched.backend, payload, raw_len, preset)
+                    }
+                };
+                done.push((i, r));
             }
-            let done: Vec<_> = match &sched.pool {
-                Some(pool) if jobs.len() > 1 => {
-                    pool.install(|| jobs.par_iter().with_max_len(1).map(decode).collect())
-                }
-                _ => jobs.iter().map(decode).collect(),
-            };
-            for (i, r) in done {
-                out[i] = Some(r);
-            }
+            done
+        };
+        let done: Vec<Vec<_>> = match &sched.pool {
+            Some(pool) if lanes > 1 => pool.install(|| {
+                (0..lanes)
+                    .into_par_iter()
+                    .with_max_len(1)
+                    .map(lane)
+                    .collect()
+            }),
+            _ => vec![lane(0)],
+        };
+        for (i, r) in done.into_iter().flatten() {
+            out[i] = Some(r);
         }
     }
     // With chunks left over once every thread has one (an odd number on
