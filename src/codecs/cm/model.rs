@@ -1,14 +1,15 @@
 //! The context-mixing predictor (format-spec 8.4): it composes the parts
 //! of this module, each with its own state, into one probability a bit:
 //!
-//! - the [`Streams`] of the chunk, whose history and running hashes give
-//!   the contexts;
-//! - the [`DirectTables`] of orders 0 and 1 and the [`ContextMap`] of the
-//!   hashed contexts (with the [`ImageModel`]'s contexts for preset 6);
-//! - the [`MatchModel`] and, with the language model, its
-//!   [`ModelBits`];
-//! - the gated [`Mixer`] with weight sets chosen here, and the
-//!   [`ApmChain`] that refines its output.
+//! - the `Streams` of the chunk (`stream.rs`), whose history and running
+//!   hashes give the contexts;
+//! - the `DirectTables` of orders 0 and 1 and the `ContextMap` of the
+//!   hashed contexts (`contexts.rs`), with the `ImageModel`'s contexts
+//!   for preset 6 (`image.rs`);
+//! - the `MatchModel` (`match_model.rs`) and, with the language model,
+//!   its `ModelBits` (`lm_bits.rs`);
+//! - the gated `Mixer` (`mixer.rs`) with weight sets chosen here, and the
+//!   `ApmChain` (`apm.rs`) that refines its output.
 //!
 //! Integer arithmetic only, in a fixed order: encoder and decoder compute
 //! the same probabilities on every platform.
