@@ -645,8 +645,8 @@ mod tests {
         }
     }
 
-    /// A segment coded without the model gets the frame it got when zstd
-    /// -19 ran before the context mixing (which now runs beside it): the
+    /// A segment coded without the model, with zstd -19 beside the context
+    /// mixing, gets the frame that running zstd -19 first would give: the
     /// smaller of the two, or zstd's frame (stored here) for bytes that do
     /// not shrink.
     #[test]
