@@ -315,19 +315,7 @@ impl<'a> RangeDecoder<'a> {
 mod tests {
     use super::*;
 
-    /// xorshift64*, deterministic test randomness
-    pub(crate) struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545F4914F6CDD1D)
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::codecs::lm::tests::Rng;
 
     fn random_table(rng: &mut Rng) -> [u32; 256] {
         // random positive weights scaled to TOTAL, each >= 1

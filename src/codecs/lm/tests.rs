@@ -18,6 +18,23 @@ pub(crate) fn test_model() -> Arc<Model> {
     Arc::new(Model::from_bytes(&bytes).unwrap())
 }
 
+/// xorshift64*, deterministic test randomness.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545F4914F6CDD1D)
+    }
+
+    /// Uniform-ish below `n` (modulo bias is fine for tests).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
 pub(crate) fn lcg_bytes(n: usize, seed: u64) -> Vec<u8> {
     let mut s = seed;
     (0..n)

@@ -97,10 +97,12 @@ pub enum KernelPath {
 /// EPYC (Zen 4, family 25 model 17), 768x256 matrix, products per second:
 /// `vpmaddubsw` 71 G at every batch; `vpmaddwd` 70 G at batch 2, 76 G at 3,
 /// 85 G at 6 and more.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86 paths only
 pub const AVX2_MADD_MIN_BATCH: usize = 3;
 
 /// The smallest batch the `amx` path hands to the tiles; smaller batches run
 /// on `avx512`, since a tile always computes 16 batch rows.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // x86 paths only
 pub const AMX_MIN_BATCH: usize = 8;
 
 impl KernelPath {
@@ -1262,15 +1264,7 @@ multiversion! {
 mod tests {
     use super::*;
 
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545F4914F6CDD1D)
-        }
-    }
+    use crate::codecs::lm::tests::Rng;
 
     fn rand_i8(rng: &mut Rng) -> i8 {
         ((rng.next() % 255) as i32 - 127) as i8 // -127..=127
