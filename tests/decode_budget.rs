@@ -125,12 +125,12 @@ fn verify_takes_max_size_and_max_memory() {
     );
 }
 
-/// Chunks of two streams decoded in waves narrower than the threads, as
+/// Chunks of two streams decoded on fewer lanes than the threads, as
 /// the budget allows (about 35 MiB of tables per 260 KiB chunk, 40 MiB of
 /// budget: one at a time on three threads, paired with a spare thread):
 /// every file comes back exactly.
 #[test]
-fn two_stream_chunks_decode_in_waves_the_budget_allows() {
+fn two_stream_chunks_decode_on_the_lanes_the_budget_allows() {
     let tmp = tempfile::tempdir().unwrap();
     // the spec, the README and the sources: text the model codes
     let mut files = vec![common::repo("format-spec.md"), common::repo("README.md")];

@@ -9,10 +9,19 @@
 //! and waits while the budget is spent: the total is the budget (one lease
 //! at most, when a single chunk needs more), not a multiple of the threads.
 //!
-//! Deadlock-free by construction: a lease is taken only on the thread
-//! that calls a decoder, at its start, while that thread holds no other
-//! lease; a holder needs nothing from a waiting thread (the model's pool
-//! never waits for a lease, and a thread waiting for one holds nothing).
+//! Deadlock-free by construction: a lease is taken only by the thread
+//! that runs the decoder it pays for, at the decoder's start, while that
+//! thread holds no other lease, and it is given back when the decoder
+//! ends. A holder runs its decoder on its own thread (or with a helper
+//! thread of its own, never a pool thread), so it waits for nothing that
+//! a waiting thread could hold up, and a thread waiting for a lease holds
+//! none. Every holder therefore finishes, and a waiter runs once enough
+//! has come back.
+//!
+//! The waits happen on pool threads, so they also cost threads: a lease
+//! held for longer than its decoder ran would leave threads idle behind
+//! it. So each decoder leases for itself, not a group for all of its
+//! lanes (see `cmlm::decode_chunks`).
 
 use std::sync::{Condvar, Mutex};
 

@@ -439,6 +439,15 @@ pub fn decode_chunks(
     codec: &LmCodec,
     chunks: &[(&[u8], usize)],
 ) -> Vec<Result<Vec<u8>, CmLmError>> {
+    decode_chunks_in(codec, chunks, &cm::budget::DECODE)
+}
+
+/// [`decode_chunks`] with the decoders' tables leased from `budget`.
+fn decode_chunks_in(
+    codec: &LmCodec,
+    chunks: &[(&[u8], usize)],
+    budget: &cm::budget::Budget,
+) -> Vec<Result<Vec<u8>, CmLmError>> {
     let sched = codec.scheduler();
     let threads = codec.threads();
     let headers: Vec<Result<cm::PayloadHeader, CmLmError>> = chunks
@@ -481,25 +490,34 @@ pub fn decode_chunks(
     if !waved.is_empty() {
         use rayon::prelude::*;
         use std::sync::atomic::{AtomicUsize, Ordering};
-        // as many side by side as the decoders' budget allows now (the
-        // lease is taken here, on the calling thread, never on the pool)
-        let per = waved
-            .iter()
-            .map(|&(i, preset)| Predictor::memory(preset, chunks[i].1, true))
-            .max()
-            .unwrap_or(1);
-        // Lanes (as many as the threads and the budget allow) take the
-        // chunks longest first, each the next one as soon as it is done;
-        // threads left over pair the chunks being started (the spare count
-        // goes back as a pair ends). Waves with a barrier between them
-        // would wait for each wave's longest chunk: on 2 threads of the
-        // Zen 4 development VM, with book1 (6.4 s alone) and the first 2 MB
-        // of dickens (16.8 s) in one wave and urls.10K (6.0 s) after it, a
-        // 9.9 MB tree extracted in 31-32 s; with lanes, in 24 s.
+        // Lanes (as many as the threads allow, and as many decoders as the
+        // budget's total holds) take the chunks longest first, each the
+        // next one as soon as it is done; threads left over pair the
+        // chunks being started (the spare count goes back as a pair ends).
+        // Waves with a barrier between them would wait for each wave's
+        // longest chunk: on 2 threads of the Zen 4 development VM, with
+        // book1 (6.4 s alone) and the first 2 MB of dickens (16.8 s) in one
+        // wave and urls.10K (6.0 s) after it, a 9.9 MB tree extracted in
+        // 31-32 s; with lanes, in 24 s.
+        //
+        // Each lane leases its chunk's tables for that chunk alone, on its
+        // own thread, and decodes it there without waiting for any other
+        // work of the pool (`decode_alone`, or `decode_paired` whose helper
+        // is a thread of its own). So a thread that waits for the budget
+        // holds none of it, every holder finishes, and the budget's room
+        // passes from chunk to chunk across the groups being decoded.
+        // Leasing for all lanes at the start instead held the room of
+        // lanes that had run dry until the group's last chunk ended, and
+        // left the next group's job waiting on a pool thread: with -T 16
+        // on the 16-core Xeon, the 10,091-file crate tree (about 50
+        // one-MiB blocks) extracted in 171 s (57 s with the budget raised
+        // to 4 GiB); leasing per chunk, in 66-74 s.
+        let per = |i: usize, preset: Preset| Predictor::memory(preset, chunks[i].1, true);
+        let most = waved.iter().map(|&(i, p)| per(i, p)).max().unwrap_or(1);
         let mut queue = waved.clone();
         queue.sort_by_key(|&(i, _)| std::cmp::Reverse(chunks[i].1));
-        let want = threads.max(1).min(queue.len());
-        let (_lease, lanes) = cm::budget::DECODE.lease_up_to(want, per);
+        let fit = (budget.total() / most).max(1);
+        let lanes = threads.max(1).min(queue.len()).min(fit);
         let spare = AtomicUsize::new(match alone_in_codec && threads > 1 {
             true => threads.saturating_sub(lanes),
             false => 0,
@@ -508,6 +526,7 @@ pub fn decode_chunks(
         let lane = |_| {
             let mut done = Vec::new();
             while let Some(&(i, preset)) = queue.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let _lease = budget.lease(per(i, preset));
                 let pair = spare
                     .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1))
                     .is_ok();
@@ -566,11 +585,12 @@ pub fn decode_chunks(
     let slots = codec
         .batch()
         .min(CM_MEMORY / per)
+        .min(budget.total() / per)
         .max(1)
         .min(shared.len().max(1));
-    let (lease, slots) = cm::budget::DECODE.lease_up_to(slots, per);
-    let results = sched.run_split(jobs, shared.len(), slots);
-    drop(lease);
+    // each thread leases the tables of its own lanes (as the lanes above)
+    let results =
+        sched.run_split_with(jobs, shared.len(), slots, |lanes| budget.lease(lanes * per));
     for (&(i, _), r) in shared.iter().zip(results) {
         match r {
             CmDone::Decoded(r) => out[i] = Some(r),
@@ -578,7 +598,7 @@ pub fn decode_chunks(
         }
     }
     if let Some((i, preset)) = lone {
-        let _lease = cm::budget::DECODE.lease(Predictor::memory(preset, chunks[i].1, true));
+        let _lease = budget.lease(Predictor::memory(preset, chunks[i].1, true));
         let (i, r) = paired((i, preset));
         out[i] = Some(r);
     }

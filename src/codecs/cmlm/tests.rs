@@ -330,3 +330,60 @@ fn gpu_cm_chunks_as_the_cpu() {
         assert_eq!(lone[0].as_ref().unwrap(), &chunks[last]);
     }
 }
+
+/// Each decoder leases its own chunk's tables from the budget while it
+/// runs, on the thread that runs it: the budget's peak is at most the sum
+/// of the chunks' own tables, not a lane's worth of the largest chunk's
+/// for every lane (as a lease for a whole group of lanes was). Under a
+/// budget of two decoders, with more threads than that, every chunk (of
+/// two streams on lanes, of one stream on the batched scheduler's
+/// workers) still decodes and the budget is never exceeded.
+#[test]
+fn each_decoder_leases_its_own_tables() {
+    let path = KernelPath::detect().unwrap();
+    let text =
+        b"Far from the madding crowd's ignoble strife, <b>their</b> sober wishes\n".repeat(3000);
+    let codec = LmCodec::new(test_model(), path, 4, 4).unwrap();
+    let check = |preset: Preset, chunks: &[&[u8]], budget: &cm::budget::Budget| {
+        let payloads = encode_chunks(&codec, chunks, preset);
+        let inputs: Vec<(&[u8], usize)> = payloads
+            .iter()
+            .zip(chunks)
+            .map(|(p, c)| (p.as_slice(), c.len()))
+            .collect();
+        let got = decode_chunks_in(&codec, &inputs, budget);
+        for (g, c) in got.iter().zip(chunks) {
+            assert!(g.as_ref().is_ok_and(|g| g == c), "preset {}", preset.id);
+        }
+    };
+    let two = cm::WITH_LM_TWO_STREAMS;
+    let mem = |preset: Preset, c: &[u8]| Predictor::memory(preset, c.len(), true);
+
+    // one long chunk and three short ones, a lane each on four threads
+    let chunks: Vec<&[u8]> = vec![&text, &text[..600], &text[9..700], &text[20..800]];
+    let own: usize = chunks.iter().map(|c| mem(two, c)).sum();
+    // (what a lease for all four lanes took)
+    assert!(
+        own < 4 * mem(two, &text),
+        "the short chunks' tables are smaller"
+    );
+    let budget = cm::budget::Budget::new(1 << 30);
+    check(two, &chunks, &budget);
+    assert!(budget.peak() >= mem(two, &text));
+    assert!(budget.peak() <= own, "{} > {own}", budget.peak());
+
+    // room for two decoders, four threads
+    let chunks: Vec<&[u8]> = (0..6).map(|k| &text[k * 100..k * 100 + 3000]).collect();
+    for preset in [two, cm::WITH_LM_CLASSES] {
+        let unit = mem(preset, chunks[0]);
+        let budget = cm::budget::Budget::new(2 * unit);
+        check(preset, &chunks, &budget);
+        assert!(budget.peak() >= unit);
+        assert!(
+            budget.peak() <= 2 * unit,
+            "{} > {}",
+            budget.peak(),
+            2 * unit
+        );
+    }
+}

@@ -132,24 +132,46 @@ impl<B: StepBackend> Scheduler<B> {
             .collect()
     }
 
-    /// Like [`Scheduler::run`], but each thread runs its own scheduler over
-    /// its share of the lanes, taking jobs from a common queue: no
-    /// synchronisation per step. For jobs whose coding step is as costly
-    /// as the model step and whose lanes are few (context mixing).
+    /// [`Scheduler::run_split_with`] holding nothing.
+    #[cfg(any(test, feature = "testutil"))]
     pub(crate) fn run_split<J: ChainJob>(
         &self,
         jobs: impl Iterator<Item = J> + Send,
         n: usize,
         batch: usize,
     ) -> Vec<J::Output> {
+        self.run_split_with(jobs, n, batch, |_| ())
+    }
+
+    /// Like [`Scheduler::run`], but each thread runs its own scheduler over
+    /// its share of the lanes, taking jobs from a common queue: no
+    /// synchronisation per step. For jobs whose coding step is as costly
+    /// as the model step and whose lanes are few (context mixing).
+    ///
+    /// Each thread holds `hold(lanes)` (for its share of the lanes) while
+    /// it runs them: a lease of the decoders' memory, taken by the thread
+    /// that uses it. A worker runs its lanes on its own thread alone, so it
+    /// never waits for other work of the pool while it holds what `hold`
+    /// gave. A backend that steps all lanes at once (a GPU) runs them all
+    /// on the calling thread, which holds `hold(lanes)` meanwhile.
+    pub(crate) fn run_split_with<J: ChainJob, G>(
+        &self,
+        jobs: impl Iterator<Item = J> + Send,
+        n: usize,
+        batch: usize,
+        hold: impl Fn(usize) -> G + Sync,
+    ) -> Vec<J::Output> {
         let cap = batch.min(n.max(1));
-        if self.backend.whole_batch() {
-            // one step for all lanes, the coding steps on the threads
-            return self.run(jobs, n, batch);
-        }
         let pool = match &self.pool {
-            Some(pool) if cap > 1 => pool,
-            _ => return self.run(jobs, n, batch),
+            Some(pool) if cap > 1 && !self.backend.whole_batch() => pool,
+            _ => {
+                // one step for all lanes (a GPU), the coding steps on this
+                // thread too: a holder that split them over the pool would
+                // wait for the pool, where a thread may be waiting for
+                // what it holds
+                let _held = hold(cap);
+                return self.run_local(jobs, n, batch);
+            }
         };
         let workers = self.threads.min(cap);
         let per = cap.div_ceil(workers);
@@ -159,6 +181,7 @@ impl<B: StepBackend> Scheduler<B> {
         pool.scope(|sc| {
             for _ in 0..workers {
                 sc.spawn(|_| {
+                    let _held = hold(per);
                     self.run_inner(
                         &mut || queue.lock().expect("job queue").next(),
                         &mut |i, d| results.lock().expect("results")[i] = Some(d),
