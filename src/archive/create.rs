@@ -793,7 +793,7 @@ impl<W: Write> Run<'_, W> {
                 .pipe
                 .pop()
                 .expect("not empty")
-                .map_err(|p| crate::archive::worker_error(p))?;
+                .map_err(crate::archive::worker_error)?;
             self.w.emit(&e)?;
             if e.raw > 0 {
                 (self.on_progress)(e.raw);

@@ -313,7 +313,7 @@ pub fn read_archive<R: Read>(
             match pipe
                 .pop()
                 .expect("not empty")
-                .map_err(|p| crate::archive::worker_error(p))?
+                .map_err(crate::archive::worker_error)?
             {
                 Out::Entry(e) => sink.entry(&e)?,
                 Out::Block(files) => block.start(files, false, sink)?,

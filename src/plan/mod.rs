@@ -470,8 +470,8 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
             // rules out here (zstd -19 shrinks what zstd -1 shrinks): the
             // two are made side by side. The plan, and so the archive, is
             // the same as if zstd had gone first.
-            let without_model =
-                !matches!(c.method, Method::Zstd | Method::Fast) && !(lm.is_some() && text);
+            let with_model = lm.is_some() && text;
+            let without_model = !matches!(c.method, Method::Zstd | Method::Fast) && !with_model;
             if without_model && quick.as_ref().is_some_and(|f| bpb(f) < INCOMPRESSIBLE_BPB) {
                 return Plan::CmBesideZstd(level);
             }
