@@ -52,15 +52,15 @@ n=0
 for tree in empty one mixed links big deep; do
     for cs in 64 1000 65536; do
         n=$((n + 1))
-        "$lza" c -f "$seeds/gen-$tree-$cs.lza" -C "$t/$tree" --chunk-size "$cs" -T 1 . 2>/dev/null
+        "$lza" c -f "$seeds/gen-$tree-$cs.lza" -C "$t/$tree" --chunk-size "$cs" -T 1 --index . 2>/dev/null
     done
 done
 # Solid blocks (format-spec 4a): small blocks, so that a tree makes
 # several, with stored and zstd-coded file tables.
-# (Written to files, these archives carry a trailing index, format-spec 13,
-# so the decode target also reads them through it.)
+# (These and the archives above carry a trailing index, format-spec 13,
+# whatever it costs, so the decode target also reads them through it.)
 for tree in one mixed links deep; do
-    "$lza" c -f "$seeds/gen-$tree-solid.lza" -C "$t/$tree" --block-size 1K --chunk-size 256 -T 1 -m zstd . 2>/dev/null
+    "$lza" c -f "$seeds/gen-$tree-solid.lza" -C "$t/$tree" --block-size 1K --chunk-size 256 -T 1 -m zstd --index . 2>/dev/null
 done
 # A level-1 archive, so zstd payloads of another shape appear too.
 "$lza" c -f "$seeds/gen-mixed-l1.lza" -C "$t/mixed" --chunk-size 256 -l 1 -T 1 .

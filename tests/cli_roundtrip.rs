@@ -132,7 +132,7 @@ fn roundtrip_by_file() {
 #[test]
 fn roundtrip_by_pipe_matches_file() {
     let f = fixture();
-    let a = f.create("a.lza", &["-T", "3"]);
+    let a = f.create("a.lza", &["-T", "3", "--index"]);
     let out = f.path("out");
     let mut c = Command::new(LZA)
         .args([
@@ -175,8 +175,8 @@ fn roundtrip_by_pipe_matches_file() {
         .output()
         .unwrap();
     assert!(piped.status.success());
-    // A file gets a trailing index (format-spec 13), a pipe none; with
-    // --no-index the file holds the pipe's bytes.
+    // A file gets a trailing index (format-spec 13) with --index, a pipe
+    // none; with --no-index the file holds the pipe's bytes.
     let no_index = f.create("n.lza", &["-T", "3", "--no-index"]);
     assert!(
         piped.stdout == fs::read(&no_index).unwrap(),
@@ -185,7 +185,7 @@ fn roundtrip_by_pipe_matches_file() {
     let filed = fs::read(&a).unwrap();
     let idx = lza::container::index::ArchiveIndex::open(&filed[..])
         .unwrap()
-        .expect("a file archive has an index");
+        .expect("an archive file made with --index has an index");
     assert_eq!(idx.members.len(), 1);
     let end = idx.members[0].end_offset as usize + lza::format::END_LEN;
     // The version field (8..10) and the header CRC (36..40) aside.
@@ -221,6 +221,55 @@ fn roundtrip_by_pipe_matches_file() {
         let o = child.wait_with_output().unwrap();
         feeder.join().unwrap();
         assert!(o.status.success(), "{cmd} from stdin");
+    }
+}
+
+/// By default a file archive gets its index only where the index costs at
+/// most 1% of it: not on a tree of tiny files (16 bytes per file against
+/// their solid block's few), but on a file of a few chunks; `--index`
+/// writes it whatever it costs, and the archive otherwise holds the same
+/// bytes as with `--no-index`.
+#[test]
+fn index_by_default_only_where_it_costs_little() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    fs::create_dir_all(src.join("tiny")).unwrap();
+    for i in 0..300 {
+        fs::write(src.join(format!("tiny/f{i:03}")), format!("file {i}\n")).unwrap();
+    }
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let noise: Vec<u8> = (0..200_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    fs::write(src.join("noise"), &noise).unwrap();
+    let make = |name: &str, input: &str, extra: &[&str]| {
+        let a = tmp.path().join(name);
+        let mut args = vec!["c", "-m", "zstd", "-f", p(&a), "-C", p(&src)];
+        args.extend_from_slice(extra);
+        args.push(input);
+        ok(&args);
+        fs::read(a).unwrap()
+    };
+    let index = |b: &[u8]| lza::container::index::ArchiveIndex::open(b).unwrap();
+    for (input, kept) in [("tiny", false), ("noise", true)] {
+        let plain = make(&format!("{input}-n.lza"), input, &["--no-index"]);
+        let forced = make(&format!("{input}-i.lza"), input, &["--index"]);
+        let default = make(&format!("{input}.lza"), input, &[]);
+        assert!(index(&plain).is_none() && index(&forced).is_some());
+        let cost = forced.len() - plain.len();
+        assert_eq!(
+            cost * 100 <= plain.len(),
+            kept,
+            "{input}: index {cost} B of {}",
+            plain.len()
+        );
+        assert_eq!(index(&default).is_some(), kept, "{input}");
+        assert!(default == if kept { forced } else { plain }, "{input}");
     }
 }
 

@@ -251,11 +251,16 @@ struct CreateArgs {
     #[arg(long = "solid-sort", hide = true)]
     solid_sort: bool,
     /// Write no trailing index (format-spec 13). By default an archive
-    /// written to a file gets one, which makes it version 2 and lets `lza
-    /// list` and ranges read it without reading the data; an archive
-    /// written to standard output never has one.
+    /// written to a file gets one where it costs at most 1% of the
+    /// archive, which makes it version 2 and lets `lza list` and ranges
+    /// read it without reading the data; an archive written to standard
+    /// output never has one.
     #[arg(long = "no-index")]
     no_index: bool,
+    /// Write a trailing index whatever it costs (16 bytes per file, 8 per
+    /// chunk).
+    #[arg(long = "index", conflicts_with = "no_index")]
+    index: bool,
     /// Files and directories to archive.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -875,8 +880,14 @@ fn run_create(a: CreateArgs) -> anyhow::Result<()> {
             if !a.no_index {
                 // Read back through the streaming reader and indexed
                 // (format-spec 13), as `lza::container::index::seal` does for any
-                // finished archive.
-                n = lza::container::index::seal(tmp.as_file_mut())?.len;
+                // finished archive, unless the index would cost more than it
+                // is worth.
+                let keep = |index_len, member_len| {
+                    a.index || lza::container::index::worth_indexing(index_len, member_len)
+                };
+                if let Some(sealed) = lza::container::index::seal_if(tmp.as_file_mut(), keep)? {
+                    n = sealed.len;
+                }
             }
             tmp.as_file()
                 .sync_all()
