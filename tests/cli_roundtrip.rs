@@ -237,16 +237,7 @@ fn index_by_default_only_where_it_costs_little() {
     for i in 0..300 {
         fs::write(src.join(format!("tiny/f{i:03}")), format!("file {i}\n")).unwrap();
     }
-    let mut x = 0x9e37_79b9_7f4a_7c15u64;
-    let noise: Vec<u8> = (0..200_000)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
-    fs::write(src.join("noise"), &noise).unwrap();
+    fs::write(src.join("noise"), Rng::new(5).bytes(200_000)).unwrap();
     let make = |name: &str, input: &str, extra: &[&str]| {
         let a = tmp.path().join(name);
         let mut args = vec!["c", "-m", "zstd", "-f", p(&a), "-C", p(&src)];
