@@ -194,6 +194,47 @@ fn files_of_a_block_learn_from_each_other() {
     assert!(files.iter().all(|f| f.1 == text));
 }
 
+/// Two versions of a project, each too large to share a block with the
+/// other in walk order: the files of one name and a similar size go side
+/// by side (`plan::solid_sequence`), so the second version costs little,
+/// and the archive lists them in that order.
+#[test]
+fn versions_of_a_file_share_a_block() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path().join("t");
+    for i in 0..10u64 {
+        let mut text = common::text(3000, 40 + i);
+        common::write_file(&t.join(format!("v1/f{i}.txt")), &text, 0o644);
+        text.extend_from_slice(format!("// changed in v2: {i}\n").as_bytes());
+        common::write_file(&t.join(format!("v2/f{i}.txt")), &text, 0o644);
+    }
+    let blocks = Solid {
+        block_size: 32 << 10,
+        ..Solid::DEFAULT
+    };
+    let both = archive(tmp.path(), blocks, Method::Cm, 2);
+    let c = common::decode(&both).unwrap();
+    let files: Vec<&str> = c
+        .items
+        .iter()
+        .filter(|i| i.0.size > 0)
+        .map(|i| i.0.path.as_str())
+        .collect();
+    let want: Vec<String> = (0..10)
+        .flat_map(|i| [format!("t/v1/f{i}.txt"), format!("t/v2/f{i}.txt")])
+        .collect();
+    assert_eq!(files, want);
+    // each version alone
+    fs::rename(t.join("v2"), tmp.path().join("v2")).unwrap();
+    let v1 = archive(tmp.path(), blocks, Method::Cm, 2);
+    assert!(
+        both.len() * 10 < v1.len() * 13,
+        "{} vs {}",
+        both.len(),
+        v1.len()
+    );
+}
+
 /// A sink that counts the data it is given.
 #[derive(Default)]
 struct Count(u64);

@@ -702,6 +702,14 @@ fn write_archive_counted<W: Write>(
     }
     if solid.sort {
         small.sort_by_cached_key(|s| plan::solid_order(&s.entry.path));
+    } else {
+        let files: Vec<(&str, u64)> = small
+            .iter()
+            .map(|s| (s.entry.path.as_str(), s.entry.size))
+            .collect();
+        let order = plan::solid_sequence(&files);
+        let mut taken: Vec<Option<&Source>> = small.iter().copied().map(Some).collect();
+        small = order.into_iter().filter_map(|k| taken[k].take()).collect();
     }
     let mut pending: [PendingBlock; 3] = Default::default();
     for src in small {

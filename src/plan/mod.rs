@@ -115,8 +115,8 @@ pub fn decode_group_bytes(batch: usize) -> usize {
 pub struct Solid {
     /// Largest block, in bytes; 0: no blocks.
     pub block_size: usize,
-    /// Order the files of blocks by [`solid_order`] rather than walk order
-    /// (off by default: see [`Solid::DEFAULT`]).
+    /// Order the files of blocks by [`solid_order`] rather than by
+    /// [`solid_sequence`] (off by default: see [`Solid::DEFAULT`]).
     pub sort: bool,
 }
 
@@ -136,13 +136,13 @@ impl Solid {
         block_size: 0,
         sort: false,
     };
-    /// What `lza create` does unless told otherwise: 1 MiB blocks in walk
-    /// order. 7-Zip's order by extension made blocks larger on every tree
-    /// measured (1 MiB blocks, default method): /usr/include/x86_64-linux-gnu
-    /// 175,808 bytes against 172,163 in walk order, candle-core 0.9.2
-    /// 141,319 against 140,361, rayon 1.12.0 89,455 against 88,782. The
-    /// walk lists a directory's files together and by name, which already
-    /// puts related files side by side.
+    /// What `lza create` does unless told otherwise: 1 MiB blocks in the
+    /// order of [`solid_sequence`]. 7-Zip's order by extension made blocks
+    /// larger on every tree measured (1 MiB blocks, default method):
+    /// /usr/include/x86_64-linux-gnu 175,808 bytes against 172,163 in walk
+    /// order, candle-core 0.9.2 141,319 against 140,361, rayon 1.12.0
+    /// 89,455 against 88,782. The walk lists a directory's files together
+    /// and by name, which already puts related files side by side.
     pub const DEFAULT: Solid = Solid {
         block_size: DEFAULT_BLOCK_SIZE,
         sort: false,
@@ -188,6 +188,47 @@ pub fn file_class(data: &[u8]) -> FileClass {
     } else {
         FileClass::Text
     }
+}
+
+/// The order in which `lza create` puts small files into solid blocks,
+/// as indexes into `files` (path and size, in walk order): walk order,
+/// except that a file whose name (the path's last part) an earlier file
+/// has, at a size within 25% of that file's, follows it, so that the
+/// versions of a file sit side by side. The order depends on the paths
+/// and sizes alone.
+///
+/// Trees hold the same file more than once where they hold several
+/// versions of a project (a package cache, vendored sources, backups); in
+/// walk order the versions lie a whole project apart, further than a
+/// block. On the 10,091 files under 40 KiB of a cargo registry's sources
+/// (236 crates, 36 of them in two or three versions), default method:
+/// 4,698,112 bytes in walk order, 4,384,703 in this order (-6.7%; ordering
+/// every file by name, then path, gave 4,404,687), `tar | xz -9e`
+/// 5,019,584. On trees of one project it changes little: clap 4.6.9
+/// 33,520 -> 33,518, rayon 1.12.0 88,782 -> 88,782, futures-util 0.3.34
+/// 75,362 -> 75,620, candle-core 0.9.2 140,361 -> 140,354,
+/// /usr/include/x86_64-linux-gnu 172,163 -> 172,146 (by name, then path,
+/// each was larger, by up to 1.9%).
+pub fn solid_sequence(files: &[(&str, u64)]) -> Vec<usize> {
+    // runs of namesakes of similar size, in order of their first file
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    // per name, the run it last joined and the size of its last file
+    let mut last: std::collections::HashMap<&str, (usize, u64)> = Default::default();
+    for (k, &(path, size)) in files.iter().enumerate() {
+        let name = path.rsplit('/').next().unwrap_or(path);
+        match last.get_mut(name) {
+            // max / min <= 5/4, in integers (sizes are below a block)
+            Some((run, prev)) if size.max(*prev) * 4 <= size.min(*prev) * 5 => {
+                runs[*run].push(k);
+                *prev = size;
+            }
+            _ => {
+                runs.push(vec![k]);
+                last.insert(name, (runs.len() - 1, size));
+            }
+        }
+    }
+    runs.concat()
 }
 
 /// 7-Zip's solid order: by extension, then file name, then path, so that
@@ -613,6 +654,38 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file follows the last earlier file of its name whose size is
+    /// within 25% of its own; every other file keeps its walk position.
+    #[test]
+    fn solid_sequence_puts_namesakes_of_similar_size_together() {
+        let files = [
+            ("v1/src/de.rs", 1000),
+            ("v1/src/lib.rs", 400),
+            ("v1/README", 90),
+            ("v2/src/de.rs", 1100),   // follows v1's (1.10x)
+            ("v2/src/lib.rs", 600),   // 1.5x v1's: a run of its own
+            ("v2/README", 90),        // follows v1's
+            ("v3/src/de.rs", 1375),   // 1.25x v2's: follows it
+            ("v3/src/lib.rs", 480),   // within 25% of v2's 600: follows it
+            ("v3/other/de.rs", 1376), // 1376 * 4 > 1375 * 5 is false: follows v3's
+            ("v3/empty", 0),
+            ("v4/empty", 0),
+        ];
+        assert_eq!(
+            solid_sequence(&files),
+            vec![0, 3, 6, 8, 1, 2, 5, 4, 7, 9, 10]
+        );
+        // a permutation of the input whatever the names
+        let mut seen = solid_sequence(&files);
+        seen.sort();
+        assert_eq!(seen, (0..files.len()).collect::<Vec<_>>());
+        assert!(solid_sequence(&[]).is_empty());
+        // a file too far in size from a name's run starts a new one, which
+        // the name's later files then join
+        let grow = [("a/x", 100), ("b/x", 126), ("c/y", 5), ("d/x", 127)];
+        assert_eq!(solid_sequence(&grow), vec![0, 1, 3, 2]);
+    }
 
     /// Runs and zeros stay one zstd -1 frame whatever the method (a
     /// context-mixing trial of 32 MiB of zeros took 132 s); text and
