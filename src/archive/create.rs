@@ -707,9 +707,10 @@ fn write_archive_counted<W: Write>(
             .iter()
             .map(|s| (s.entry.path.as_str(), s.entry.size))
             .collect();
-        let order = plan::solid_sequence(&files);
-        let mut taken: Vec<Option<&Source>> = small.iter().copied().map(Some).collect();
-        small = order.into_iter().filter_map(|k| taken[k].take()).collect();
+        small = plan::solid_sequence(&files)
+            .into_iter()
+            .map(|k| small[k])
+            .collect();
     }
     let mut pending: [PendingBlock; 3] = Default::default();
     for src in small {

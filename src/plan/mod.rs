@@ -190,6 +190,11 @@ pub fn file_class(data: &[u8]) -> FileClass {
     }
 }
 
+/// A path's last part.
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
 /// The order in which `lza create` puts small files into solid blocks,
 /// as indexes into `files` (path and size, in walk order): walk order,
 /// except that a file whose name (the path's last part) an earlier file
@@ -215,8 +220,7 @@ pub fn solid_sequence(files: &[(&str, u64)]) -> Vec<usize> {
     // per name, the run it last joined and the size of its last file
     let mut last: std::collections::HashMap<&str, (usize, u64)> = Default::default();
     for (k, &(path, size)) in files.iter().enumerate() {
-        let name = path.rsplit('/').next().unwrap_or(path);
-        match last.get_mut(name) {
+        match last.get_mut(file_name(path)) {
             // max / min <= 5/4, in integers (sizes are below a block)
             Some((run, prev)) if size.max(*prev) * 4 <= size.min(*prev) * 5 => {
                 runs[*run].push(k);
@@ -224,7 +228,7 @@ pub fn solid_sequence(files: &[(&str, u64)]) -> Vec<usize> {
             }
             _ => {
                 runs.push(vec![k]);
-                last.insert(name, (runs.len() - 1, size));
+                last.insert(file_name(path), (runs.len() - 1, size));
             }
         }
     }
@@ -234,7 +238,7 @@ pub fn solid_sequence(files: &[(&str, u64)]) -> Vec<usize> {
 /// 7-Zip's solid order: by extension, then file name, then path, so that
 /// files of one kind sit side by side in a block.
 pub fn solid_order(path: &str) -> (String, String, String) {
-    let name = path.rsplit('/').next().unwrap_or(path);
+    let name = file_name(path);
     let ext = match name.rfind('.') {
         Some(i) if i > 0 => &name[i + 1..],
         _ => "",

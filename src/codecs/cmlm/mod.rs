@@ -483,6 +483,8 @@ fn decode_chunks_in(
     };
     let mut out: Vec<Option<Result<Vec<u8>, CmLmError>>> =
         (0..chunks.len()).map(|_| None).collect();
+    // a decoder's tables (`Predictor::memory`), leased from `budget`
+    let per = |i: usize, preset: Preset| Predictor::memory(preset, chunks[i].1, true);
     let paired = |(i, preset): (usize, Preset)| {
         let (payload, raw_len) = chunks[i];
         (i, decode_paired(codec, payload, raw_len, preset))
@@ -512,7 +514,6 @@ fn decode_chunks_in(
         // on the 16-core Xeon, the 10,091-file crate tree (about 50
         // one-MiB blocks) extracted in 171 s (57 s with the budget raised
         // to 4 GiB); leasing per chunk, in 66-74 s.
-        let per = |i: usize, preset: Preset| Predictor::memory(preset, chunks[i].1, true);
         let most = waved.iter().map(|&(i, p)| per(i, p)).max().unwrap_or(1);
         let mut queue = waved.clone();
         queue.sort_by_key(|&(i, _)| std::cmp::Reverse(chunks[i].1));
@@ -577,20 +578,17 @@ fn decode_chunks_in(
             raw_len,
         }
     });
-    let per = shared
-        .iter()
-        .map(|&(i, preset)| Predictor::memory(preset, chunks[i].1, true))
-        .max()
-        .unwrap_or(1);
+    let most = shared.iter().map(|&(i, p)| per(i, p)).max().unwrap_or(1);
     let slots = codec
         .batch()
-        .min(CM_MEMORY / per)
-        .min(budget.total() / per)
+        .min(CM_MEMORY / most)
+        .min(budget.total() / most)
         .max(1)
         .min(shared.len().max(1));
     // each thread leases the tables of its own lanes (as the lanes above)
-    let results =
-        sched.run_split_with(jobs, shared.len(), slots, |lanes| budget.lease(lanes * per));
+    let results = sched.run_split_with(jobs, shared.len(), slots, |lanes| {
+        budget.lease(lanes * most)
+    });
     for (&(i, _), r) in shared.iter().zip(results) {
         match r {
             CmDone::Decoded(r) => out[i] = Some(r),
@@ -598,7 +596,7 @@ fn decode_chunks_in(
         }
     }
     if let Some((i, preset)) = lone {
-        let _lease = budget.lease(Predictor::memory(preset, chunks[i].1, true));
+        let _lease = budget.lease(per(i, preset));
         let (i, r) = paired((i, preset));
         out[i] = Some(r);
     }
