@@ -11,7 +11,7 @@
 
 use super::kernels::{self, KernelPath};
 use crate::codecs::lm::math::{quantize, sigmoid, tanh};
-use crate::codecs::lm::model::{MAX_DIM, Model};
+use crate::codecs::lm::model::Model;
 use crate::codecs::lm::rangecoder::freqs_from_logits_inline;
 
 /// Per-thread work buffers for up to `cap` slots.
@@ -147,47 +147,63 @@ pub(super) fn layer_cells(
     }
 }
 
+/// Units of a GRU layer updated together by [`cell`]: its work arrays
+/// (the r and z gates of a block, the input pre-activations of
+/// [`gru_layer_generic`]) are sized for a block, not for the largest `lza.dim`: zeroing
+/// arrays of `MAX_DIM` (20 KB a layer) was 2% of a two-thread decode's
+/// CPU time (calgary/book1, AMD EPYC Zen 4, perf). A divisor of every
+/// valid `lza.dim` (multiples of 32).
+const CELL_BLOCK: usize = 32;
+
 /// The GRU update of one layer and one slot given its input pre-activations
 /// `gi` (`3d`, gates r, z, n), spec order:
 /// `gh = acc*m + b; r = sigmoid(gi_r + gh_r); z = sigmoid(gi_z + gh_z);
 /// n = tanh(gi_n + r*gh_n); h' = (1 - z)*n + z*h`; then `q = quantize(h')`.
 ///
-/// Two loops rather than one: r and z of all `d` cells first (`2d`
-/// independent sigmoids), then n, h' and q. In one loop each vector
-/// iteration is a chain of three `exp` and three divisions with r feeding n,
-/// and out-of-order execution overlaps few iterations of it. Same
-/// operations on the same values per element, so the same bits. AMD EPYC
-/// (Zen 4, family 25 model 17), lm_speed d=256 L=2 batch 256, `avx2` path:
-/// 16% fewer CPU-time samples in the GRU cells than with one loop.
+/// Per block of [`CELL_BLOCK`] units, two loops: r and z of the block's
+/// units first (independent sigmoids), then n, h' and q. In one loop each
+/// vector iteration is a chain of three `exp` and three divisions with r
+/// feeding n, and out-of-order execution overlaps few iterations of it.
+/// Same operations on the same values per element, so the same bits. AMD
+/// EPYC (Zen 4, family 25 model 17), lm_speed d=256 L=2 batch 256, `avx2`
+/// path: 16% fewer CPU-time samples in the GRU cells than with one loop.
 #[inline(always)]
 fn cell(
     d: usize,
-    gi: &[f32],
+    gi: impl Fn(usize, &mut [f32; CELL_BLOCK]),
     acc_h: &[i32],
     m_hh: &[f32],
     b_hh: &[f32],
     h: &mut [f32],
     q: &mut [i8],
 ) {
-    let d2 = 2 * d;
-    let mut rz = [0.0f32; 2 * MAX_DIM];
-    let rz = &mut rz[..d2];
-    let (gi_rz, gi_n) = (&gi[..d2], &gi[d2..3 * d]);
-    let (a_rz, a_n) = (&acc_h[..d2], &acc_h[d2..3 * d]);
-    let (m_rz, m_n) = (&m_hh[..d2], &m_hh[d2..3 * d]);
-    let (b_rz, b_n) = (&b_hh[..d2], &b_hh[d2..3 * d]);
-    for j in 0..d2 {
-        let gh = a_rz[j] as f32 * m_rz[j] + b_rz[j];
-        rz[j] = sigmoid(gi_rz[j] + gh);
-    }
-    let (r, z) = rz.split_at(d);
-    let (h, q) = (&mut h[..d], &mut q[..d]);
-    for k in 0..d {
-        let gh_n = a_n[k] as f32 * m_n[k] + b_n[k];
-        let n = tanh(gi_n[k] + r[k] * gh_n);
-        let hn = (1.0 - z[k]) * n + z[k] * h[k];
-        h[k] = hn;
-        q[k] = quantize(hn);
+    const B: usize = CELL_BLOCK;
+    debug_assert!(d.is_multiple_of(B));
+    let mut rz = [0.0f32; 2 * B];
+    let mut g_in = [0.0f32; B];
+    for k0 in (0..d).step_by(B) {
+        for g in 0..2 {
+            let o = g * d + k0;
+            gi(o, &mut g_in);
+            let (a, m, b) = (&acc_h[o..o + B], &m_hh[o..o + B], &b_hh[o..o + B]);
+            let out = &mut rz[g * B..(g + 1) * B];
+            for j in 0..B {
+                let gh = a[j] as f32 * m[j] + b[j];
+                out[j] = sigmoid(g_in[j] + gh);
+            }
+        }
+        let (r, z) = rz.split_at(B);
+        let o = 2 * d + k0;
+        gi(o, &mut g_in);
+        let (a_n, m_n, b_n) = (&acc_h[o..o + B], &m_hh[o..o + B], &b_hh[o..o + B]);
+        let (h, q) = (&mut h[k0..k0 + B], &mut q[k0..k0 + B]);
+        for k in 0..B {
+            let gh_n = a_n[k] as f32 * m_n[k] + b_n[k];
+            let n = tanh(g_in[k] + r[k] * gh_n);
+            let hn = (1.0 - z[k]) * n + z[k] * h[k];
+            h[k] = hn;
+            q[k] = quantize(hn);
+        }
     }
 }
 
@@ -208,10 +224,10 @@ pub fn gru_layer0_generic(
     let d3 = 3 * d;
     for b in 0..nb {
         let u = inputs[b] as usize;
-        let gi = &embed[u * d3..(u + 1) * d3];
+        let e = &embed[u * d3..(u + 1) * d3];
         cell(
             d,
-            gi,
+            |o, g| g.copy_from_slice(&e[o..o + CELL_BLOCK]),
             &acc_h[b * d3..(b + 1) * d3],
             m_hh,
             b_hh,
@@ -237,17 +253,18 @@ pub fn gru_layer_generic(
     ld: usize,
 ) {
     let d3 = 3 * d;
-    let mut gi = [0.0f32; 3 * MAX_DIM];
     let (m_ih, b_ih) = (&m_ih[..d3], &b_ih[..d3]);
     for b in 0..nb {
         let a = &acc_i[b * d3..(b + 1) * d3];
-        let g = &mut gi[..d3];
-        for j in 0..d3 {
-            g[j] = a[j] as f32 * m_ih[j] + b_ih[j];
-        }
+        let gi = |o: usize, g: &mut [f32; CELL_BLOCK]| {
+            let (a, m, bi) = (&a[o..o + CELL_BLOCK], &m_ih[o..o + CELL_BLOCK], &b_ih[o..o + CELL_BLOCK]);
+            for j in 0..CELL_BLOCK {
+                g[j] = a[j] as f32 * m[j] + bi[j];
+            }
+        };
         cell(
             d,
-            g,
+            gi,
             &acc_h[b * d3..(b + 1) * d3],
             m_hh,
             b_hh,
