@@ -385,6 +385,48 @@ fn split_len(len: usize, max: usize, two_from: usize) -> usize {
     len.div_ceil(n.max(1)).max(1)
 }
 
+/// Largest chunk of a segment coded by context mixing without the model,
+/// with the default and `cm` methods (format-spec 8.6): a 32 MiB segment
+/// in one chunk is one chain of about a minute to decode, longer than all
+/// the rest of the benchmark tree takes on 16 threads. In 8 MiB pieces
+/// (default method, one run each) silesia/nci took 1,201,025 bytes
+/// against 1,173,996 in one chunk (+2.3%), osdb 2,248,164 against
+/// 2,211,418 (+1.7%), mr +0.2%, x-ray +0.15%, xml and ooffice (under 8
+/// MiB) the same: +73 KB (+0.4%) on the whole tree. In 4 MiB pieces the
+/// same files took +165 KB (nci +4.2%, osdb +2.9%, ooffice +1.9%).
+/// `max` keeps whole segments.
+fn cm_piece(method: Method) -> usize {
+    match method {
+        Method::Default | Method::Cm => 8 << 20,
+        _ => usize::MAX,
+    }
+}
+
+/// `data` coded by context mixing without the model ([`encode_cm`]), in as
+/// few pieces of at most [`cm_piece`] bytes as can be, side by side.
+fn encode_cm_pieces(data: &[u8], method: Method) -> Vec<Frame> {
+    encode_cm_in_pieces(data, method.preset(), cm_piece(method))
+}
+
+/// [`encode_cm_pieces`] with pieces of at most `max` bytes.
+fn encode_cm_in_pieces(data: &[u8], preset: crate::codecs::cm::Preset, max: usize) -> Vec<Frame> {
+    use rayon::prelude::*;
+    let n = split_len(data.len(), max, usize::MAX);
+    data.par_chunks(n)
+        .map(|piece| encode_cm(piece, preset))
+        .collect()
+}
+
+/// `pieces` if their frames are smaller in all than `whole`, else `whole`
+/// alone (ties go to `whole`; one piece is compared as [`smaller`] does).
+fn cm_or_whole(mut pieces: Vec<Frame>, whole: Frame) -> Vec<Frame> {
+    if pieces.len() == 1 {
+        return vec![smaller(pieces.pop().expect("one piece"), whole)];
+    }
+    let total: usize = pieces.iter().map(Frame::encoded_len).sum();
+    if total < whole.encoded_len() { pieces } else { vec![whole] }
+}
+
 /// Method `Lm` (format-spec 7.6): for a text segment, language-model chunks
 /// where the model wins (each 16 KiB piece keeps the smaller of the model's
 /// and zstd's code), unless one zstd frame for the whole segment is smaller;
@@ -601,21 +643,24 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
                 .zip(&plans)
                 .map(|(s, plan)| match plan {
                     // (the model's coding counts these bytes for progress)
-                    Plan::Lm(_, _, true) => Some(crate::runtime::progress::uncounted(|| {
+                    Plan::Lm(_, _, true) => Some(vec![crate::runtime::progress::uncounted(|| {
                         encode_cm(&s.data, crate::codecs::cm::TEXT)
-                    })),
-                    Plan::Cm(_) => Some(encode_cm(&s.data, c.method.preset())),
+                    })]),
+                    Plan::Cm(whole) => Some(cm_or_whole(
+                        encode_cm_pieces(&s.data, c.method),
+                        whole.clone(),
+                    )),
                     Plan::CmBesideZstd(level) => {
                         let (whole, cm) = rayon::join(
                             || codecs::encode_zstd(&s.data, *level),
-                            || encode_cm(&s.data, c.method.preset()),
+                            || encode_cm_pieces(&s.data, c.method),
                         );
                         // (zstd -1 shrank it, so zstd -19 almost surely
                         // does; if not, zstd's frame as `Done` would have
                         // been)
                         Some(match bpb(&whole) >= INCOMPRESSIBLE_BPB {
-                            true => whole,
-                            false => smaller(cm, whole),
+                            true => vec![whole],
+                            false => cm_or_whole(cm, whole),
                         })
                     }
                     Plan::Lm(..) | Plan::Done(_) => None,
@@ -630,8 +675,7 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
         .zip(trials)
         .map(|((s, plan), trial)| match plan {
             Plan::Done(frames) => frames,
-            Plan::Cm(whole) => vec![smaller(trial.expect("coded beside the model"), whole)],
-            Plan::CmBesideZstd(_) => vec![trial.expect("coded beside the model")],
+            Plan::Cm(_) | Plan::CmBesideZstd(_) => trial.expect("coded beside the model"),
             Plan::Lm(whole, zstd_pieces, _) => {
                 let mut frames = Vec::new();
                 let n = lm_pieces(s.data.len(), c.method);
@@ -641,7 +685,7 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
                     frames.push(smaller(cm, zstd_piece));
                 }
                 let total: usize = frames.iter().map(Frame::encoded_len).sum();
-                let single = match trial {
+                let single = match trial.and_then(|mut t| t.pop()) {
                     Some(cm) => smaller(cm, whole),
                     None => whole,
                 };
@@ -726,6 +770,43 @@ mod tests {
     /// mixing, gets the frame that running zstd -19 first would give: the
     /// smaller of the two, or zstd's frame (stored here) for bytes that do
     /// not shrink.
+    #[test]
+    fn long_segments_without_the_model_are_coded_in_pieces() {
+        let mut x = 11u32;
+        let mut data = Vec::new();
+        while data.len() < 100_000 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let words = ["pieces ", "of ", "one ", "segment ", "decode\n", "apart "];
+            data.extend_from_slice(words[(x >> 16) as usize % words.len()].as_bytes());
+        }
+        let preset = Method::Default.preset();
+        let pieces = encode_cm_in_pieces(&data, preset, 40_000);
+        // as few pieces of at most 40,000 bytes as can be, of equal length
+        let lens: Vec<u32> = pieces.iter().map(|f| f.header.raw_len).collect();
+        assert_eq!(lens, vec![33_334, 33_334, data.len() as u32 - 66_668]);
+        let mut back = Vec::new();
+        for f in &pieces {
+            assert_eq!(f.header.codec, CodecId::ContextMixing);
+            back.extend(crate::codecs::cm::decode(&f.payload, f.header.raw_len as usize).unwrap());
+        }
+        assert_eq!(back, data);
+        // the pieces win against a larger whole frame, lose against a smaller one
+        let total: usize = pieces.iter().map(Frame::encoded_len).sum();
+        let stored = Frame::new(CodecId::Stored, &data, data.clone());
+        assert_eq!(cm_or_whole(pieces.clone(), stored.clone()), pieces);
+        let zstd = codecs::encode_zstd(&data, 19);
+        let tiny = Frame::new(CodecId::Zstd, &data, vec![0; total / 2]);
+        assert_eq!(cm_or_whole(pieces.clone(), tiny.clone()), vec![tiny]);
+        // one piece: the smaller payload, as before pieces
+        let one = encode_cm_in_pieces(&data, preset, usize::MAX);
+        assert_eq!(one.len(), 1);
+        assert_eq!(
+            cm_or_whole(one.clone(), zstd.clone()),
+            vec![smaller(one[0].clone(), zstd)]
+        );
+        assert_eq!(cm_piece(Method::Max), usize::MAX, "max keeps whole segments");
+    }
+
     #[test]
     fn zstd_beside_context_mixing_keeps_the_plan() {
         let mut x = 7u32;
