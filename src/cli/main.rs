@@ -330,15 +330,21 @@ struct LimitArgs {
     max_size: Option<u64>,
     /// Memory for context-mixing decoders' tables, in MiB, shared by all
     /// threads (decoders wait for it; one chunk that needs more runs alone).
-    #[arg(long = "max-memory", value_name = "MIB", default_value_t = (lza::codecs::cm::budget::DEFAULT_DECODE_MEMORY >> 20) as u64, value_parser = clap::value_parser!(u64).range(1..))]
-    max_memory: u64,
+    /// Default: 176 MiB per thread, at least 1024, at most a quarter of
+    /// physical memory (unless that is less than 1024).
+    #[arg(long = "max-memory", value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    max_memory: Option<u64>,
 }
 
 impl LimitArgs {
-    /// The reader's limits; sets the decoders' memory budget.
-    fn apply(&self) -> Limits {
-        lza::codecs::cm::budget::DECODE
-            .set_total((self.max_memory as usize).saturating_mul(1 << 20));
+    /// The reader's limits; sets the decoders' memory budget (its default
+    /// for `threads` threads).
+    fn apply(&self, threads: usize) -> Limits {
+        use lza::codecs::cm::budget;
+        budget::DECODE.set_total(match self.max_memory {
+            Some(mib) => (mib as usize).saturating_mul(1 << 20),
+            None => budget::default_decode_memory(threads),
+        });
         let mut limits = Limits::default();
         if let Some(m) = self.max_size {
             limits.max_size = m;
@@ -1075,7 +1081,7 @@ fn open_archive(
     let (input, lm) = model_for(input, model, threads)?;
     let opts = ReadOptions {
         threads,
-        limits: limits.apply(),
+        limits: limits.apply(threads),
         lm,
     };
     Ok((input, opts, Progress::start(total, verbose)))

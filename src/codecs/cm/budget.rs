@@ -25,9 +25,36 @@
 
 use std::sync::{Condvar, Mutex};
 
-/// The default budget: 1 GiB, room for seven decoders of the largest
-/// tables at once.
+/// The least default budget: 1 GiB, room for seven decoders of the
+/// largest tables at once.
 pub const DEFAULT_DECODE_MEMORY: usize = 1 << 30;
+
+/// Default budget per thread past [`DEFAULT_DECODE_MEMORY`]: one decoder
+/// of an 8 MiB chunk of presets 3 and 7 (128 MiB of tables, its history,
+/// match index and the rest: 162 MiB), the largest that lza's encoder makes
+/// by default, so that each thread can run one. With `-T 16` on the
+/// 16-core Xeon, the benchmark tree extracted in 118 s with 1 GiB and in
+/// 70 s with 4 GiB (peak RSS 2.6 GB): seven decoders at a time left the
+/// other threads waiting.
+pub const DECODE_MEMORY_PER_THREAD: usize = 176 << 20;
+
+/// The default budget for `threads` threads: [`DECODE_MEMORY_PER_THREAD`]
+/// each, at least [`DEFAULT_DECODE_MEMORY`], and no more than a quarter of
+/// physical memory where that is known (as xz's default limit for
+/// multi-threaded decompression), unless that is below 1 GiB.
+pub fn default_decode_memory(threads: usize) -> usize {
+    let want = threads.saturating_mul(DECODE_MEMORY_PER_THREAD);
+    let cap = physical_memory().map_or(usize::MAX, |m| m / 4);
+    want.min(cap).max(DEFAULT_DECODE_MEMORY)
+}
+
+/// Physical memory in bytes (Linux: `MemTotal` of `/proc/meminfo`).
+fn physical_memory() -> Option<usize> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    kb.checked_mul(1024)
+}
 
 /// Memory shared by decoders; see the module docs.
 pub struct Budget {
@@ -128,6 +155,34 @@ impl Budget {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn the_default_gives_each_thread_a_decoder_of_the_encoders_pieces() {
+        use crate::codecs::cm::{BINARY, Predictor, TEXT, WITH_LM_CLASSES, WITH_LM_TWO_STREAMS};
+        // the pieces lza's encoder makes (format-spec 8.6): 8 MiB without
+        // the model, 4 MiB with it (two streams take two threads)
+        for (preset, len, lm, threads) in [
+            (TEXT, 8 << 20, false, 1),
+            (BINARY, 8 << 20, false, 1),
+            (WITH_LM_CLASSES, 4 << 20, true, 1),
+            (WITH_LM_TWO_STREAMS, 4 << 20, true, 2),
+        ] {
+            let need = Predictor::memory(preset, len, lm);
+            assert!(need <= threads * DECODE_MEMORY_PER_THREAD, "preset {}: {need}", preset.id);
+        }
+        assert_eq!(default_decode_memory(1), DEFAULT_DECODE_MEMORY);
+        assert_eq!(default_decode_memory(5), DEFAULT_DECODE_MEMORY);
+        let sixteen = default_decode_memory(16);
+        assert!(sixteen >= DEFAULT_DECODE_MEMORY && sixteen <= 16 * DECODE_MEMORY_PER_THREAD);
+        if let Some(m) = physical_memory() {
+            assert!(m > 0);
+            assert!(sixteen <= (m / 4).max(DEFAULT_DECODE_MEMORY));
+            if m / 4 >= 16 * DECODE_MEMORY_PER_THREAD {
+                assert_eq!(sixteen, 16 * DECODE_MEMORY_PER_THREAD);
+            }
+        }
+        assert!(default_decode_memory(usize::MAX) >= DEFAULT_DECODE_MEMORY);
+    }
 
     #[test]
     fn leases_never_exceed_the_total_whatever_the_threads() {
