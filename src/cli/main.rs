@@ -330,7 +330,7 @@ struct LimitArgs {
     max_size: Option<u64>,
     /// Memory for context-mixing decoders' tables, in MiB, shared by all
     /// threads (decoders wait for it; one chunk that needs more runs alone).
-    /// Default: 176 MiB per thread, at least 1024, at most a quarter of
+    /// Default: 192 MiB per thread, at least 1024, at most a quarter of
     /// physical memory (unless that is less than 1024).
     #[arg(long = "max-memory", value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
     max_memory: Option<u64>,

@@ -771,6 +771,20 @@ mod tests {
     /// smaller of the two, or zstd's frame (stored here) for bytes that do
     /// not shrink.
     #[test]
+    fn each_thread_has_room_to_decode_any_chunk_of_this_plan() {
+        // the decoders' default budget gives every thread one decoder of
+        // the largest chunk lza writes (a whole segment), so no thread
+        // waits for room with lza's own archives
+        use crate::codecs::cm::{PRESETS, Predictor, budget::DECODE_MEMORY_PER_THREAD};
+        for preset in PRESETS {
+            for lm in [false, true] {
+                let need = Predictor::memory(preset, DEFAULT_CHUNK_SIZE as usize, lm);
+                assert!(need <= DECODE_MEMORY_PER_THREAD, "preset {}: {need}", preset.id);
+            }
+        }
+    }
+
+    #[test]
     fn long_segments_without_the_model_are_coded_in_pieces() {
         let mut x = 11u32;
         let mut data = Vec::new();
