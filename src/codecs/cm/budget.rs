@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(default_decode_memory(1), DEFAULT_DECODE_MEMORY);
         assert_eq!(default_decode_memory(5), DEFAULT_DECODE_MEMORY);
         let sixteen = default_decode_memory(16);
-        assert!(sixteen >= DEFAULT_DECODE_MEMORY && sixteen <= 16 * DECODE_MEMORY_PER_THREAD);
+        assert!((DEFAULT_DECODE_MEMORY..=16 * DECODE_MEMORY_PER_THREAD).contains(&sixteen));
         if let Some(m) = physical_memory() {
             assert!(m > 0);
             assert!(sixteen <= (m / 4).max(DEFAULT_DECODE_MEMORY));
