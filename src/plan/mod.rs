@@ -770,6 +770,18 @@ mod tests {
     /// mixing, gets the frame that running zstd -19 first would give: the
     /// smaller of the two, or zstd's frame (stored here) for bytes that do
     /// not shrink.
+    /// At least `len` bytes of `words` picked by a linear congruential
+    /// generator seeded with `seed`: text that context mixing codes well.
+    fn word_text(seed: u32, len: usize, words: &[&str]) -> Vec<u8> {
+        let mut x = seed;
+        let mut text = Vec::new();
+        while text.len() < len {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            text.extend_from_slice(words[(x >> 16) as usize % words.len()].as_bytes());
+        }
+        text
+    }
+
     #[test]
     fn each_thread_has_room_to_decode_any_chunk_of_this_plan() {
         // the decoders' default budget gives every thread one decoder of
@@ -786,13 +798,8 @@ mod tests {
 
     #[test]
     fn long_segments_without_the_model_are_coded_in_pieces() {
-        let mut x = 11u32;
-        let mut data = Vec::new();
-        while data.len() < 100_000 {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            let words = ["pieces ", "of ", "one ", "segment ", "decode\n", "apart "];
-            data.extend_from_slice(words[(x >> 16) as usize % words.len()].as_bytes());
-        }
+        let words = ["pieces ", "of ", "one ", "segment ", "decode\n", "apart "];
+        let data = word_text(11, 100_000, &words);
         let preset = Method::Default.preset();
         let pieces = encode_cm_in_pieces(&data, preset, 40_000);
         // as few pieces of at most 40,000 bytes as can be, of equal length
@@ -823,13 +830,8 @@ mod tests {
 
     #[test]
     fn zstd_beside_context_mixing_keeps_the_plan() {
-        let mut x = 7u32;
-        let mut text = Vec::new();
-        while text.len() < 50_000 {
-            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
-            let words = ["solid ", "blocks ", "of ", "small ", "files\n", "share "];
-            text.extend_from_slice(words[(x >> 16) as usize % words.len()].as_bytes());
-        }
+        let words = ["solid ", "blocks ", "of ", "small ", "files\n", "share "];
+        let text = word_text(7, 50_000, &words);
         let noise = crate::codecs::lm::tests::lcg_bytes(20_000, 3);
         let coding = Coding {
             zstd_level: 3,
