@@ -766,10 +766,6 @@ mod tests {
         }
     }
 
-    /// A segment coded without the model, with zstd -19 beside the context
-    /// mixing, gets the frame that running zstd -19 first would give: the
-    /// smaller of the two, or zstd's frame (stored here) for bytes that do
-    /// not shrink.
     /// At least `len` bytes of `words` picked by a linear congruential
     /// generator seeded with `seed`: text that context mixing codes well.
     fn word_text(seed: u32, len: usize, words: &[&str]) -> Vec<u8> {
@@ -828,6 +824,10 @@ mod tests {
         assert_eq!(cm_piece(Method::Max), usize::MAX, "max keeps whole segments");
     }
 
+    /// A segment coded without the model, with zstd -19 beside the context
+    /// mixing, gets the frame that running zstd -19 first would give: the
+    /// smaller of the two, or zstd's frame (stored here) for bytes that do
+    /// not shrink.
     #[test]
     fn zstd_beside_context_mixing_keeps_the_plan() {
         let words = ["solid ", "blocks ", "of ", "small ", "files\n", "share "];
