@@ -424,7 +424,11 @@ fn cm_or_whole(mut pieces: Vec<Frame>, whole: Frame) -> Vec<Frame> {
         return vec![smaller(pieces.pop().expect("one piece"), whole)];
     }
     let total: usize = pieces.iter().map(Frame::encoded_len).sum();
-    if total < whole.encoded_len() { pieces } else { vec![whole] }
+    if total < whole.encoded_len() {
+        pieces
+    } else {
+        vec![whole]
+    }
 }
 
 /// Method `Lm` (format-spec 7.6): for a text segment, language-model chunks
@@ -787,7 +791,11 @@ mod tests {
         for preset in PRESETS {
             for lm in [false, true] {
                 let need = Predictor::memory(preset, DEFAULT_CHUNK_SIZE as usize, lm);
-                assert!(need <= DECODE_MEMORY_PER_THREAD, "preset {}: {need}", preset.id);
+                assert!(
+                    need <= DECODE_MEMORY_PER_THREAD,
+                    "preset {}: {need}",
+                    preset.id
+                );
             }
         }
     }
@@ -821,7 +829,11 @@ mod tests {
             cm_or_whole(one.clone(), zstd.clone()),
             vec![smaller(one[0].clone(), zstd)]
         );
-        assert_eq!(cm_piece(Method::Max), usize::MAX, "max keeps whole segments");
+        assert_eq!(
+            cm_piece(Method::Max),
+            usize::MAX,
+            "max keeps whole segments"
+        );
     }
 
     /// A segment coded without the model, with zstd -19 beside the context

@@ -260,7 +260,11 @@ pub fn gru_layer_generic(
     for b in 0..nb {
         let a = &acc_i[b * d3..(b + 1) * d3];
         let gi = |o: usize, g: &mut [f32; CELL_BLOCK]| {
-            let (a, m, bi) = (&a[o..o + CELL_BLOCK], &m_ih[o..o + CELL_BLOCK], &b_ih[o..o + CELL_BLOCK]);
+            let (a, m, bi) = (
+                &a[o..o + CELL_BLOCK],
+                &m_ih[o..o + CELL_BLOCK],
+                &b_ih[o..o + CELL_BLOCK],
+            );
             for j in 0..CELL_BLOCK {
                 g[j] = a[j] as f32 * m[j] + bi[j];
             }
