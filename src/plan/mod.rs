@@ -650,10 +650,7 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
                     Plan::Lm(_, _, true) => Some(vec![crate::runtime::progress::uncounted(|| {
                         encode_cm(&s.data, crate::codecs::cm::TEXT)
                     })]),
-                    Plan::Cm(whole) => Some(cm_or_whole(
-                        encode_cm_pieces(&s.data, c.method),
-                        whole.clone(),
-                    )),
+                    Plan::Cm(_) => Some(encode_cm_pieces(&s.data, c.method)),
                     Plan::CmBesideZstd(level) => {
                         let (whole, cm) = rayon::join(
                             || codecs::encode_zstd(&s.data, *level),
@@ -679,7 +676,8 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
         .zip(trials)
         .map(|((s, plan), trial)| match plan {
             Plan::Done(frames) => frames,
-            Plan::Cm(_) | Plan::CmBesideZstd(_) => trial.expect("coded beside the model"),
+            Plan::Cm(whole) => cm_or_whole(trial.expect("coded beside the model"), whole),
+            Plan::CmBesideZstd(_) => trial.expect("coded beside the model"),
             Plan::Lm(whole, zstd_pieces, _) => {
                 let mut frames = Vec::new();
                 let n = lm_pieces(s.data.len(), c.method);
