@@ -15,8 +15,9 @@
 
 use crate::codecs::cm::{self, CmError, Predictor, Preset};
 use crate::codecs::lm::scheduler::{Advance, ChainJob};
-use crate::codecs::lm::{ChainCoder, LmCodec, LmError, StepBackend};
+use crate::codecs::lm::{ChainCoder, Helpers, LmCodec, LmError, StepBackend};
 use crate::format::LM_RESET;
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 /// Memory the context-mixing chunks of one call may hold at a time: as
 /// many chunks are coded side by side as their predictors fit in this
@@ -233,6 +234,154 @@ fn decode_paired(
     codec.decode_split(&mut coder, raw_len, chains)?;
     cm::finish(&dec)?;
     Ok(pred.take_history())
+}
+
+/// Decodes a context-mixing `payload` as [`decode_paired`] does, with the
+/// helper's processor lent by `helpers` whenever one is free (see
+/// [`Lender`]), and this thread alone otherwise.
+fn decode_lent(
+    codec: &LmCodec,
+    payload: &[u8],
+    raw_len: usize,
+    preset: Preset,
+    helpers: &dyn Helpers,
+) -> Result<Vec<u8>, CmLmError> {
+    let (mut dec, mut pred, chains) = start(payload, raw_len, preset);
+    let mut coder = MixingDecoder {
+        dec: &mut dec,
+        pred: &mut pred,
+    };
+    codec.decode_lent(&mut coder, raw_len, chains, helpers)?;
+    cm::finish(&dec)?;
+    Ok(pred.take_history())
+}
+
+/// The processors of one group's lanes that have no chunk left, lent to
+/// the chunks still decoding as their model helpers (`pair`).
+///
+/// A lane whose queue runs dry first runs any other work the pool has
+/// (`rayon::yield_now`); with none, it counts its thread as free and
+/// sleeps until every lane has ended, taking the thread back now and then
+/// to look for pool work again while no chunk uses it. A chunk decoding
+/// alone asks for a free thread every [`pair::SOLO_RUN`] bytes and holds
+/// it for one paired run. So at most as many threads run as the pool has
+/// (lanes, plus helpers in the place of sleeping lanes), a sleeping lane
+/// never waits for anything but lanes that are decoding (which wait for
+/// no pool thread), and the end of a group, where one lane decodes its
+/// last chunk while the others have nothing, goes on two threads.
+///
+/// On 2 threads of the development VM, the lane with urls.10K of a 9.9 MB
+/// tree (5.5 s alone) used to decode its last 3.6 s with the other thread
+/// idle; lent that thread, urls.10K took 4.6-4.8 s and the tree extracted
+/// in 21.4-21.8 s against 23.1-24.3 s (one thread: 39.4-43.1 s).
+struct Lender {
+    state: Mutex<Loans>,
+    wake: Condvar,
+}
+
+struct Loans {
+    /// Threads free for a helper.
+    free: usize,
+    /// Lanes decoding a chunk.
+    running: usize,
+}
+
+impl Lender {
+    fn new(free: usize) -> Lender {
+        Lender {
+            state: Mutex::new(Loans { free, running: 0 }),
+            wake: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Loans> {
+        // (no code panics while holding the lock)
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A lane starts taking chunks; [`Lane::leave`] when it has none left.
+    fn enter(&self) -> Lane<'_> {
+        self.lock().running += 1;
+        Lane(self)
+    }
+
+    /// A lane that stops decoding: the others no longer wait for it.
+    fn stop(&self) -> MutexGuard<'_, Loans> {
+        let mut s = self.lock();
+        s.running -= 1;
+        if s.running == 0 {
+            self.wake.notify_all();
+        }
+        s
+    }
+}
+
+/// A lane of a [`Lender`]'s group; one that unwinds stops decoding, so
+/// that no other lane waits for it.
+struct Lane<'a>(&'a Lender);
+
+impl Drop for Lane<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            drop(self.0.stop());
+        }
+    }
+}
+
+impl Lane<'_> {
+    /// The lane has no chunk left: lend its thread until no lane decodes.
+    fn leave(self) {
+        let lender = self.0;
+        std::mem::forget(self);
+        lender.lend()
+    }
+}
+
+impl Lender {
+    fn lend(&self) {
+        let mut s = self.stop();
+        if s.running == 0 {
+            return;
+        }
+        loop {
+            drop(s);
+            while let Some(rayon::Yield::Executed) = rayon::yield_now() {}
+            s = self.lock();
+            if s.running == 0 {
+                return;
+            }
+            s.free += 1;
+            // a wait that times out with the loan unused takes it back
+            // to look for pool work again
+            let (t, _) = self
+                .wake
+                .wait_timeout_while(s, std::time::Duration::from_millis(20), |s| s.running > 0)
+                .unwrap_or_else(|e| e.into_inner());
+            s = t;
+            while s.running > 0 && s.free == 0 {
+                // a helper runs in this thread's place
+                s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
+            }
+            s.free -= 1;
+            if s.running == 0 {
+                return;
+            }
+        }
+    }
+}
+
+impl Helpers for Lender {
+    fn take(&self) -> bool {
+        let mut s = self.lock();
+        let free = s.free > 0;
+        s.free -= free as usize;
+        free
+    }
+
+    fn give(&self) {
+        self.lock().free += 1;
+        self.wake.notify_all();
+    }
 }
 
 /// Decodes a context-mixing `payload` as [`decode_paired`] does, on this
@@ -468,16 +617,21 @@ fn decode_chunks_in(
         .filter_map(|(i, h)| h.as_ref().ok().map(|h| (i, h.preset)))
         .collect();
     // Chunks of two streams run two model chains each: they are decoded
-    // one per thread (`decode_alone`), on as many lanes as there are
-    // threads (and as the decoders' budget allows), and threads left over
-    // take two each (`decode_paired`: the model's layers on one thread,
-    // the coder on the other). One thread each left most of a 16-core
-    // machine idle: a 9.9 MB tree of five files extracted in 18.3 s with
-    // -T 16, most of it spent on its 2 MB chunk of prose. Chunks of one
-    // stream share batched model steps on the threads (`run_split`),
-    // unless they are fewer than the threads: then they join the waves.
+    // one per thread, on as many lanes as there are threads (and as the
+    // decoders' budget allows), and threads left over are lent to them as
+    // helpers (`decode_lent`: the model's layers on one thread, the coder
+    // on the other). One thread each left most of a 16-core machine idle:
+    // a 9.9 MB tree of five files extracted in 18.3 s with -T 16, most of
+    // it spent on its 2 MB chunk of prose. Chunks of one stream share
+    // batched model steps on the threads (`run_split`), unless they are
+    // fewer than twice the threads: then they join the lanes, since a
+    // batch of one or two per thread gains little and `run_split` ran only
+    // after the lanes. On 2 threads of the development VM, the 9.9 MB
+    // tree's alice29.txt (a block of two 76 KB chunks of one stream) took
+    // the last second on both threads; in the lanes, beside urls.10K,
+    // extraction went from 22.2-22.7 s to 21.2-21.5 s.
     let (two, one): (Vec<_>, Vec<_>) = live.into_iter().partition(|(_, p)| p.two_streams);
-    let (waved, one) = match alone_in_codec && threads > 1 && one.len() < threads {
+    let (waved, one) = match alone_in_codec && threads > 1 && one.len() < 2 * threads {
         true => ([two, one].concat(), Vec::new()),
         false => (two, one),
     };
@@ -494,8 +648,9 @@ fn decode_chunks_in(
         use std::sync::atomic::{AtomicUsize, Ordering};
         // Lanes (as many as the threads allow, and as many decoders as the
         // budget's total holds) take the chunks longest first, each the
-        // next one as soon as it is done; threads left over pair the
-        // chunks being started (the spare count goes back as a pair ends).
+        // next one as soon as it is done; threads left over, and those of
+        // lanes that ran dry, are lent to the chunks still decoding as
+        // their model helpers ([`Lender`]).
         // Waves with a barrier between them would wait for each wave's
         // longest chunk: on 2 threads of the Zen 4 development VM, with
         // book1 (6.4 s alone) and the first 2 MB of dickens (16.8 s) in one
@@ -504,8 +659,8 @@ fn decode_chunks_in(
         //
         // Each lane leases its chunk's tables for that chunk alone, on its
         // own thread, and decodes it there without waiting for any other
-        // work of the pool (`decode_alone`, or `decode_paired` whose helper
-        // is a thread of its own). So a thread that waits for the budget
+        // work of the pool (`decode_alone`, or `decode_lent` whose helpers
+        // are threads of their own). So a thread that waits for the budget
         // holds none of it, every holder finishes, and the budget's room
         // passes from chunk to chunk across the groups being decoded.
         // Leasing for all lanes at the start instead held the room of
@@ -519,31 +674,25 @@ fn decode_chunks_in(
         queue.sort_by_key(|&(i, _)| std::cmp::Reverse(chunks[i].1));
         let fit = (budget.total() / most).max(1);
         let lanes = threads.max(1).min(queue.len()).min(fit);
-        let spare = AtomicUsize::new(match alone_in_codec && threads > 1 {
+        let lend = alone_in_codec && threads > 1;
+        let lender = Lender::new(match lend {
             true => threads.saturating_sub(lanes),
             false => 0,
         });
         let next = AtomicUsize::new(0);
         let lane = |_| {
             let mut done = Vec::new();
+            let lane = lender.enter();
             while let Some(&(i, preset)) = queue.get(next.fetch_add(1, Ordering::Relaxed)) {
                 let _lease = budget.lease(per(i, preset));
-                let pair = spare
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| s.checked_sub(1))
-                    .is_ok();
-                let r = match pair {
-                    true => {
-                        let r = paired((i, preset)).1;
-                        spare.fetch_add(1, Ordering::Relaxed);
-                        r
-                    }
-                    false => {
-                        let (payload, raw_len) = chunks[i];
-                        decode_alone(&sched.backend, payload, raw_len, preset)
-                    }
+                let (payload, raw_len) = chunks[i];
+                let r = match lend && codec.on_cpu() {
+                    true => decode_lent(codec, payload, raw_len, preset, &lender),
+                    false => decode_alone(&sched.backend, payload, raw_len, preset),
                 };
                 done.push((i, r));
             }
+            lane.leave();
             done
         };
         let done: Vec<Vec<_>> = match &sched.pool {

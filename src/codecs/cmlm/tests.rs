@@ -387,3 +387,80 @@ fn each_decoder_leases_its_own_tables() {
         );
     }
 }
+
+/// Two chunks of unequal length on two threads: the short one's lane runs
+/// dry and lends its thread to the long one as its model helper; the bytes
+/// are those of one thread, with one stream and two.
+#[test]
+fn a_dry_lane_helps_the_chunk_still_decoding() {
+    let path = KernelPath::detect().unwrap();
+    let text = b"Whether I shall turn out to be the hero of my own life, or whether that station\n"
+        .repeat(3000);
+    let chunks: Vec<&[u8]> = vec![&text, &text[5..900]];
+    let one = LmCodec::new(test_model(), path, 1, 4).unwrap();
+    let two = LmCodec::new(test_model(), path, 2, 4).unwrap();
+    for preset in [cm::WITH_LM_TWO_STREAMS, cm::WITH_LM_CLASSES] {
+        let payloads = encode_chunks(&one, &chunks, preset);
+        let inputs: Vec<(&[u8], usize)> = payloads
+            .iter()
+            .zip(&chunks)
+            .map(|(p, c)| (p.as_slice(), c.len()))
+            .collect();
+        for (r, c) in decode_chunks(&two, &inputs).into_iter().zip(&chunks) {
+            assert!(r.is_ok_and(|r| r == *c), "preset {}", preset.id);
+        }
+    }
+}
+
+/// Takes a lent thread, waiting up to 10 s for one.
+fn take_within(lender: &Lender) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !lender.take() {
+        assert!(std::time::Instant::now() < deadline, "no thread was lent");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+/// A lane with no chunk left lends its thread while another lane decodes:
+/// it stays while its loan is in use and while a lane decodes, and ends
+/// with the last lane, or when that lane unwinds.
+#[test]
+fn a_lane_lends_its_thread_until_the_group_ends() {
+    use std::sync::mpsc;
+    use std::time::Duration;
+    let short = Duration::from_millis(100);
+    let lender = Lender::new(0);
+    assert!(!lender.take(), "nothing to lend yet");
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|sc| {
+        let decoding = lender.enter();
+        sc.spawn(|| {
+            lender.enter().leave();
+            tx.send(()).unwrap();
+        });
+        take_within(&lender);
+        assert!(rx.recv_timeout(short).is_err(), "left while lent");
+        lender.give();
+        assert!(rx.recv_timeout(short).is_err(), "left while a lane decodes");
+        decoding.leave();
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the dry lane ended with the group");
+    });
+    let lender = Lender::new(0);
+    std::thread::scope(|sc| {
+        let doomed = lender.enter();
+        sc.spawn(|| {
+            lender.enter().leave();
+            tx.send(()).unwrap();
+        });
+        take_within(&lender);
+        lender.give();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _lane = doomed;
+            panic!("a decoder failed");
+        }));
+        assert!(r.is_err());
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the dry lane ended when the other unwound");
+    });
+}

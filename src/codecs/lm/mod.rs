@@ -40,7 +40,7 @@ pub(crate) mod scheduler;
 
 pub use backend::StepBackend;
 pub(crate) use cpu::kernels;
-pub(crate) use cpu::pair::ChainCoder;
+pub(crate) use cpu::pair::{ChainCoder, Helpers};
 pub use cpu::{CpuBackend, CpuChains, CpuPart};
 use cpu::{handoff, pair};
 pub use cuda::{CudaBackend, CudaError};
@@ -435,11 +435,35 @@ impl LmCodec {
             usize::MAX,
             pair::SOLO_RUN,
             self.chaos,
+            &pair::Always,
+        )
+    }
+
+    /// [`LmCodec::decode_split`] with the helper's processor taken from
+    /// `helpers` for each paired run: where none is free, the chunk goes on
+    /// alone (both chains in one step) and asks again after
+    /// [`pair::SOLO_RUN`] bytes.
+    pub(crate) fn decode_lent<C: ChainCoder>(
+        &self,
+        coder: &mut C,
+        raw_len: usize,
+        chains: usize,
+        helpers: &dyn Helpers,
+    ) -> Result<(), C::Error> {
+        self.pair_decode(
+            coder,
+            raw_len,
+            chains,
+            usize::MAX,
+            pair::SOLO_RUN,
+            self.chaos,
+            helpers,
         )
     }
 
     /// The two-thread decoding of [`LmCodec::decode_split`], with its
     /// knobs.
+    #[allow(clippy::too_many_arguments)]
     fn pair_decode<C: ChainCoder>(
         &self,
         coder: &mut C,
@@ -448,6 +472,7 @@ impl LmCodec {
         alone_from: usize,
         solo_run: usize,
         chaos: Option<handoff::ChaosSpec>,
+        helpers: &dyn Helpers,
     ) -> Result<(), C::Error> {
         let pw = self
             .pair
@@ -463,6 +488,7 @@ impl LmCodec {
             alone_from,
             solo_run,
             chaos,
+            helpers,
         )
     }
 
@@ -484,7 +510,15 @@ impl LmCodec {
             seed,
             helper_panics_at,
         });
-        self.pair_decode(coder, raw_len, chains, alone_from, solo_run, chaos)
+        self.pair_decode(
+            coder,
+            raw_len,
+            chains,
+            alone_from,
+            solo_run,
+            chaos,
+            &pair::Always,
+        )
     }
 
     /// Codes each chunk (any length, 0 included) into a range-coder payload,
