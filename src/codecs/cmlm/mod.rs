@@ -277,6 +277,8 @@ fn decode_lent(
 struct Lender {
     state: Mutex<Loans>,
     wake: Condvar,
+    /// Whether dry lanes lend their threads (or return them to the pool).
+    lends: bool,
 }
 
 struct Loans {
@@ -287,10 +289,13 @@ struct Loans {
 }
 
 impl Lender {
-    fn new(free: usize) -> Lender {
+    /// A lender with `free` threads to lend from the start, whose dry
+    /// lanes lend theirs where `lends`.
+    fn new(lends: bool, free: usize) -> Lender {
         Lender {
             state: Mutex::new(Loans { free, running: 0 }),
             wake: Condvar::new(),
+            lends,
         }
     }
 
@@ -329,11 +334,15 @@ impl Drop for Lane<'_> {
 }
 
 impl Lane<'_> {
-    /// The lane has no chunk left: lend its thread until no lane decodes.
+    /// The lane has no chunk left: lend its thread until no lane decodes
+    /// (if its lender lends).
     fn leave(self) {
         let lender = self.0;
         std::mem::forget(self);
-        lender.lend()
+        match lender.lends {
+            true => lender.lend(),
+            false => drop(lender.stop()),
+        }
     }
 }
 
@@ -674,11 +683,14 @@ fn decode_chunks_in(
         queue.sort_by_key(|&(i, _)| std::cmp::Reverse(chunks[i].1));
         let fit = (budget.total() / most).max(1);
         let lanes = threads.max(1).min(queue.len()).min(fit);
-        let lend = alone_in_codec && threads > 1;
-        let lender = Lender::new(match lend {
-            true => threads.saturating_sub(lanes),
-            false => 0,
-        });
+        let lend = alone_in_codec && threads > 1 && codec.on_cpu();
+        let lender = Lender::new(
+            lend,
+            match lend {
+                true => threads.saturating_sub(lanes),
+                false => 0,
+            },
+        );
         let next = AtomicUsize::new(0);
         let lane = |_| {
             let mut done = Vec::new();
@@ -686,7 +698,7 @@ fn decode_chunks_in(
             while let Some(&(i, preset)) = queue.get(next.fetch_add(1, Ordering::Relaxed)) {
                 let _lease = budget.lease(per(i, preset));
                 let (payload, raw_len) = chunks[i];
-                let r = match lend && codec.on_cpu() {
+                let r = match lend {
                     true => decode_lent(codec, payload, raw_len, preset, &lender),
                     false => decode_alone(&sched.backend, payload, raw_len, preset),
                 };

@@ -423,13 +423,14 @@ fn take_within(lender: &Lender) {
 
 /// A lane with no chunk left lends its thread while another lane decodes:
 /// it stays while its loan is in use and while a lane decodes, and ends
-/// with the last lane, or when that lane unwinds.
+/// with the last lane, or when that lane unwinds; where the lender does
+/// not lend, it leaves at once.
 #[test]
 fn a_lane_lends_its_thread_until_the_group_ends() {
     use std::sync::mpsc;
     use std::time::Duration;
     let short = Duration::from_millis(100);
-    let lender = Lender::new(0);
+    let lender = Lender::new(true, 0);
     assert!(!lender.take(), "nothing to lend yet");
     let (tx, rx) = mpsc::channel();
     std::thread::scope(|sc| {
@@ -446,7 +447,7 @@ fn a_lane_lends_its_thread_until_the_group_ends() {
         rx.recv_timeout(Duration::from_secs(10))
             .expect("the dry lane ended with the group");
     });
-    let lender = Lender::new(0);
+    let lender = Lender::new(true, 0);
     std::thread::scope(|sc| {
         let doomed = lender.enter();
         sc.spawn(|| {
@@ -463,4 +464,10 @@ fn a_lane_lends_its_thread_until_the_group_ends() {
         rx.recv_timeout(Duration::from_secs(10))
             .expect("the dry lane ended when the other unwound");
     });
+    // a lender that does not lend: a dry lane leaves at once
+    let lender = Lender::new(false, 0);
+    let decoding = lender.enter();
+    lender.enter().leave();
+    assert!(!lender.take());
+    decoding.leave();
 }
