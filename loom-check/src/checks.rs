@@ -60,7 +60,8 @@ fn coder(x: &Exchange, n: usize, chains: usize, alone_at: usize) -> Vec<u8> {
     for j in 0..n {
         let k = j % chains;
         let mut qv = [0i8];
-        x.await_q(j, 0, &mut qv).expect("the helper gives every step");
+        x.await_q(j, 0, &mut qv)
+            .expect("the helper gives every step");
         let b = byte(qv[0], j);
         let alone = j == alone_at && j + chains < n;
         if !alone {

@@ -17,7 +17,10 @@ use crate::codecs::cm::{self, CmError, Predictor, Preset};
 use crate::codecs::lm::scheduler::{Advance, ChainJob};
 use crate::codecs::lm::{ChainCoder, Helpers, LmCodec, LmError, StepBackend};
 use crate::format::LM_RESET;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use lend::Lender;
+
+mod lend;
+mod sync;
 
 /// Memory the context-mixing chunks of one call may hold at a time: as
 /// many chunks are coded side by side as their predictors fit in this
@@ -256,140 +259,13 @@ fn decode_lent(
     Ok(pred.take_history())
 }
 
-/// The processors of one group's lanes that have no chunk left, lent to
-/// the chunks still decoding as their model helpers (`pair`).
-///
-/// A lane whose queue runs dry first runs any other work the pool has
-/// (`rayon::yield_now`); with none, it counts its thread as free and
-/// sleeps until every lane has ended, taking the thread back now and then
-/// to look for pool work again while no chunk uses it. A chunk decoding
-/// alone asks for a free thread every [`pair::SOLO_RUN`] bytes and holds
-/// it for one paired run. So at most as many threads run as the pool has
-/// (lanes, plus helpers in the place of sleeping lanes), a sleeping lane
-/// never waits for anything but lanes that are decoding (which wait for
-/// no pool thread), and the end of a group, where one lane decodes its
-/// last chunk while the others have nothing, goes on two threads.
-///
-/// On 2 threads of the development VM, the lane with urls.10K of a 9.9 MB
-/// tree (5.5 s alone) used to decode its last 3.6 s with the other thread
-/// idle; lent that thread, urls.10K took 4.6-4.8 s and the tree extracted
-/// in 21.4-21.8 s against 23.1-24.3 s (one thread: 39.4-43.1 s).
-struct Lender {
-    state: Mutex<Loans>,
-    wake: Condvar,
-    /// Whether dry lanes lend their threads (or return them to the pool).
-    lends: bool,
-}
-
-struct Loans {
-    /// Threads free for a helper.
-    free: usize,
-    /// Lanes decoding a chunk.
-    running: usize,
-}
-
-impl Lender {
-    /// A lender with `free` threads to lend from the start, whose dry
-    /// lanes lend theirs where `lends`.
-    fn new(lends: bool, free: usize) -> Lender {
-        Lender {
-            state: Mutex::new(Loans { free, running: 0 }),
-            wake: Condvar::new(),
-            lends,
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Loans> {
-        // (no code panics while holding the lock)
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// A lane starts taking chunks; [`Lane::leave`] when it has none left.
-    fn enter(&self) -> Lane<'_> {
-        self.lock().running += 1;
-        Lane(self)
-    }
-
-    /// A lane that stops decoding: the others no longer wait for it.
-    fn stop(&self) -> MutexGuard<'_, Loans> {
-        let mut s = self.lock();
-        s.running -= 1;
-        if s.running == 0 {
-            self.wake.notify_all();
-        }
-        s
-    }
-}
-
-/// A lane of a [`Lender`]'s group; one that unwinds stops decoding, so
-/// that no other lane waits for it.
-struct Lane<'a>(&'a Lender);
-
-impl Drop for Lane<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            drop(self.0.stop());
-        }
-    }
-}
-
-impl Lane<'_> {
-    /// The lane has no chunk left: lend its thread until no lane decodes
-    /// (if its lender lends).
-    fn leave(self) {
-        let lender = self.0;
-        std::mem::forget(self);
-        match lender.lends {
-            true => lender.lend(),
-            false => drop(lender.stop()),
-        }
-    }
-}
-
-impl Lender {
-    fn lend(&self) {
-        let mut s = self.stop();
-        if s.running == 0 {
-            return;
-        }
-        loop {
-            drop(s);
-            while let Some(rayon::Yield::Executed) = rayon::yield_now() {}
-            s = self.lock();
-            if s.running == 0 {
-                return;
-            }
-            s.free += 1;
-            // a wait that times out with the loan unused takes it back
-            // to look for pool work again
-            let (t, _) = self
-                .wake
-                .wait_timeout_while(s, std::time::Duration::from_millis(20), |s| s.running > 0)
-                .unwrap_or_else(|e| e.into_inner());
-            s = t;
-            while s.running > 0 && s.free == 0 {
-                // a helper runs in this thread's place
-                s = self.wake.wait(s).unwrap_or_else(|e| e.into_inner());
-            }
-            s.free -= 1;
-            if s.running == 0 {
-                return;
-            }
-        }
-    }
-}
-
 impl Helpers for Lender {
     fn take(&self) -> bool {
-        let mut s = self.lock();
-        let free = s.free > 0;
-        s.free -= free as usize;
-        free
+        Lender::take(self)
     }
 
     fn give(&self) {
-        self.lock().free += 1;
-        self.wake.notify_all();
+        Lender::give(self)
     }
 }
 

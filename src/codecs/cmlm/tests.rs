@@ -447,6 +447,7 @@ fn a_lane_lends_its_thread_until_the_group_ends() {
         rx.recv_timeout(Duration::from_secs(10))
             .expect("the dry lane ended with the group");
     });
+    assert_eq!(lender.free(), 0, "every loan was taken back");
     let lender = Lender::new(true, 0);
     std::thread::scope(|sc| {
         let doomed = lender.enter();
