@@ -428,15 +428,7 @@ impl LmCodec {
         raw_len: usize,
         chains: usize,
     ) -> Result<(), C::Error> {
-        self.pair_decode(
-            coder,
-            raw_len,
-            chains,
-            usize::MAX,
-            pair::SOLO_RUN,
-            self.chaos,
-            &pair::Always,
-        )
+        self.decode_lent(coder, raw_len, chains, &pair::Always)
     }
 
     /// [`LmCodec::decode_split`] with the helper's processor taken from
