@@ -28,10 +28,11 @@ use super::sync::{self, Condvar, Mutex, MutexGuard};
 /// The timed wait is never needed for progress: `loom-check/` models it as
 /// a wait without a timeout.
 ///
-/// On 2 threads of the development VM, the lane with urls.10K of a 9.9 MB
-/// tree (5.5 s alone) used to decode its last 3.6 s with the other thread
-/// idle; lent that thread, urls.10K took 4.6-4.8 s and the tree extracted
-/// in 21.4-21.8 s against 23.1-24.3 s (one thread: 39.4-43.1 s).
+/// On 2 threads of the development VM, without lending, the lane with
+/// urls.10K of a 9.9 MB tree (5.5 s alone) decoded its last 3.6 s with the
+/// other thread idle; lent that thread, urls.10K took 4.6-4.8 s and the
+/// tree extracted in 21.4-21.8 s against 23.1-24.3 s (one thread:
+/// 39.4-43.1 s).
 pub(crate) struct Lender {
     state: Mutex<Loans>,
     wake: Condvar,
