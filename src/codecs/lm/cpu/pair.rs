@@ -122,6 +122,15 @@ pub(crate) trait Helpers: Sync {
     fn give(&self);
 }
 
+/// Gives back the processor taken from a [`Helpers`] when dropped.
+struct GiveBack<'a>(&'a dyn Helpers);
+
+impl Drop for GiveBack<'_> {
+    fn drop(&mut self) {
+        self.0.give();
+    }
+}
+
 /// A second processor whenever asked: the chunk has two to itself.
 pub(crate) struct Always;
 
@@ -184,9 +193,9 @@ pub(crate) fn decode<C: ChainCoder>(
     while j < raw_len {
         let mut ahead = None;
         if helpers.take() {
-            let r = c.paired(pw, j, &mut last, &mut state, alone_from);
-            helpers.give();
-            (j, ahead) = r?;
+            // given back however the run ends, unwinding included
+            let _back = GiveBack(helpers);
+            (j, ahead) = c.paired(pw, j, &mut last, &mut state, alone_from)?;
         }
         if j < raw_len {
             let end = raw_len.min(j.saturating_add(solo_run.max(1)));
