@@ -419,7 +419,7 @@ fn encode_cm_in_pieces(data: &[u8], preset: crate::codecs::cm::Preset, max: usiz
 
 /// `pieces` if their frames are smaller in all than `whole`, else `whole`
 /// alone (ties go to `whole`; one piece is compared as [`smaller`] does).
-fn cm_or_whole(mut pieces: Vec<Frame>, whole: Frame) -> Vec<Frame> {
+fn pieces_or_whole(mut pieces: Vec<Frame>, whole: Frame) -> Vec<Frame> {
     if pieces.len() == 1 {
         return vec![smaller(pieces.pop().expect("one piece"), whole)];
     }
@@ -676,7 +676,7 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
                         // been)
                         Some(match bpb(&whole) >= INCOMPRESSIBLE_BPB {
                             true => vec![whole],
-                            false => cm_or_whole(cm, whole),
+                            false => pieces_or_whole(cm, whole),
                         })
                     }
                     Plan::Lm(..) | Plan::Done(_) => None,
@@ -691,7 +691,7 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
         .zip(trials)
         .map(|((s, plan), trial)| match plan {
             Plan::Done(frames) => frames,
-            Plan::Cm(whole) => cm_or_whole(trial.expect("coded beside the model"), whole),
+            Plan::Cm(whole) => pieces_or_whole(trial.expect("coded beside the model"), whole),
             Plan::CmBesideZstd(_) => trial.expect("coded beside the model"),
             Plan::Lm(whole, zstd_pieces, _) => {
                 let mut frames = Vec::new();
@@ -701,16 +701,11 @@ pub(crate) fn code_segments(segments: Vec<Segment>, c: &Coding) -> Vec<Vec<Frame
                     let cm = Frame::new(CodecId::ContextMixing, piece, payload);
                     frames.push(smaller(cm, zstd_piece));
                 }
-                let total: usize = frames.iter().map(Frame::encoded_len).sum();
                 let single = match trial.and_then(|mut t| t.pop()) {
                     Some(cm) => smaller(cm, whole),
                     None => whole,
                 };
-                if total < single.encoded_len() {
-                    frames
-                } else {
-                    vec![single]
-                }
+                pieces_or_whole(frames, single)
             }
         })
         .collect()
@@ -831,15 +826,15 @@ mod tests {
         // the pieces win against a larger whole frame, lose against a smaller one
         let total: usize = pieces.iter().map(Frame::encoded_len).sum();
         let stored = Frame::new(CodecId::Stored, &data, data.clone());
-        assert_eq!(cm_or_whole(pieces.clone(), stored.clone()), pieces);
+        assert_eq!(pieces_or_whole(pieces.clone(), stored.clone()), pieces);
         let zstd = codecs::encode_zstd(&data, 19);
         let tiny = Frame::new(CodecId::Zstd, &data, vec![0; total / 2]);
-        assert_eq!(cm_or_whole(pieces.clone(), tiny.clone()), vec![tiny]);
+        assert_eq!(pieces_or_whole(pieces.clone(), tiny.clone()), vec![tiny]);
         // one piece: the smaller payload, as before pieces
         let one = encode_cm_in_pieces(&data, preset, usize::MAX);
         assert_eq!(one.len(), 1);
         assert_eq!(
-            cm_or_whole(one.clone(), zstd.clone()),
+            pieces_or_whole(one.clone(), zstd.clone()),
             vec![smaller(one[0].clone(), zstd)]
         );
         assert_eq!(

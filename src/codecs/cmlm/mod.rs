@@ -15,7 +15,7 @@
 
 use crate::codecs::cm::{self, CmError, Predictor, Preset};
 use crate::codecs::lm::scheduler::{Advance, ChainJob};
-use crate::codecs::lm::{ChainCoder, Helpers, LmCodec, LmError, StepBackend};
+use crate::codecs::lm::{Always, ChainCoder, Helpers, LmCodec, LmError, StepBackend};
 use crate::format::LM_RESET;
 use lend::Lender;
 
@@ -229,19 +229,12 @@ fn decode_paired(
         // the split is the CPU's; a GPU steps the chunk's chains itself
         return decode_alone(&codec.scheduler().backend, payload, raw_len, preset);
     }
-    let (mut dec, mut pred, chains) = start(payload, raw_len, preset);
-    let mut coder = MixingDecoder {
-        dec: &mut dec,
-        pred: &mut pred,
-    };
-    codec.decode_split(&mut coder, raw_len, chains)?;
-    cm::finish(&dec)?;
-    Ok(pred.take_history())
+    decode_lent(codec, payload, raw_len, preset, &Always)
 }
 
-/// Decodes a context-mixing `payload` as [`decode_paired`] does, with the
-/// helper's processor lent by `helpers` whenever one is free (see
-/// [`Lender`]), and this thread alone otherwise.
+/// Decodes a context-mixing `payload` as [`decode_paired`] does on the
+/// CPU, with the helper's processor lent by `helpers` whenever one is free
+/// (see [`Lender`]), and this thread alone otherwise.
 fn decode_lent(
     codec: &LmCodec,
     payload: &[u8],

@@ -40,7 +40,7 @@ pub(crate) mod scheduler;
 
 pub use backend::StepBackend;
 pub(crate) use cpu::kernels;
-pub(crate) use cpu::pair::{ChainCoder, Helpers};
+pub(crate) use cpu::pair::{Always, ChainCoder, Helpers};
 pub use cpu::{CpuBackend, CpuChains, CpuPart};
 use cpu::{handoff, pair};
 pub use cuda::{CudaBackend, CudaError};
@@ -395,7 +395,7 @@ impl LmCodec {
     }
 
     /// Whether the model runs on the CPU (where a lone chunk's decoding can
-    /// be split over two threads, [`LmCodec::decode_split`]).
+    /// be split over two threads, [`LmCodec::decode_lent`]).
     pub(crate) fn on_cpu(&self) -> bool {
         self.sched.backend.cpu().is_some()
     }
@@ -421,20 +421,10 @@ impl LmCodec {
     /// Decodes one chain, or two interleaved (`chains`), of `raw_len` bytes
     /// in coding order, byte by byte with `coder`, on two threads (this one
     /// and a helper running the model's layers), or on this one alone
-    /// where the two keep stalling (`pair` says how).
-    pub(crate) fn decode_split<C: ChainCoder>(
-        &self,
-        coder: &mut C,
-        raw_len: usize,
-        chains: usize,
-    ) -> Result<(), C::Error> {
-        self.decode_lent(coder, raw_len, chains, &pair::Always)
-    }
-
-    /// [`LmCodec::decode_split`] with the helper's processor taken from
-    /// `helpers` for each paired run: where none is free, the chunk goes on
-    /// alone (both chains in one step) and asks again after
-    /// [`pair::SOLO_RUN`] bytes.
+    /// where the two keep stalling (`pair` says how). The helper's
+    /// processor is taken from `helpers` for each paired run: where none
+    /// is free, the chunk goes on alone (both chains in one step) and asks
+    /// again after [`pair::SOLO_RUN`] bytes.
     pub(crate) fn decode_lent<C: ChainCoder>(
         &self,
         coder: &mut C,
@@ -453,7 +443,7 @@ impl LmCodec {
         )
     }
 
-    /// The two-thread decoding of [`LmCodec::decode_split`], with its
+    /// The two-thread decoding of [`LmCodec::decode_lent`], with its
     /// knobs.
     #[allow(clippy::too_many_arguments)]
     fn pair_decode<C: ChainCoder>(
@@ -484,7 +474,7 @@ impl LmCodec {
         )
     }
 
-    /// [`LmCodec::decode_split`] with the coder going alone from byte
+    /// [`LmCodec::decode_lent`] with the coder going alone from byte
     /// `alone_from` on for `solo_run` bytes at a time, and the exchange
     /// delayed (`chaos`: a seed) and the helper panicking at a point of
     /// it, as a loaded machine or a fault would have it.
