@@ -9,6 +9,11 @@
 //!    batch sizes (the chains finish at different steps, so lanes are reset
 //!    and compacted as in the scheduler), and compares every frequency
 //!    table of every step.
+//!    Then runs every chain of `TEXT` through the known-sequence kernels
+//!    (every step on the device, as the encoder uses them) with each tile
+//!    size, and compares every frequency table and every byte's 8 bit
+//!    probabilities with the CPU's; and times them on `TEXT` cut into
+//!    16 KiB stretches, as the encoder cuts it.
 //! 2. With `--lza`, creates archives of `TEXT` with `--device cuda` and
 //!    `--device cpu -T N` (methods `lm` and `default`), compares their
 //!    bytes, extracts each with the other device, and prints the speeds.
@@ -32,8 +37,21 @@ fn table_hash(f: &[u32; 256]) -> u64 {
 
 /// Steps `pieces` (each from the zero state) with up to `batch` in flight
 /// and returns each one's table hashes, step by step. Lanes are refilled
-/// and compacted as the library's scheduler does.
-fn run_chains<B: StepBackend>(b: &B, pieces: &[&[u8]], batch: usize) -> Vec<Vec<u64>> {
+/// and compacted as the library's scheduler does. With `bits`, also each
+/// byte's 8 bit probabilities given its table.
+/// Each chain's table hashes and each byte's bit probabilities.
+type Reference = (Vec<Vec<u64>>, Vec<Vec<[u16; 8]>>);
+
+fn run_chains<B: StepBackend>(
+    b: &B,
+    pieces: &[&[u8]],
+    batch: usize,
+    bits: Option<&mut Vec<Vec<[u16; 8]>>>,
+) -> Vec<Vec<u64>> {
+    let mut bits = bits;
+    if let Some(v) = bits.as_deref_mut() {
+        *v = pieces.iter().map(|p| Vec::with_capacity(p.len())).collect();
+    }
     let cap = batch.min(pieces.len()).max(1);
     let mut chains = b.new_chains(cap);
     let mut scratch = b.new_scratch(cap);
@@ -57,6 +75,9 @@ fn run_chains<B: StepBackend>(b: &B, pieces: &[&[u8]], batch: usize) -> Vec<Vec<
                 for (lane, f) in lanes[start..start + k].iter_mut().zip(f) {
                     let (p, pos, input) = lane;
                     out[*p].push(table_hash(f));
+                    if let Some(v) = bits.as_deref_mut() {
+                        v[*p].push(lza::codecs::cm::lm_byte_bits(f, pieces[*p][*pos]));
+                    }
                     *input = pieces[*p][*pos] as u16;
                     *pos += 1;
                 }
@@ -164,26 +185,42 @@ fn main() {
         .build()
         .expect("thread pool");
     let groups: Vec<&[&[u8]]> = pieces.chunks(16).collect();
-    let reference: Vec<Vec<u64>> = pool.install(|| {
+    let (reference, ref_bits): Reference = pool.install(|| {
         use rayon::prelude::*;
-        groups
+        let per: Vec<Reference> = groups
             .par_iter()
-            .map(|g| run_chains(&cpu, g, 16))
-            .collect::<Vec<_>>()
-            .into_iter()
-            .flatten()
-            .collect()
+            .map(|g| {
+                let mut bits = Vec::new();
+                (run_chains(&cpu, g, 16, Some(&mut bits)), bits)
+            })
+            .collect();
+        let (mut r, mut b) = (Vec::new(), Vec::new());
+        for (x, y) in per {
+            r.extend(x);
+            b.extend(y);
+        }
+        (r, b)
     });
     println!("CPU: {steps} tables in {:.2} s", t.elapsed().as_secs_f64());
-    for batch in [1, 5, 64, 256, 1024, pieces.len()] {
-        // batch 1 and 5 on a prefix only (one launch per symbol)
+    // the step-by-step kernel on the first 1 MB (one launch per step)
+    let prefix = pieces
+        .iter()
+        .scan(0usize, |sum, p| {
+            *sum += p.len();
+            Some(*sum)
+        })
+        .take_while(|&s| s <= 1 << 20)
+        .count()
+        .max(1);
+    for batch in [1, 5, 64, 256, 1024, prefix] {
+        // batch 1 and 5 on a shorter prefix still
         let n = match batch {
-            1 => 4.min(pieces.len()),
-            5 => 40.min(pieces.len()),
-            _ => pieces.len(),
+            1 => 2.min(pieces.len()),
+            5 => 10.min(pieces.len()),
+            _ => prefix,
         };
         let t = Instant::now();
-        let got = run_chains(&gpu, &pieces[..n], batch);
+        let got = run_chains(&gpu, &pieces[..n], batch, None);
         let secs = t.elapsed().as_secs_f64();
         let tables: usize = pieces[..n].iter().map(|p| p.len()).sum();
         let mut bad = 0usize;
@@ -208,6 +245,76 @@ fn main() {
             tables as f64 / secs
         );
         failed |= bad > 0;
+    }
+
+    // 1b. the known-sequence kernels: every table of every chain (in
+    // launches of at most 512 KB, whose tables take 1 KB a byte), with the
+    // tile the backend chooses; every byte's bits with each tile
+    let mut bad = (0usize, 0usize);
+    let mut first = None;
+    let t = Instant::now();
+    let mut at = 0;
+    while at < pieces.len() {
+        let mut end = at;
+        let mut bytes = 0;
+        while end < pieces.len() && (end == at || bytes + pieces[end].len() <= 512 << 10) {
+            bytes += pieces[end].len();
+            end += 1;
+        }
+        let (bits, tables) = gpu.known(&pieces[at..end], None, true);
+        let mut tables = tables.chunks_exact(256);
+        for i in at..end {
+            for pos in 0..pieces[i].len() {
+                let f: &[u32; 256] = tables.next().expect("a table a byte").try_into().unwrap();
+                if table_hash(f) != reference[i][pos] {
+                    bad.0 += 1;
+                    first.get_or_insert((i, pos));
+                }
+                if bits[i - at][pos] != ref_bits[i][pos] {
+                    bad.1 += 1;
+                    first.get_or_insert((i, pos));
+                }
+            }
+        }
+        at = end;
+    }
+    println!(
+        "GPU known sequences: {steps} tables, {} differ; {steps} bytes' bits, {} differ{} ({:.2} s)",
+        bad.0,
+        bad.1,
+        first.map_or(String::new(), |(i, p)| format!(
+            " (first: chain {i}, step {p})"
+        )),
+        t.elapsed().as_secs_f64()
+    );
+    failed |= bad != (0, 0);
+    let stretches: Vec<&[u8]> = text.chunks(16 << 10).collect();
+    for tile in [None, Some(1), Some(2), Some(4), Some(8), Some(16)] {
+        let t = Instant::now();
+        let bits = std::panic::catch_unwind(|| gpu.known(&pieces, tile, false).0);
+        let Ok(bits) = bits else {
+            println!("tile {tile:?}: not available");
+            continue;
+        };
+        let secs = t.elapsed().as_secs_f64();
+        let bad = bits
+            .iter()
+            .zip(&ref_bits)
+            .map(|(g, r)| {
+                g.iter().zip(r).filter(|(a, b)| a != b).count() + g.len().abs_diff(r.len())
+            })
+            .sum::<usize>();
+        failed |= bad > 0;
+        let t = Instant::now();
+        let _ = gpu.known(&stretches, tile, false);
+        let secs16 = t.elapsed().as_secs_f64();
+        println!(
+            "tile {tile:?}: bits of {} chains {bad} differ ({}); {} stretches of 16 KiB: {}",
+            pieces.len(),
+            mbs(steps, secs),
+            stretches.len(),
+            mbs(text.len(), secs16)
+        );
     }
 
     // 2. archives

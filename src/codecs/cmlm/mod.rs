@@ -305,8 +305,10 @@ fn decode_alone<B: StepBackend>(
 /// [`cm::MAX_CM_LM_CHUNK`] bytes.
 ///
 /// The encoder knows every byte, so the model runs first, batched over
-/// the chunks' [`LM_RESET`]-byte stretches, and leaves 8 bit probabilities
-/// per byte; the chunks are then coded side by side on the threads. The
+/// the chunks' [`LM_RESET`]-byte stretches (on a GPU, all of them in one
+/// launch, [`crate::codecs::lm::CudaBackend::known_bits`]), and leaves 8
+/// bit probabilities per byte; the chunks are then coded side by side on
+/// the threads. The
 /// payloads are those a byte-by-byte run would give ([`decode_chunks`] is
 /// that run).
 pub fn encode_chunks(codec: &LmCodec, chunks: &[&[u8]], preset: Preset) -> Vec<Vec<u8>> {
@@ -314,11 +316,13 @@ pub fn encode_chunks(codec: &LmCodec, chunks: &[&[u8]], preset: Preset) -> Vec<V
     let sched = codec.scheduler();
     let two = preset.two_streams;
     // a lone chunk of 16 stretches or more (on html, 102 KB, the model
-    // in batches of 2 stretches was slower than the overlap gained)
+    // in batches of 2 stretches was slower than the overlap gained); a GPU
+    // runs all the stretches at once instead
     let active = codec.enter();
     if let ([data], Some(_)) = (chunks, codec.pool())
         && data.len() >= 16 * LM_RESET
         && active.alone()
+        && codec.on_cpu()
     {
         return vec![encode_pipelined(codec, data, preset)];
     }
@@ -327,18 +331,26 @@ pub fn encode_chunks(codec: &LmCodec, chunks: &[&[u8]], preset: Preset) -> Vec<V
         .flat_map(|&c| streams(c, two))
         .flat_map(|s| s.chunks(LM_RESET))
         .collect();
-    let jobs = stretches.iter().map(|&data| CmJob::Probs {
-        data,
-        pos: 0,
-        out: Vec::with_capacity(data.len()),
-    });
-    let mut probs = sched
-        .run(jobs, stretches.len(), codec.batch())
-        .into_iter()
-        .map(|d| match d {
-            CmDone::Probs(p) => p,
-            _ => unreachable!(),
-        });
+    let mut probs = match sched.backend.cuda() {
+        // every step of every stretch on the device, in one launch
+        Some(gpu) => gpu.known_bits(&stretches),
+        None => {
+            let jobs = stretches.iter().map(|&data| CmJob::Probs {
+                data,
+                pos: 0,
+                out: Vec::with_capacity(data.len()),
+            });
+            sched
+                .run(jobs, stretches.len(), codec.batch())
+                .into_iter()
+                .map(|d| match d {
+                    CmDone::Probs(p) => p,
+                    _ => unreachable!(),
+                })
+                .collect()
+        }
+    }
+    .into_iter();
     // each chunk's streams' bit probabilities, byte by byte
     let per_chunk: Vec<[Vec<[u16; 8]>; 2]> = chunks
         .iter()

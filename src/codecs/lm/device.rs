@@ -104,6 +104,14 @@ impl Backend {
         }
     }
 
+    /// The GPU backend, if that is where the model runs.
+    pub fn cuda(&self) -> Option<&CudaBackend> {
+        match self {
+            Backend::Cpu(_) => None,
+            Backend::Cuda(b) => Some(b),
+        }
+    }
+
     /// Where the model runs, in words (`cpu (avx2)`, or the GPU's name).
     pub fn describe(&self) -> String {
         match self {

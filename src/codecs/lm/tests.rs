@@ -382,8 +382,8 @@ fn device_choice_keeps_the_payloads() {
 /// On a GPU: the same payloads, code lengths and decodings as the CPU for
 /// models of several shapes, batch sizes and thread counts (lanes finish
 /// at different steps, so chains are reset and compacted on the device).
-/// Chunks are short: one GPU step of a small batch takes about 0.2 ms on
-/// an H100, so the longest chunk sets the time.
+/// Chunks are short: one GPU step of a small batch takes about 50 us on
+/// an H100 (a launch and two copies), so the longest chunk sets the time.
 #[test]
 fn gpu_codes_as_the_cpu() {
     let mut models = vec![test_model()];
@@ -430,5 +430,57 @@ fn gpu_codes_as_the_cpu() {
                 assert_eq!(gpu.cross_entropy_bits(text).to_bits(), bits.to_bits());
             }
         }
+    }
+}
+
+/// On a GPU: the known-sequence kernels (every step on the device) give
+/// every frequency table and every byte's 8 bit probabilities as the
+/// CPU's steps do, for models of several shapes, with every tile size, and
+/// for sequences of many lengths, empty ones among them.
+#[test]
+fn gpu_known_sequences_as_the_cpu() {
+    if gpu_codec(test_model(), 1, 1).is_none() {
+        return;
+    }
+    let mut models = vec![test_model()];
+    for (d, l, seed) in [(32, 1, 5), (64, 3, 77), (96, 2, 8)] {
+        models.push(Arc::new(
+            Model::from_bytes(&model::synthetic_model_bytes(d, l, seed)).unwrap(),
+        ));
+    }
+    let mut seqs: Vec<Vec<u8>> = sample_chunks();
+    for (i, n) in [0, 1, 2, 17, 300, 0, 45, 700, 33, 1200]
+        .into_iter()
+        .enumerate()
+    {
+        seqs.push(lcg_bytes(n, 100 + i as u64));
+    }
+    let refs: Vec<&[u8]> = seqs.iter().map(|s| s.as_slice()).collect();
+    for model in models {
+        let cpu = CpuBackend::new(model.clone(), KernelPath::best_available());
+        let mut chains = cpu.new_chains(1);
+        let mut scratch = cpu.new_scratch(1);
+        let (mut want_tables, mut want_bits) = (Vec::new(), Vec::new());
+        for s in &refs {
+            cpu.reset_chain(&mut chains, 0);
+            let mut input = 256u16;
+            for &x in s.iter() {
+                let mut part = cpu.part(&mut chains, 1);
+                let f = cpu.step(&mut part, 0, &[input], &mut scratch)[0];
+                want_tables.extend_from_slice(&f);
+                want_bits.push(crate::codecs::cm::lm_byte_bits(&f, x));
+                input = x as u16;
+            }
+        }
+        let gpu = CudaBackend::new(model.clone()).unwrap();
+        let tiles = gpu.known_tiles();
+        assert!(tiles.contains(&1), "{tiles:?}");
+        for tile in tiles {
+            let (bits, tables) = gpu.known(&refs, Some(tile), true);
+            assert_eq!(tables, want_tables, "d={} tile {tile}", model.dim());
+            let bits: Vec<[u16; 8]> = bits.concat();
+            assert_eq!(bits, want_bits, "d={} tile {tile}", model.dim());
+        }
+        assert_eq!(gpu.known_bits(&refs).concat(), want_bits);
     }
 }

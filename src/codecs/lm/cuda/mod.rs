@@ -17,6 +17,12 @@
 //! slot index into the state buffers, moving a chain moves the index, and a
 //! reset is a flag sent with the chain's next input (the kernel then starts
 //! from the zero state).
+//!
+//! Sequences known in advance (an encoder's) take another way,
+//! [`CudaBackend::known_bits`]: one launch runs every step of every chain on
+//! the device (`lza_known_T`, a block per `T` chains, their state in shared
+//! memory) and leaves each byte's 8 bit probabilities, 16 bytes a byte, so
+//! neither a launch nor a copy waits for the host between steps.
 
 use super::backend::StepBackend;
 use super::model::Model;
@@ -35,6 +41,11 @@ const MAX_DIM: usize = 1024;
 const MAX_LAYERS: usize = 8;
 /// A chain's pending reset, in its slot word.
 const RESET: u32 = 1 << 31;
+/// Chains per block of the known-sequence kernels (`lza_known_T`).
+const TILES: [usize; 5] = [16, 8, 4, 2, 1];
+/// Most bytes one launch of a known-sequence kernel takes (offsets are
+/// `u32`, and its bit probabilities take 16 bytes a byte on the device).
+const MAX_KNOWN_BYTES: usize = 64 << 20;
 
 /// Why no GPU backend could be made.
 #[derive(Debug, thiserror::Error)]
@@ -74,7 +85,19 @@ pub struct CudaBackend {
     /// The stream of the weights' upload and of the chains' allocation.
     stream: Arc<CudaStream>,
     step: CudaFunction,
+    /// The known-sequence kernels that fit the device's shared memory:
+    /// (chains per block, kernel, shared bytes per block).
+    known: Vec<(usize, CudaFunction, u32)>,
+    /// The device's multiprocessors.
+    sms: usize,
     weights: Weights,
+}
+
+/// Shared memory of a block of `t` chains of the known-sequence kernel
+/// (the layout in `step.cu`, before `known_body`).
+fn known_smem(t: usize, d: usize, layers: usize) -> usize {
+    let ld = layers * d;
+    2 * t * ld + 4 * t * ld + 2 * 4 * t * 3 * d + 4 * t * 256 + 4 * t * 256 + 4 * t * 260 + 16 * t
 }
 
 impl std::fmt::Debug for CudaBackend {
@@ -160,6 +183,28 @@ impl CudaBackend {
             .map_err(|e| CudaError::Failed(format!("compiling the kernel: {e}")))?;
         let module = ctx.load_module(ptx).map_err(failed("loading the kernel"))?;
         let step = module.load_function("lza_step").map_err(failed("kernel"))?;
+        use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
+        let attr = |a| ctx.attribute(a).map_err(failed("device attribute"));
+        let sms =
+            attr(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MULTIPROCESSOR_COUNT)?.max(1) as usize;
+        let optin = attr(CUdevice_attribute::CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK_OPTIN)?
+            as usize;
+        let mut known = Vec::new();
+        for t in TILES {
+            let bytes = known_smem(t, d, layers);
+            if bytes > optin {
+                continue;
+            }
+            let f = module
+                .load_function(&format!("lza_known_{t}"))
+                .map_err(failed("kernel"))?;
+            f.set_attribute(
+                CUfunction_attribute::CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES,
+                bytes as i32,
+            )
+            .map_err(failed("kernel attribute"))?;
+            known.push((t, f, bytes as u32));
+        }
         let stream = ctx.new_stream().map_err(failed("stream"))?;
         let weights = upload(&stream, &model)?;
         stream.synchronize().map_err(failed("uploading weights"))?;
@@ -169,8 +214,177 @@ impl CudaBackend {
             ctx,
             stream,
             step,
+            known,
+            sms,
             weights,
         })
+    }
+
+    /// The model's probabilities of the 8 bits of every byte of `seqs`
+    /// (format-spec 8.4, "The model's bits"), each sequence a chain from
+    /// the zero state with the start symbol as its first input: what
+    /// [`crate::codecs::cm::lm_byte_bits`] gives of the frequency tables
+    /// of stepping each chain through its own bytes. All steps run on the
+    /// device in one launch per [`MAX_KNOWN_BYTES`].
+    pub fn known_bits(&self, seqs: &[&[u8]]) -> Vec<Vec<[u16; 8]>> {
+        self.known(seqs, None, false).0
+    }
+
+    /// The chains per block of the known-sequence kernels this device
+    /// runs (those whose shared memory fits it), largest first.
+    pub fn known_tiles(&self) -> Vec<usize> {
+        self.known.iter().map(|k| k.0).collect()
+    }
+
+    /// [`CudaBackend::known_bits`] with `tile` chains per block (one of 1,
+    /// 2, 4, 8, 16 that the device's shared memory holds; `None` chooses),
+    /// and with `tables` also every step's frequency table, 256 a byte, in
+    /// the order of the sequences' bytes: for the check against the CPU.
+    pub fn known(
+        &self,
+        seqs: &[&[u8]],
+        tile: Option<usize>,
+        tables: bool,
+    ) -> (Vec<Vec<[u16; 8]>>, Vec<u32>) {
+        let per = if tables { 16 + 1024 } else { 16 };
+        let cap = MAX_KNOWN_BYTES * 16 / per;
+        let mut bits = Vec::with_capacity(seqs.len());
+        let mut freqs = Vec::new();
+        let mut start = 0;
+        while start < seqs.len() {
+            // the sequences of one launch: at least one, at most `cap` bytes
+            let mut end = start + 1;
+            let mut bytes = seqs[start].len();
+            while end < seqs.len() && bytes + seqs[end].len() <= cap {
+                bytes += seqs[end].len();
+                end += 1;
+            }
+            assert!(bytes <= u32::MAX as usize, "a sequence of 4 GiB or more");
+            let (b, f) = self.known_launch(&seqs[start..end], tile, tables);
+            bits.extend(b);
+            freqs.extend(f);
+            start = end;
+        }
+        (bits, freqs)
+    }
+
+    fn known_launch(
+        &self,
+        seqs: &[&[u8]],
+        tile: Option<usize>,
+        tables: bool,
+    ) -> (Vec<Vec<[u16; 8]>>, Vec<u32>) {
+        let total: usize = seqs.iter().map(|s| s.len()).sum();
+        if total == 0 {
+            return (seqs.iter().map(|_| Vec::new()).collect(), Vec::new());
+        }
+        // longest first, so that a block's chains end together
+        let mut offsets = Vec::with_capacity(seqs.len());
+        let mut at = 0u32;
+        for s in seqs {
+            offsets.push(at);
+            at += s.len() as u32;
+        }
+        let mut order: Vec<usize> = (0..seqs.len()).filter(|&i| !seqs[i].is_empty()).collect();
+        order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].len()));
+        let n = order.len();
+        let starts: Vec<u32> = order.iter().map(|&i| offsets[i]).collect();
+        let lens: Vec<u32> = order.iter().map(|&i| seqs[i].len() as u32).collect();
+        let (t, f, smem) = match tile {
+            Some(t) => self
+                .known
+                .iter()
+                .find(|k| k.0 == t)
+                .unwrap_or_else(|| panic!("no known-sequence kernel of {t} chains a block")),
+            // the most chains a block that still gives every
+            // multiprocessor two blocks: on an H100 (132 of them), 633
+            // chains of 16 KiB ran at 8.8, 11.9, 11.2, 8.1 and 4.9 MB/s
+            // with 1, 2, 4, 8 and 16 chains a block, and 1211 chains of 1
+            // B to 16 KiB at 12.1, 12.9, 12.0, 8.3 and 5.0 MB/s
+            // (`examples/gpu_check`)
+            None => self
+                .known
+                .iter()
+                .find(|k| n.div_ceil(k.0) >= 2 * self.sms)
+                .unwrap_or_else(|| self.known.last().expect("the kernel of one chain a block")),
+        };
+        let stream = self
+            .ctx
+            .new_stream()
+            .unwrap_or_else(|e| device_fault("stream creation", e));
+        let data: Vec<u8> = seqs.concat();
+        let up = |e| -> ! { device_fault("upload", e) };
+        let d_data = stream.clone_htod(&data).unwrap_or_else(|e| up(e));
+        let d_starts = stream.clone_htod(&starts).unwrap_or_else(|e| up(e));
+        let d_lens = stream.clone_htod(&lens).unwrap_or_else(|e| up(e));
+        let alloc = |e| -> ! { device_fault("allocation", e) };
+        let d_probs = stream
+            .alloc_zeros::<u16>(total * 8)
+            .unwrap_or_else(|e| alloc(e));
+        let d_tables = stream
+            .alloc_zeros::<u32>(if tables { total * 256 } else { 1 })
+            .unwrap_or_else(|e| alloc(e));
+        let (d, layers) = (self.model.dim() as i32, self.model.layers() as i32);
+        let (n32, want) = (n as i32, tables as i32);
+        let w = &self.weights;
+        let cfg = LaunchConfig {
+            grid_dim: (n.div_ceil(*t) as u32, 1, 1),
+            block_dim: (THREADS, 1, 1),
+            shared_mem_bytes: *smem,
+        };
+        let mut launch = stream.launch_builder(f);
+        launch
+            .arg(&d)
+            .arg(&layers)
+            .arg(&n32)
+            .arg(&d_data)
+            .arg(&d_starts)
+            .arg(&d_lens)
+            .arg(&w.embed)
+            .arg(&w.w_hh)
+            .arg(&w.m_hh)
+            .arg(&w.b_hh)
+            .arg(&w.w_ih)
+            .arg(&w.m_ih)
+            .arg(&w.b_ih)
+            .arg(&w.w_head)
+            .arg(&w.m_head)
+            .arg(&w.b_head)
+            .arg(&d_probs)
+            .arg(&d_tables)
+            .arg(&want);
+        // SAFETY: the arguments match `lza_known_T`'s signature in order
+        // and type; the `n` chains' starts and lengths lie inside `data`
+        // (offsets of the concatenation, its length below 2^32), `probs`
+        // holds 8 values a byte and `tables` 256 a byte when `want` is set;
+        // the dynamic shared memory is the kernel's `known_smem`, within the
+        // limit set on the function.
+        #[allow(unsafe_code)]
+        unsafe { launch.launch(cfg) }.unwrap_or_else(|e| device_fault("launch", e));
+        let probs: Vec<u16> = stream
+            .clone_dtoh(&d_probs)
+            .unwrap_or_else(|e| device_fault("download", e));
+        let freqs: Vec<u32> = match tables {
+            true => stream
+                .clone_dtoh(&d_tables)
+                .unwrap_or_else(|e| device_fault("download", e)),
+            false => Vec::new(),
+        };
+        stream
+            .synchronize()
+            .unwrap_or_else(|e| device_fault("known sequences", e));
+        let bits = seqs
+            .iter()
+            .zip(&offsets)
+            .map(|(s, &o)| {
+                let o = o as usize * 8;
+                probs[o..o + s.len() * 8]
+                    .chunks_exact(8)
+                    .map(|c| c.try_into().expect("8 values"))
+                    .collect()
+            })
+            .collect();
+        (bits, freqs)
     }
 
     /// The model.
