@@ -30,6 +30,11 @@
 //! - **Fresh chains.** A chain starts, and restarts after
 //!   [`StepBackend::reset_chain`], at the zero state; its first input is the
 //!   start symbol 256.
+//!
+//! An encoder knows every symbol in advance, so where a backend can run
+//! whole sequences without the host between steps it may offer that as
+//! well: the GPU's [`super::CudaBackend::known_bits`] returns the bit
+//! probabilities that stepping each sequence gives, with the same bits.
 
 /// The model as a pure probability source over batches of chains (see the
 /// module docs for the contract every implementation keeps).

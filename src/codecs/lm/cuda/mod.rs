@@ -77,6 +77,25 @@ struct Weights {
     b_head: CudaSlice<f32>,
 }
 
+impl Weights {
+    /// The weights as the kernels take them, in their order: `embed`, then
+    /// `w`, `m`, `b` of the recurrent products, the input products and the
+    /// head.
+    fn args<'a>(&'a self, launch: &mut cudarc::driver::LaunchArgs<'a>) {
+        launch
+            .arg(&self.embed)
+            .arg(&self.w_hh)
+            .arg(&self.m_hh)
+            .arg(&self.b_hh)
+            .arg(&self.w_ih)
+            .arg(&self.m_ih)
+            .arg(&self.b_ih)
+            .arg(&self.w_head)
+            .arg(&self.m_head)
+            .arg(&self.b_head);
+    }
+}
+
 /// A model computed on GPU 0.
 pub struct CudaBackend {
     model: Arc<Model>,
@@ -339,20 +358,9 @@ impl CudaBackend {
             .arg(&n32)
             .arg(&d_data)
             .arg(&d_starts)
-            .arg(&d_lens)
-            .arg(&w.embed)
-            .arg(&w.w_hh)
-            .arg(&w.m_hh)
-            .arg(&w.b_hh)
-            .arg(&w.w_ih)
-            .arg(&w.m_ih)
-            .arg(&w.b_ih)
-            .arg(&w.w_head)
-            .arg(&w.m_head)
-            .arg(&w.b_head)
-            .arg(&d_probs)
-            .arg(&d_tables)
-            .arg(&want);
+            .arg(&d_lens);
+        w.args(&mut launch);
+        launch.arg(&d_probs).arg(&d_tables).arg(&want);
         // SAFETY: the arguments match `lza_known_T`'s signature in order
         // and type; the `n` chains' starts and lengths lie inside `data`
         // (offsets of the concatenation, its length below 2^32), `probs`
@@ -618,23 +626,9 @@ impl StepBackend for CudaBackend {
             shared_mem_bytes: 0,
         };
         let mut launch = st.launch_builder(&self.step);
-        launch
-            .arg(&d)
-            .arg(&layers)
-            .arg(&s.d_words)
-            .arg(&w.embed)
-            .arg(&w.w_hh)
-            .arg(&w.m_hh)
-            .arg(&w.b_hh)
-            .arg(&w.w_ih)
-            .arg(&w.m_ih)
-            .arg(&w.b_ih)
-            .arg(&w.w_head)
-            .arg(&w.m_head)
-            .arg(&w.b_head)
-            .arg(p.h)
-            .arg(p.q)
-            .arg(&s.d_freqs);
+        launch.arg(&d).arg(&layers).arg(&s.d_words);
+        w.args(&mut launch);
+        launch.arg(p.h).arg(p.q).arg(&s.d_freqs);
         // SAFETY: the arguments match the kernel's signature in order and
         // type; every slot word names a slot below the buffers' capacity
         // (`new_chains`), the buffers hold `L*d` values per slot, `d_words`

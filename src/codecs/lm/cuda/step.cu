@@ -147,6 +147,19 @@ __device__ __forceinline__ void tile_matvec(const i8 *__restrict__ w, int rows, 
     }
 }
 
+// The warp's largest value and the first index holding it, in every lane
+// (each lane brings its own best value and index).
+__device__ __forceinline__ void warp_argmax(float &mv, int &mi) {
+    for (int o = 16; o > 0; o >>= 1) {
+        float ov = __shfl_xor_sync(0xffffffffu, mv, o);
+        int oi = __shfl_xor_sync(0xffffffffu, mi, o);
+        if (ov > mv || (ov == mv && oi < mi)) {
+            mv = ov;
+            mi = oi;
+        }
+    }
+}
+
 // Row groups in flight per lane for T chains: R*T accumulators at most 32.
 #define ROWS_FOR(T) ((T) >= 16 ? 2 : (T) >= 8 ? 4 : 8)
 
@@ -218,14 +231,7 @@ lza_step(int d, int layers, const u32 *__restrict__ words,
     // the largest logit and the first index holding it
     float mv = logit;
     int mi = tid;
-    for (int o = 16; o > 0; o >>= 1) {
-        float ov = __shfl_xor_sync(0xffffffffu, mv, o);
-        int oi = __shfl_xor_sync(0xffffffffu, mi, o);
-        if (ov > mv || (ov == mv && oi < mi)) {
-            mv = ov;
-            mi = oi;
-        }
-    }
+    warp_argmax(mv, mi);
     if ((tid & 31) == 0) {
         warp_max[tid >> 5] = mv;
         warp_arg[tid >> 5] = mi;
@@ -387,14 +393,7 @@ __device__ __forceinline__ void known_body(
                     mv = v[t];
                     mi = lane + 32 * t;
                 }
-            for (int o = 16; o > 0; o >>= 1) {
-                float ov = __shfl_xor_sync(0xffffffffu, mv, o);
-                int oi = __shfl_xor_sync(0xffffffffu, mi, o);
-                if (ov > mv || (ov == mv && oi < mi)) {
-                    mv = ov;
-                    mi = oi;
-                }
-            }
+            warp_argmax(mv, mi);
 #pragma unroll
             for (int t = 0; t < 8; ++t) {
                 v[t] = lza_exp(__fsub_rn(v[t], mv));
