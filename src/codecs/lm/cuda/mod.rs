@@ -244,7 +244,7 @@ impl CudaBackend {
     /// the zero state with the start symbol as its first input: what
     /// [`crate::codecs::cm::lm_byte_bits`] gives of the frequency tables
     /// of stepping each chain through its own bytes. All steps run on the
-    /// device in one launch per [`MAX_KNOWN_BYTES`].
+    /// device, in one launch per 64 MiB of input.
     pub fn known_bits(&self, seqs: &[&[u8]]) -> Vec<Vec<[u16; 8]>> {
         self.known(seqs, None, false).0
     }
