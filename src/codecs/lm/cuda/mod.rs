@@ -112,6 +112,43 @@ pub struct CudaBackend {
     weights: Weights,
 }
 
+/// The sequences of each launch of a known-sequence kernel, given their
+/// lengths: consecutive runs of at most `cap` bytes, each of at least one
+/// sequence (a longer sequence goes alone), every sequence once, in order.
+fn launches(lens: &[usize], cap: usize) -> Vec<std::ops::Range<usize>> {
+    let mut runs = Vec::new();
+    let mut start = 0;
+    while start < lens.len() {
+        let mut end = start + 1;
+        let mut bytes = lens[start];
+        while end < lens.len() && bytes + lens[end] <= cap {
+            bytes += lens[end];
+            end += 1;
+        }
+        assert!(bytes <= u32::MAX as usize, "a sequence of 4 GiB or more");
+        runs.push(start..end);
+        start = end;
+    }
+    runs
+}
+
+/// Where each sequence of one launch starts in their concatenation, and
+/// the non-empty ones longest first (the kernel's chain order, so that a
+/// block's chains end together). The lengths add up to less than 2^32.
+fn layout(lens: &[usize]) -> (Vec<u32>, Vec<usize>) {
+    let offsets = lens
+        .iter()
+        .scan(0u32, |at, &len| {
+            let o = *at;
+            *at += len as u32;
+            Some(o)
+        })
+        .collect();
+    let mut order: Vec<usize> = (0..lens.len()).filter(|&i| lens[i] > 0).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(lens[i]));
+    (offsets, order)
+}
+
 /// Shared memory of a block of `t` chains of the known-sequence kernel
 /// (the layout in `step.cu`, before `known_body`).
 fn known_smem(t: usize, d: usize, layers: usize) -> usize {
@@ -269,20 +306,11 @@ impl CudaBackend {
         let cap = MAX_KNOWN_BYTES * 16 / per;
         let mut bits = Vec::with_capacity(seqs.len());
         let mut freqs = Vec::new();
-        let mut start = 0;
-        while start < seqs.len() {
-            // the sequences of one launch: at least one, at most `cap` bytes
-            let mut end = start + 1;
-            let mut bytes = seqs[start].len();
-            while end < seqs.len() && bytes + seqs[end].len() <= cap {
-                bytes += seqs[end].len();
-                end += 1;
-            }
-            assert!(bytes <= u32::MAX as usize, "a sequence of 4 GiB or more");
-            let (b, f) = self.known_launch(&seqs[start..end], tile, tables);
+        let sizes: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
+        for run in launches(&sizes, cap) {
+            let (b, f) = self.known_launch(&seqs[run], tile, tables);
             bits.extend(b);
             freqs.extend(f);
-            start = end;
         }
         (bits, freqs)
     }
@@ -297,15 +325,8 @@ impl CudaBackend {
         if total == 0 {
             return (seqs.iter().map(|_| Vec::new()).collect(), Vec::new());
         }
-        // longest first, so that a block's chains end together
-        let mut offsets = Vec::with_capacity(seqs.len());
-        let mut at = 0u32;
-        for s in seqs {
-            offsets.push(at);
-            at += s.len() as u32;
-        }
-        let mut order: Vec<usize> = (0..seqs.len()).filter(|&i| !seqs[i].is_empty()).collect();
-        order.sort_by_key(|&i| std::cmp::Reverse(seqs[i].len()));
+        let sizes: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
+        let (offsets, order) = layout(&sizes);
         let n = order.len();
         let starts: Vec<u32> = order.iter().map(|&i| offsets[i]).collect();
         let lens: Vec<u32> = order.iter().map(|&i| seqs[i].len() as u32).collect();
@@ -642,5 +663,40 @@ impl StepBackend for CudaBackend {
             f.copy_from_slice(src);
         }
         &s.freqs[..n]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{launches, layout};
+
+    #[test]
+    fn launches_cover_every_sequence_once_within_the_cap() {
+        assert!(launches(&[], 10).is_empty());
+        assert_eq!(launches(&[5, 0, 3], 4), vec![0..1, 1..3]);
+        assert_eq!(launches(&[3, 3, 3, 3], 6), vec![0..2, 2..4]);
+        assert_eq!(launches(&[0, 0], 1), vec![0..2]);
+        let lens: Vec<usize> = (0..200).map(|i| (i * 7919) % 50).collect();
+        for cap in [1, 49, 50, 100, 1000, 1 << 20] {
+            let runs = launches(&lens, cap);
+            let mut next = 0;
+            for r in &runs {
+                assert_eq!(r.start, next, "cap {cap}");
+                assert!(r.end > r.start, "cap {cap}");
+                let bytes: usize = lens[r.clone()].iter().sum();
+                assert!(bytes <= cap || r.len() == 1, "cap {cap}: {r:?} {bytes}");
+                next = r.end;
+            }
+            assert_eq!(next, lens.len(), "cap {cap}");
+        }
+    }
+
+    #[test]
+    fn layout_is_offsets_and_the_nonempty_longest_first() {
+        let (offsets, order) = layout(&[3, 0, 7, 3, 1]);
+        assert_eq!(offsets, vec![0, 3, 3, 10, 13]);
+        assert_eq!(order, vec![2, 0, 3, 4]);
+        let (offsets, order) = layout(&[]);
+        assert!(offsets.is_empty() && order.is_empty());
     }
 }
