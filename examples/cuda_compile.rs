@@ -7,35 +7,19 @@
 //! ```
 //!
 //! `ARCH` is a compute capability such as `90` (the default; `80` for an
-//! A100, `89` for an RTX 40xx). The library can come from a CUDA toolkit
-//! or from PyPI (`pip download nvidia-cuda-nvrtc-cu12`, unzip the wheel,
-//! and put its `nvidia/cuda_nvrtc/lib` in `LD_LIBRARY_PATH`). It prints the
-//! size of the PTX, or the compiler's log and exits with failure; with
-//! `PTX_OUT` it writes the PTX there (`.local` in it means a kernel
-//! spills an array to local memory).
+//! A100, `89` for an RTX 40xx), compiled with the options of
+//! `--device cuda` (`lza::codecs::lm::compile_cuda_kernels`). The library
+//! can come from a CUDA toolkit or from PyPI (`pip download
+//! nvidia-cuda-nvrtc-cu12`, unzip the wheel, and put its
+//! `nvidia/cuda_nvrtc/lib` in `LD_LIBRARY_PATH`). It prints the size of
+//! the PTX, or the compiler's log and exits with failure; with `PTX_OUT`
+//! it writes the PTX there (`.local` in it means a kernel spills an array
+//! to local memory).
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arch = args.first().map_or("90", |s| s.as_str());
-    let src = include_str!("../src/codecs/lm/cuda/step.cu");
-    // SAFETY: only tries to load the library and drops it.
-    #[allow(unsafe_code)]
-    if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-        eprintln!("no NVRTC library (libnvrtc.so) found: put its directory in LD_LIBRARY_PATH");
-        std::process::exit(2);
-    }
-    // the options of `CudaBackend::new`
-    let opts = cudarc::nvrtc::CompileOptions {
-        fmad: Some(false),
-        ftz: Some(false),
-        prec_div: Some(true),
-        prec_sqrt: Some(true),
-        use_fast_math: Some(false),
-        options: vec![format!("--gpu-architecture=compute_{arch}")],
-        name: Some("lza_step.cu".into()),
-        ..Default::default()
-    };
-    match cudarc::nvrtc::compile_ptx_with_opts(src, opts) {
+    match lza::codecs::lm::compile_cuda_kernels(arch) {
         Ok(ptx) => {
             let text = ptx.to_src();
             println!("compute_{arch}: {} bytes of PTX", text.len());
@@ -44,7 +28,7 @@ fn main() {
             }
         }
         Err(e) => {
-            eprintln!("compute_{arch}: {e:?}");
+            eprintln!("compute_{arch}: {e}");
             std::process::exit(1);
         }
     }

@@ -43,7 +43,7 @@ pub(crate) use cpu::kernels;
 pub(crate) use cpu::pair::{Always, ChainCoder, Helpers};
 pub use cpu::{CpuBackend, CpuChains, CpuPart};
 use cpu::{handoff, pair};
-pub use cuda::{CudaBackend, CudaError};
+pub use cuda::{CudaBackend, CudaError, compile as compile_cuda_kernels};
 pub use device::{Backend, Device};
 use scheduler::{Advance, ChainJob, Scheduler};
 

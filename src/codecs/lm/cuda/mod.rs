@@ -62,6 +62,30 @@ fn failed(what: &str) -> impl Fn(cudarc::driver::DriverError) -> CudaError + '_ 
     move |e| CudaError::Failed(format!("{what}: {e}"))
 }
 
+/// The kernels (`step.cu`) compiled by NVRTC for compute capability
+/// `arch` (`"90"` for 9.0): no fused multiply-add, no flush to zero, IEEE
+/// division and square root, no fast math. Needs the NVRTC library only,
+/// no GPU (`examples/cuda_compile` checks the source so).
+pub fn compile(arch: &str) -> Result<cudarc::nvrtc::Ptx, CudaError> {
+    if !nvrtc_present() {
+        return Err(CudaError::Unavailable(
+            "the CUDA run-time compiler library (libnvrtc) is not installed".into(),
+        ));
+    }
+    let opts = cudarc::nvrtc::CompileOptions {
+        fmad: Some(false),
+        ftz: Some(false),
+        prec_div: Some(true),
+        prec_sqrt: Some(true),
+        use_fast_math: Some(false),
+        options: vec![format!("--gpu-architecture=compute_{arch}")],
+        name: Some("lza_step.cu".into()),
+        ..Default::default()
+    };
+    cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
+        .map_err(|e| CudaError::Failed(format!("compiling the kernel: {e}")))
+}
+
 /// The model's weights on the device, row-major as in the model file.
 #[derive(Debug)]
 struct Weights {
@@ -225,18 +249,7 @@ impl CudaBackend {
             )));
         }
         let name = ctx.name().unwrap_or_else(|_| "GPU 0".into());
-        let opts = cudarc::nvrtc::CompileOptions {
-            fmad: Some(false),
-            ftz: Some(false),
-            prec_div: Some(true),
-            prec_sqrt: Some(true),
-            use_fast_math: Some(false),
-            options: vec![format!("--gpu-architecture=compute_{major}{minor}")],
-            name: Some("lza_step.cu".into()),
-            ..Default::default()
-        };
-        let ptx = cudarc::nvrtc::compile_ptx_with_opts(SOURCE, opts)
-            .map_err(|e| CudaError::Failed(format!("compiling the kernel: {e}")))?;
+        let ptx = compile(&format!("{major}{minor}"))?;
         let module = ctx.load_module(ptx).map_err(failed("loading the kernel"))?;
         let step = module.load_function("lza_step").map_err(failed("kernel"))?;
         use cudarc::driver::sys::{CUdevice_attribute, CUfunction_attribute};
