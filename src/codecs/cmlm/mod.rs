@@ -308,9 +308,8 @@ fn decode_alone<B: StepBackend>(
 /// the chunks' [`LM_RESET`]-byte stretches (on a GPU, all of them in one
 /// launch, [`crate::codecs::lm::CudaBackend::known_bits`]), and leaves 8
 /// bit probabilities per byte; the chunks are then coded side by side on
-/// the threads. The
-/// payloads are those a byte-by-byte run would give ([`decode_chunks`] is
-/// that run).
+/// the threads. The payloads are those a byte-by-byte run would give
+/// ([`decode_chunks`] is that run).
 pub fn encode_chunks(codec: &LmCodec, chunks: &[&[u8]], preset: Preset) -> Vec<Vec<u8>> {
     use rayon::prelude::*;
     let sched = codec.scheduler();
