@@ -564,13 +564,8 @@ fn decode_chunks_in(
         let fit = (budget.total() / most).max(1);
         let lanes = threads.max(1).min(queue.len()).min(fit);
         let lend = alone_in_codec && threads > 1 && codec.on_cpu();
-        let lender = Lender::new(
-            lend,
-            match lend {
-                true => threads.saturating_sub(lanes),
-                false => 0,
-            },
-        );
+        // (without lending, lanes decode alone and never ask for a helper)
+        let lender = Lender::new(lend, threads.saturating_sub(lanes));
         let next = AtomicUsize::new(0);
         let lane = |_| {
             let mut done = Vec::new();

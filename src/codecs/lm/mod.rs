@@ -436,24 +436,19 @@ impl LmCodec {
             coder,
             raw_len,
             chains,
-            usize::MAX,
-            pair::SOLO_RUN,
-            self.chaos,
+            pair::Knobs::with_chaos(self.chaos),
             helpers,
         )
     }
 
     /// The two-thread decoding of [`LmCodec::decode_lent`], with its
     /// knobs.
-    #[allow(clippy::too_many_arguments)]
     fn pair_decode<C: ChainCoder>(
         &self,
         coder: &mut C,
         raw_len: usize,
         chains: usize,
-        alone_from: usize,
-        solo_run: usize,
-        chaos: Option<handoff::ChaosSpec>,
+        knobs: pair::Knobs,
         helpers: &dyn Helpers,
     ) -> Result<(), C::Error> {
         let pw = self
@@ -467,9 +462,7 @@ impl LmCodec {
             coder,
             raw_len,
             chains,
-            alone_from,
-            solo_run,
-            chaos,
+            knobs,
             helpers,
         )
     }
@@ -492,15 +485,12 @@ impl LmCodec {
             seed,
             helper_panics_at,
         });
-        self.pair_decode(
-            coder,
-            raw_len,
-            chains,
-            alone_from,
+        let knobs = pair::Knobs {
             solo_run,
+            alone_from,
             chaos,
-            &pair::Always,
-        )
+        };
+        self.pair_decode(coder, raw_len, chains, knobs, &pair::Always)
     }
 
     /// Codes each chunk (any length, 0 included) into a range-coder payload,

@@ -148,19 +148,42 @@ struct State {
     q: Vec<i8>,
 }
 
+/// How [`decode`] switches between two threads and one.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Knobs {
+    /// Bytes decoded alone after a stalled or refused paired run.
+    pub(crate) solo_run: usize,
+    /// For tests: every byte from this one on is decoded alone
+    /// (`usize::MAX`: none).
+    pub(crate) alone_from: usize,
+    /// For tests: the exchange delayed at random points, and the helper
+    /// failing.
+    pub(crate) chaos: Option<ChaosSpec>,
+}
+
+impl Knobs {
+    /// The decoder's own: runs of [`SOLO_RUN`] bytes alone, and `chaos`.
+    pub(crate) fn with_chaos(chaos: Option<ChaosSpec>) -> Knobs {
+        Knobs {
+            solo_run: SOLO_RUN,
+            alone_from: usize::MAX,
+            chaos,
+        }
+    }
+}
+
 /// Decodes `raw_len` bytes of `chains` interleaved chains (1, or 2 for a
 /// chunk of two streams, format-spec 8.4) with `coder`, on two threads
-/// (this one and a helper), or on this one alone for `solo_run` bytes
-/// where the two keep stalling (and, for tests, from every byte
-/// `alone_from` on, with the exchange delayed at random points, and the
-/// helper failing, as `chaos` says).
+/// (this one and a helper), or on this one alone for `knobs.solo_run`
+/// bytes where the two keep stalling (and, for tests, as the other
+/// [`Knobs`] say).
 ///
 /// With two chains, byte `j` (in coding order) belongs to chain `j % 2`:
 /// the helper's step for byte `j + 1` then overlaps the coder's work on
 /// byte `j`, so neither waits for the other as long as each keeps up.
 ///
 /// The helper's processor comes from `helpers`: before each paired run the
-/// coder asks it for one, and decodes the next `solo_run` bytes alone
+/// coder asks it for one, and decodes the next `knobs.solo_run` bytes alone
 /// where none is free; the run gives it back when it ends.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn decode<C: ChainCoder>(
@@ -170,11 +193,14 @@ pub(crate) fn decode<C: ChainCoder>(
     coder: &mut C,
     raw_len: usize,
     chains: usize,
-    alone_from: usize,
-    solo_run: usize,
-    chaos: Option<ChaosSpec>,
+    knobs: Knobs,
     helpers: &dyn Helpers,
 ) -> Result<(), C::Error> {
+    let Knobs {
+        solo_run,
+        alone_from,
+        chaos,
+    } = knobs;
     let ld = chains * model.layers() * model.dim();
     let mut state = State {
         h: vec![0.0; ld],
